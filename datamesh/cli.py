@@ -1,0 +1,325 @@
+"""``mesh``: the command line over the platform library.
+
+Each command is a few lines over the library; everything here is usable from
+Python without the CLI (see :class:`datamesh.platform.Mesh`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from datamesh.errors import PlatformError
+
+app = typer.Typer(
+    name="mesh",
+    help="Data mesh platform: contracted data products on a lake, queried with DuckDB and Trino.\n\n"
+    "Examples:\n\n  mesh demo --customers 5000\n\n  mesh products\n\n"
+    "  mesh query \"select plan, count(*) from crm.customers group by 1\"",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+)
+contract_app = typer.Typer(help="Validate and export product contracts.", no_args_is_help=True)
+dbt_app = typer.Typer(help="dbt helpers (sources derived from contracts).", no_args_is_help=True)
+app.add_typer(contract_app, name="contract")
+app.add_typer(dbt_app, name="dbt")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class OutputFormat(str, Enum):
+    TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
+
+
+class Engine(str, Enum):
+    DUCKDB = "duckdb"
+    TRINO = "trino"
+
+
+def _mesh() -> Any:
+    from datamesh.platform import Mesh
+
+    return Mesh.from_settings()
+
+
+def _fail(exc: Exception) -> None:
+    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=1)
+
+
+def _progress(message: str) -> None:
+    err_console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}", highlight=False)
+
+
+def _print_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: OutputFormat, title: str | None = None) -> None:
+    if fmt is OutputFormat.JSON:
+        typer.echo(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str, indent=2))
+        return
+    if fmt is OutputFormat.CSV:
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+        return
+    table = Table(title=title, show_lines=False)
+    for c in columns:
+        table.add_column(c, overflow="fold")
+    for r in rows:
+        table.add_row(*["" if v is None else str(v) for v in r])
+    console.print(table)
+
+
+@app.command()
+def products(fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.TABLE) -> None:
+    """List every data product with its owner, latest version, size and freshness.
+
+    Example: `mesh products --format json`
+    """
+    try:
+        rows = _mesh().catalog.status()
+    except PlatformError as exc:
+        _fail(exc)
+    cols = ["domain", "product", "owner", "version", "rows", "published", "fresh"]
+    _print_rows(cols, [tuple(r[c] for c in cols) for r in rows], fmt, title="Data products")
+
+
+@app.command()
+def describe(product: Annotated[str, typer.Argument(help="Product id, e.g. customers")]) -> None:
+    """Show a product's contract, columns, rules and versions.
+
+    Example: `mesh describe customers`
+    """
+    try:
+        mesh = _mesh()
+        c = mesh.contract(product)
+        versions = mesh.catalog.versions(c.id)
+        latest = mesh.catalog.latest_version(c.id)
+    except PlatformError as exc:
+        _fail(exc)
+    console.print(f"[bold]{c.name}[/]  {c.domain}.{c.id}  contract v{c.version}  ({c.status.value})")
+    console.print(f"owner: {c.owner.team} <{c.owner.contact}>")
+    console.print(f"purpose: {c.description.purpose}\ngrain: {c.description.grain}")
+    if c.lineage.inputs:
+        console.print(f"inputs: {', '.join(c.lineage.inputs)}")
+    table = Table(title="Columns")
+    for col in ("name", "type", "required", "unique", "classification", "description"):
+        table.add_column(col)
+    for col in c.columns:
+        table.add_row(col.name, col.type.value, str(col.required), str(col.unique), col.classification.value,
+                      col.description)
+    console.print(table)
+    console.print("rules: " + ", ".join(f"{r.key} [{r.severity.value}]" for r in c.rules()))
+    for s in c.sla_properties:
+        console.print(f"service level: {s.property} = {s.value:g} {s.unit}")
+    console.print(f"versions: {', '.join(map(str, versions)) or 'none yet'}; latest: {latest}")
+
+
+@app.command()
+def versions(product: Annotated[str, typer.Argument(help="Product id")],
+             fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.TABLE) -> None:
+    """List a product's versions with rows, files, inputs and the run that made each.
+
+    Example: `mesh versions churn_features`
+    """
+    try:
+        mesh = _mesh()
+        rows = []
+        for v in mesh.catalog.versions(product):
+            m = mesh.catalog.manifest(product, v)
+            rows.append((m.version, m.created_at.isoformat(timespec="seconds"), m.row_count, len(m.files),
+                         m.size_bytes, m.contract_version, json.dumps(m.inputs), m.run_id))
+    except PlatformError as exc:
+        _fail(exc)
+    _print_rows(["version", "created_at", "rows", "files", "bytes", "contract", "inputs", "run_id"], rows, fmt,
+                title=f"Versions of {product}")
+
+
+def _parse_pins(pins: list[str]) -> dict[str, int]:
+    out = {}
+    for pin in pins:
+        name, _, version = pin.partition("=")
+        if not version.isdigit():
+            raise typer.BadParameter(f"--pin expects PRODUCT=VERSION (e.g. customers=3), got {pin!r}")
+        out[name] = int(version)
+    return out
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL; products are views named by id (customers, crm.customers); "
+                                       "a pinned version is <product>__v<N>, e.g. customers__v2")],
+    pin: Annotated[list[str], typer.Option(help="Pin a product to a version: --pin customers=2")] = [],  # noqa: B006
+    engine: Annotated[Engine, typer.Option(help="duckdb (local, default) or trino")] = Engine.DUCKDB,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.TABLE,
+    limit: Annotated[int, typer.Option(help="Rows to print at most (table format)")] = 50,
+) -> None:
+    """Query data products with SQL.
+
+    Examples:
+
+      mesh query "select plan, count(*) from crm.customers group by 1"
+
+      mesh query "select count(*) from customers__v1"
+
+      mesh query --engine trino "select * from retention.churn_predictions limit 5"
+    """
+    try:
+        if engine is Engine.TRINO:
+            from datamesh.trino import TrinoClient
+
+            columns, rows = TrinoClient.from_settings().query(sql)
+        else:
+            mesh = _mesh()
+            with mesh.session(pins=_parse_pins(pin)) as session:
+                rel = session.sql(sql)
+                if rel is None:
+                    return
+                columns = rel.columns
+                rows = rel.fetchmany(limit) if fmt is OutputFormat.TABLE else rel.fetchall()
+    except PlatformError as exc:
+        _fail(exc)
+    _print_rows(columns, rows[:limit] if fmt is OutputFormat.TABLE else rows, fmt)
+
+
+@app.command()
+def publish(
+    product: Annotated[str, typer.Argument(help="Product id declared by a contract")],
+    file: Annotated[Path, typer.Argument(help="A Parquet or CSV file", exists=False)],
+    contract: Annotated[Path | None, typer.Option(help="Contract YAML, if not under data_products/")] = None,
+    file_format: Annotated[str | None, typer.Option("--format", help="parquet or csv (default: by suffix)")] = None,
+) -> None:
+    """Publish your own Parquet or CSV file as a new version of a product.
+
+    The file is checked against the contract; on any violation nothing is
+    published and the previous version stays served.
+
+    Example: `mesh publish leads data/leads.csv --contract my_contracts/sales/leads.yaml`
+    """
+    from datamesh.catalog import Catalog
+    from datamesh.contracts import ContractRegistry, load_contract
+    from datamesh.publish import publish_file
+
+    try:
+        mesh = _mesh()
+        registry = mesh.contracts
+        if contract is not None:
+            extra = load_contract(contract)
+            registry = ContractRegistry([c for c in mesh.contracts if c.id != extra.id] + [extra])
+        catalog = Catalog(mesh.lake, registry)
+        manifest = publish_file(catalog, registry.get(product), file, file_format=file_format, progress=_progress)
+    except PlatformError as exc:
+        _fail(exc)
+    console.print(f"published [bold]{product}[/] version {manifest.version}: {manifest.row_count:,} rows")
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(help="Scale: number of customers")] = 50_000,
+    seed: Annotated[int, typer.Option(help="Random seed of the generator and the models")] = 42,
+    lake: Annotated[str | None, typer.Option(help="Lake URL (default: MESH_LAKE_URL or ./lake)")] = None,
+) -> None:
+    """Run the whole pipeline on the embedded default: generate, publish, dbt, train, score.
+
+    Runs the Dagster asset graph in-process (no servers) and prints a summary.
+
+    Example: `mesh demo --customers 5000`
+    """
+    from orchestration.demo import run_demo
+
+    try:
+        summary = run_demo(customers=customers, seed=seed, lake_url=lake, progress=_progress)
+    except PlatformError as exc:
+        _fail(exc)
+    console.print(summary)
+
+
+@app.command()
+def retention(
+    product: Annotated[str, typer.Argument(help="Product id")],
+    keep: Annotated[int | None, typer.Option(help="Versions to keep (default: the contract's retention)")] = None,
+) -> None:
+    """Delete old versions of a product (and orphaned staged files).
+
+    Example: `mesh retention usage_events --keep 3`
+    """
+    from datamesh.publish import apply_retention_rule
+
+    try:
+        mesh = _mesh()
+        c = mesh.contract(product)
+        n = keep or c.retention_versions or 5
+        removed = apply_retention_rule(mesh.catalog, c, keep=n)
+    except PlatformError as exc:
+        _fail(exc)
+    console.print(f"{product}: removed versions {removed or 'none'}; kept the newest {n}")
+
+
+@contract_app.command("validate")
+def contract_validate(paths: Annotated[list[Path] | None, typer.Argument(help="Contract files (default: all)")] = None) -> None:
+    """Validate contract files; errors name the file, the field and what was expected.
+
+    Example: `mesh contract validate data_products/crm/customers.yaml`
+    """
+    from datamesh.contracts import ContractRegistry, load_contract
+    from datamesh.settings import get_settings
+
+    try:
+        if paths:
+            for p in paths:
+                c = load_contract(p)
+                console.print(f"[green]ok[/] {p}: {c.domain}.{c.id} v{c.version}")
+        else:
+            reg = ContractRegistry.from_dir(get_settings().contracts_dir)
+            console.print(f"[green]ok[/] {len(reg)} contracts in {len(reg.domains)} domains")
+    except PlatformError as exc:
+        _fail(exc)
+
+
+@contract_app.command("export")
+def contract_export(product: Annotated[str, typer.Argument(help="Product id")]) -> None:
+    """Print a product's contract as an ODCS v3 document (YAML).
+
+    Example: `mesh contract export customers > customers.odcs.yaml`
+    """
+    from datamesh.contracts import to_odcs
+
+    try:
+        doc = to_odcs(_mesh().contract(product))
+    except PlatformError as exc:
+        _fail(exc)
+    typer.echo(yaml.safe_dump(doc, sort_keys=False))
+
+
+@dbt_app.command("sources")
+def dbt_sources() -> None:
+    """(Re)generate sql/models/sources/_sources.yml from the contracts."""
+    from datamesh.dbt_sources import write_sources
+
+    try:
+        mesh = _mesh()
+        path = write_sources(mesh.contracts, mesh.settings.dbt_project_dir)
+    except PlatformError as exc:
+        _fail(exc)
+    console.print(f"wrote {path}")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

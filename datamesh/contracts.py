@@ -1,0 +1,615 @@
+"""Data product contracts: the one declaration every other artefact derives from.
+
+A contract is a YAML file under ``data_products/<domain>/<product>.yaml``. Its
+field names follow the Open Data Contract Standard (ODCS v3) where ODCS has
+one (``apiVersion``, ``kind``, ``id``, ``version``, ``status``, ``domain``,
+``description.purpose``, ``slaProperties``, ``quality`` with ``mustBe...``);
+:func:`to_odcs` exports the ODCS document.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Iterator
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from datamesh.errors import ContractError, UnknownProductError, did_you_mean
+from datamesh.names import validate_name
+
+
+class ColumnType(str, Enum):
+    """Logical column types; each maps to one Arrow, DuckDB and Trino type."""
+
+    STRING = "string"
+    INT32 = "int32"
+    INT64 = "int64"
+    DOUBLE = "double"
+    BOOLEAN = "boolean"
+    DATE = "date"
+    TIMESTAMP = "timestamp"
+
+    @property
+    def arrow(self) -> pa.DataType:
+        return _ARROW[self]
+
+    @property
+    def duckdb(self) -> str:
+        return _DUCKDB[self]
+
+    @property
+    def trino(self) -> str:
+        return _TRINO[self]
+
+
+_ARROW: dict[ColumnType, pa.DataType] = {
+    ColumnType.STRING: pa.string(),
+    ColumnType.INT32: pa.int32(),
+    ColumnType.INT64: pa.int64(),
+    ColumnType.DOUBLE: pa.float64(),
+    ColumnType.BOOLEAN: pa.bool_(),
+    ColumnType.DATE: pa.date32(),
+    ColumnType.TIMESTAMP: pa.timestamp("us"),
+}
+_DUCKDB = {
+    ColumnType.STRING: "VARCHAR",
+    ColumnType.INT32: "INTEGER",
+    ColumnType.INT64: "BIGINT",
+    ColumnType.DOUBLE: "DOUBLE",
+    ColumnType.BOOLEAN: "BOOLEAN",
+    ColumnType.DATE: "DATE",
+    ColumnType.TIMESTAMP: "TIMESTAMP",
+}
+_TRINO = {
+    ColumnType.STRING: "varchar",
+    ColumnType.INT32: "integer",
+    ColumnType.INT64: "bigint",
+    ColumnType.DOUBLE: "double",
+    ColumnType.BOOLEAN: "boolean",
+    ColumnType.DATE: "date",
+    ColumnType.TIMESTAMP: "timestamp(6)",
+}
+
+
+class Classification(str, Enum):
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    CONFIDENTIAL = "confidential"
+    PII = "pii"
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+class RuleType(str, Enum):
+    ROW_COUNT = "row_count"
+    NOT_NULL = "not_null"
+    UNIQUE = "unique"
+    ACCEPTED_VALUES = "accepted_values"
+    RANGE = "range"
+    SQL = "sql"
+
+
+class Status(str, Enum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    DEPRECATED = "deprecated"
+    RETIRED = "retired"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class QualityRule(_Model):
+    """One quality rule. Column-level rules get ``column`` filled in on load."""
+
+    rule: RuleType
+    name: str | None = None
+    description: str = ""
+    severity: Severity = Severity.ERROR
+    column: str | None = None
+    columns: tuple[str, ...] | None = None
+    values: tuple[Any, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+    query: str | None = None
+    must_be: float | None = Field(default=None, alias="mustBe")
+    must_be_less_than: float | None = Field(default=None, alias="mustBeLessThan")
+    must_be_greater_than: float | None = Field(default=None, alias="mustBeGreaterThan")
+    must_be_between: tuple[float, float] | None = Field(default=None, alias="mustBeBetween")
+
+    @model_validator(mode="after")
+    def _check_fields(self) -> QualityRule:
+        rule = self.rule
+        if rule is RuleType.ACCEPTED_VALUES and not self.values:
+            raise ValueError("rule accepted_values needs a non-empty 'values' list")
+        if rule in (RuleType.RANGE, RuleType.ROW_COUNT) and self.min is None and self.max is None:
+            raise ValueError(f"rule {rule.value} needs 'min' and/or 'max'")
+        if rule is RuleType.SQL:
+            if not self.query or "{product}" not in self.query:
+                raise ValueError("rule sql needs a 'query' that reads from '{product}'")
+            bounds = [self.must_be, self.must_be_less_than, self.must_be_greater_than, self.must_be_between]
+            if all(b is None for b in bounds):
+                raise ValueError("rule sql needs one of mustBe, mustBeLessThan, mustBeGreaterThan, mustBeBetween")
+        if self.name is not None:
+            validate_name(self.name, kind="rule name")
+        return self
+
+    @property
+    def key(self) -> str:
+        """A stable, valid check name (used as Dagster asset check name)."""
+        if self.name:
+            return self.name
+        target = "_".join(self.columns) if self.columns else (self.column or "table")
+        return f"{target}_{self.rule.value}"
+
+    def expectation(self) -> str:
+        """Human-readable statement of what the rule expects."""
+        r = self.rule
+        if r is RuleType.ROW_COUNT:
+            return f"row count between {_fmt(self.min)} and {_fmt(self.max)}"
+        if r is RuleType.NOT_NULL:
+            return f"no nulls in '{self.column}'"
+        if r is RuleType.UNIQUE:
+            cols = ", ".join(self.columns or (self.column,))  # type: ignore[arg-type]
+            return f"unique values of ({cols})"
+        if r is RuleType.ACCEPTED_VALUES:
+            return f"'{self.column}' in {list(self.values or ())}"
+        if r is RuleType.RANGE:
+            return f"'{self.column}' between {_fmt(self.min)} and {_fmt(self.max)}"
+        return f"query result {self.sql_bound_text()}"
+
+    def sql_bound_text(self) -> str:
+        if self.must_be is not None:
+            return f"= {_fmt(self.must_be)}"
+        if self.must_be_between is not None:
+            return f"between {_fmt(self.must_be_between[0])} and {_fmt(self.must_be_between[1])}"
+        parts = []
+        if self.must_be_greater_than is not None:
+            parts.append(f"> {_fmt(self.must_be_greater_than)}")
+        if self.must_be_less_than is not None:
+            parts.append(f"< {_fmt(self.must_be_less_than)}")
+        return " and ".join(parts)
+
+    def sql_passes(self, observed: float) -> bool:
+        if self.must_be is not None and observed != self.must_be:
+            return False
+        if self.must_be_less_than is not None and not observed < self.must_be_less_than:
+            return False
+        if self.must_be_greater_than is not None and not observed > self.must_be_greater_than:
+            return False
+        if self.must_be_between is not None:
+            lo, hi = self.must_be_between
+            if not lo <= observed <= hi:
+                return False
+        return True
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-inf/inf"
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+class Column(_Model):
+    name: str
+    type: ColumnType
+    required: bool = False
+    unique: bool = False
+    description: str = ""
+    classification: Classification = Classification.INTERNAL
+    quality: tuple[QualityRule, ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, v: str) -> str:
+        return validate_name(v, kind="column name")
+
+
+class Owner(_Model):
+    team: str
+    contact: str
+
+
+class Description(_Model):
+    purpose: str
+    grain: str
+    usage: str = ""
+    limitations: str = ""
+
+
+class SlaProperty(_Model):
+    property: Literal["freshness", "queryLatency", "retention"]
+    value: float
+    unit: Literal["s", "m", "h", "d", "versions"]
+
+
+class Lineage(_Model):
+    inputs: tuple[str, ...] = ()
+
+
+class ThresholdPolicy(_Model):
+    recall_at_least: float | None = Field(default=None, alias="recallAtLeast")
+    precision_at_least: float | None = Field(default=None, alias="precisionAtLeast")
+    maximize: Literal["f1"] | None = None
+
+
+class MLSection(_Model):
+    """Marks a product as labelled training data (or as a product to score)."""
+
+    task: Literal["classification", "regression"] = "classification"
+    id_column: str = Field(alias="idColumn")
+    label_column: str | None = Field(default=None, alias="labelColumn")
+    feature_columns: tuple[str, ...] | None = Field(default=None, alias="featureColumns")
+    exclude_columns: tuple[str, ...] = Field(default=(), alias="excludeColumns")
+    primary_metric: str = Field(default="roc_auc", alias="primaryMetric")
+    threshold_policy: ThresholdPolicy = Field(default_factory=ThresholdPolicy, alias="thresholdPolicy")
+    champion_margin: float = Field(default=0.005, alias="championMargin")
+    cv_folds: int = Field(default=5, alias="cvFolds", ge=2, le=20)
+
+
+_SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
+
+
+class Contract(_Model):
+    """A data product contract."""
+
+    api_version: Literal["datamesh/v1"] = Field(alias="apiVersion")
+    kind: Literal["DataProduct"]
+    id: str
+    name: str
+    domain: str
+    version: str
+    status: Status = Status.ACTIVE
+    description: Description
+    owner: Owner
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = Field(default=(), alias="primaryKey")
+    quality: tuple[QualityRule, ...] = ()
+    sla_properties: tuple[SlaProperty, ...] = Field(default=(), alias="slaProperties")
+    lineage: Lineage = Field(default_factory=Lineage)
+    ml: MLSection | None = None
+    tags: tuple[str, ...] = ()
+    source_path: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, v: str) -> str:
+        return validate_name(v, kind="product id")
+
+    @field_validator("domain")
+    @classmethod
+    def _valid_domain(cls, v: str) -> str:
+        return validate_name(v, kind="domain")
+
+    @field_validator("version")
+    @classmethod
+    def _valid_version(cls, v: str) -> str:
+        if not _SEMVER.match(v):
+            raise ValueError(f"version must be semantic (MAJOR.MINOR.PATCH), got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Contract:
+        names = [c.name for c in self.columns]
+        if not names:
+            raise ValueError("a contract needs at least one column")
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate column names: {dupes}")
+        known = set(names)
+
+        def check(col: str, where: str) -> None:
+            if col not in known:
+                raise ValueError(f"{where} names unknown column '{col}'.{did_you_mean(col, known)}")
+
+        for col in self.primary_key:
+            check(col, "primaryKey")
+        for rule in self.quality:
+            for col in (rule.columns or ()) + ((rule.column,) if rule.column else ()):
+                check(col, f"quality rule '{rule.key}'")
+        if self.ml is not None:
+            for col in (self.ml.id_column, self.ml.label_column, *(self.ml.feature_columns or ()), *self.ml.exclude_columns):
+                if col is not None:
+                    check(col, "ml")
+        return self
+
+    # -- derived views of the contract -------------------------------------------------
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.domain, self.id)
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise ContractError(
+            f"Product '{self.id}' has no column '{name}'.{did_you_mean(name, self.column_names)}"
+        )
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema([pa.field(c.name, c.type.arrow) for c in self.columns])
+
+    def rules(self) -> list[QualityRule]:
+        """Every rule: derived ones (required, unique, primary key) then declared ones."""
+        out: list[QualityRule] = []
+        for col in self.columns:
+            if col.required:
+                out.append(QualityRule(rule=RuleType.NOT_NULL, column=col.name))
+            if col.unique:
+                out.append(QualityRule(rule=RuleType.UNIQUE, column=col.name))
+            for rule in col.quality:
+                out.append(rule.model_copy(update={"column": col.name}))
+        pk = self.primary_key
+        if len(pk) > 1 or (len(pk) == 1 and not self.column(pk[0]).unique):
+            out.append(QualityRule(rule=RuleType.UNIQUE, name="primary_key_unique", columns=pk))
+        out.extend(self.quality)
+        seen: set[str] = set()
+        for rule in out:
+            if rule.key in seen:
+                raise ContractError(
+                    f"Product '{self.id}' has two quality rules named '{rule.key}': give one a distinct 'name'."
+                )
+            seen.add(rule.key)
+        return out
+
+    def sla(self, prop: str) -> SlaProperty | None:
+        return next((s for s in self.sla_properties if s.property == prop), None)
+
+    @property
+    def freshness_seconds(self) -> float | None:
+        sla = self.sla("freshness")
+        if sla is None:
+            return None
+        return sla.value * {"s": 1, "m": 60, "h": 3600, "d": 86400}.get(sla.unit, 1)
+
+    @property
+    def retention_versions(self) -> int | None:
+        sla = self.sla("retention")
+        return int(sla.value) if sla is not None else None
+
+    def describe_markdown(self) -> str:
+        lines = [f"**{self.name}** (`{self.domain}.{self.id}`, contract v{self.version})", "",
+                 self.description.purpose, "", f"Grain: {self.description.grain}", "",
+                 f"Owner: {self.owner.team} <{self.owner.contact}>"]
+        return "\n".join(lines)
+
+
+# -- loading --------------------------------------------------------------------------
+
+
+def _format_validation_error(exc: ValidationError, path: Path, raw: dict[str, Any]) -> str:
+    problems = []
+    for err in exc.errors():
+        loc = _location(err.get("loc", ()), raw)
+        if err.get("type") == "extra_forbidden":
+            field = str(err["loc"][-1])
+            parent = _parent_model(err["loc"])
+            hint = did_you_mean(field, _field_names(parent)) if parent else ""
+            problems.append(f"unknown field '{loc}'.{hint}")
+        elif err.get("type") == "missing":
+            problems.append(f"missing required field '{loc}'")
+        else:
+            msg = err.get("msg", "invalid").removeprefix("Value error, ")
+            problems.append(f"field '{loc}': {msg} (got {err.get('input')!r})" if loc else msg)
+    return f"Invalid contract {path}: " + "; ".join(problems)
+
+
+def _location(loc: tuple[Any, ...], raw: Any) -> str:
+    parts: list[str] = []
+    node = raw
+    for item in loc:
+        if isinstance(item, int):
+            name = node[item].get("name") if isinstance(node, list) and item < len(node) and isinstance(node[item], dict) else None
+            parts[-1:] = [f"{parts[-1] if parts else ''}[{name or item}]"]
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+        else:
+            parts.append(str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return ".".join(p for p in parts if p)
+
+
+_NESTED: dict[str, type[BaseModel]] = {
+    "columns": Column, "quality": QualityRule, "owner": Owner, "description": Description,
+    "slaProperties": SlaProperty, "lineage": Lineage, "ml": MLSection, "thresholdPolicy": ThresholdPolicy,
+}
+
+
+def _parent_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    names = [p for p in loc[:-1] if isinstance(p, str)]
+    return _NESTED.get(names[-1]) if names else Contract
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items() if name != "source_path"]
+
+
+def parse_contract(raw: Any, path: Path) -> Contract:
+    """Validate a parsed YAML document as a contract; errors name the file and field."""
+    if not isinstance(raw, dict):
+        raise ContractError(f"Invalid contract {path}: expected a YAML mapping at the top level.")
+    try:
+        contract = Contract.model_validate(raw)
+    except ValidationError as exc:
+        raise ContractError(_format_validation_error(exc, path, raw)) from None
+    except ContractError:
+        raise
+    except Exception as exc:  # e.g. InvalidNameError raised inside a validator
+        raise ContractError(f"Invalid contract {path}: {exc}") from None
+    contract = contract.model_copy(update={"source_path": path})
+    try:
+        contract.rules()
+    except ContractError as exc:
+        raise ContractError(f"Invalid contract {path}: {exc}") from None
+    return contract
+
+
+def load_contract(path: Path | str) -> Contract:
+    """Load and validate one contract file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ContractError(f"Contract file {path} does not exist.") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ContractError(f"Invalid contract {path}: not valid YAML ({exc}).") from None
+    return parse_contract(raw, path)
+
+
+class ContractRegistry:
+    """Every contract under a folder, checked for consistency across the mesh."""
+
+    def __init__(self, contracts: Iterable[Contract]) -> None:
+        self._by_id: dict[str, Contract] = {}
+        for contract in contracts:
+            if contract.id in self._by_id:
+                other = self._by_id[contract.id].source_path
+                raise ContractError(
+                    f"Product id '{contract.id}' is declared twice: {other} and {contract.source_path}. "
+                    "Product ids are unique across the mesh; rename one."
+                )
+            self._by_id[contract.id] = contract
+        for contract in self._by_id.values():
+            for upstream in contract.lineage.inputs:
+                if upstream not in self._by_id:
+                    raise ContractError(
+                        f"Invalid contract {contract.source_path}: lineage input '{upstream}' is not a known product."
+                        f"{did_you_mean(upstream, self._by_id)}"
+                    )
+
+    @classmethod
+    def from_dir(cls, root: Path | str) -> ContractRegistry:
+        root = Path(root)
+        if not root.is_dir():
+            raise ContractError(f"Contracts folder {root} does not exist; set MESH_CONTRACTS_DIR.")
+        contracts = []
+        for path in sorted(root.glob("*/*.yaml")) + sorted(root.glob("*/*.yml")):
+            contract = load_contract(path)
+            if contract.domain != path.parent.name:
+                raise ContractError(
+                    f"Invalid contract {path}: field 'domain' is '{contract.domain}' but the file lives in "
+                    f"folder '{path.parent.name}'. Move the file to data_products/{contract.domain}/ or fix 'domain'."
+                )
+            contracts.append(contract)
+        return cls(contracts)
+
+    def get(self, product_id: str) -> Contract:
+        try:
+            return self._by_id[product_id]
+        except KeyError:
+            pass
+        bare = product_id.split(".", 1)[-1]
+        if bare in self._by_id and product_id == f"{self._by_id[bare].domain}.{bare}":
+            return self._by_id[bare]
+        raise UnknownProductError(
+            f"Unknown product '{product_id}'.{did_you_mean(bare, self._by_id)} "
+            f"Known products: {', '.join(sorted(self._by_id))}."
+        )
+
+    def __iter__(self) -> Iterator[Contract]:
+        return iter(sorted(self._by_id.values(), key=lambda c: (c.domain, c.id)))
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __contains__(self, product_id: object) -> bool:
+        return product_id in self._by_id
+
+    @property
+    def domains(self) -> list[str]:
+        return sorted({c.domain for c in self._by_id.values()})
+
+    def downstream(self, product_id: str) -> list[Contract]:
+        return [c for c in self if product_id in c.lineage.inputs]
+
+
+def to_odcs(contract: Contract) -> dict[str, Any]:
+    """Export a contract as an ODCS v3.0.2 document (a plain dict, ready for YAML)."""
+
+    def rule_doc(rule: QualityRule) -> dict[str, Any]:
+        doc: dict[str, Any] = {"name": rule.key, "description": rule.description or rule.expectation(),
+                               "severity": rule.severity.value, "dimension": "conformity"}
+        if rule.rule is RuleType.SQL:
+            doc.update(type="sql", query=rule.query)
+        else:
+            metric = {RuleType.ROW_COUNT: "rowCount", RuleType.NOT_NULL: "nullValues", RuleType.UNIQUE: "duplicateValues",
+                      RuleType.ACCEPTED_VALUES: "invalidValues", RuleType.RANGE: "invalidValues"}[rule.rule]
+            doc.update(type="library", metric=metric)
+            if rule.rule is RuleType.ACCEPTED_VALUES:
+                doc["arguments"] = {"validValues": list(rule.values or ())}
+        for ours, theirs in (("must_be", "mustBe"), ("must_be_less_than", "mustBeLessThan"),
+                             ("must_be_greater_than", "mustBeGreaterThan"), ("must_be_between", "mustBeBetween")):
+            if getattr(rule, ours) is not None:
+                value = getattr(rule, ours)
+                doc[theirs] = list(value) if isinstance(value, tuple) else value
+        if rule.rule in (RuleType.NOT_NULL, RuleType.UNIQUE, RuleType.ACCEPTED_VALUES, RuleType.RANGE):
+            doc["mustBe"] = 0
+        if rule.rule is RuleType.ROW_COUNT:
+            doc["mustBeBetween"] = [rule.min or 0, rule.max if rule.max is not None else 2**63 - 1]
+        return doc
+
+    props = []
+    pk = list(contract.primary_key)
+    for col in contract.columns:
+        prop: dict[str, Any] = {
+            "name": col.name, "logicalType": _ODCS_LOGICAL[col.type], "physicalType": col.type.trino,
+            "required": col.required, "unique": col.unique, "description": col.description,
+            "classification": col.classification.value,
+        }
+        if col.name in pk:
+            prop.update(primaryKey=True, primaryKeyPosition=pk.index(col.name) + 1)
+        col_rules = [r for r in contract.rules() if r.column == col.name and r.rule not in (RuleType.NOT_NULL, RuleType.UNIQUE)]
+        if col_rules:
+            prop["quality"] = [rule_doc(r) for r in col_rules]
+        props.append(prop)
+    table_rules = [r for r in contract.rules() if r.column is None]
+    return {
+        "apiVersion": "v3.0.2",
+        "kind": "DataContract",
+        "id": f"{contract.domain}.{contract.id}",
+        "name": contract.name,
+        "version": contract.version,
+        "status": contract.status.value,
+        "domain": contract.domain,
+        "dataProduct": contract.id,
+        "description": {"purpose": contract.description.purpose, "usage": contract.description.usage,
+                        "limitations": contract.description.limitations},
+        "team": [{"username": contract.owner.contact, "role": "owner", "name": contract.owner.team}],
+        "schema": [{
+            "name": contract.id, "physicalName": f"{contract.domain}.{contract.id}", "logicalType": "object",
+            "physicalType": "table", "description": contract.description.grain, "properties": props,
+            "quality": [rule_doc(r) for r in table_rules],
+        }],
+        "slaProperties": [{"property": {"freshness": "latency", "queryLatency": "queryLatency",
+                                        "retention": "retention"}[s.property], "value": s.value, "unit": s.unit}
+                          for s in contract.sla_properties],
+        "customProperties": [{"property": "lineageInputs", "value": list(contract.lineage.inputs)}],
+    }
+
+
+_ODCS_LOGICAL = {
+    ColumnType.STRING: "string", ColumnType.INT32: "integer", ColumnType.INT64: "integer",
+    ColumnType.DOUBLE: "number", ColumnType.BOOLEAN: "boolean", ColumnType.DATE: "date",
+    ColumnType.TIMESTAMP: "date",
+}
+
+
+def closest(name: str, choices: Iterable[str]) -> str | None:
+    match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return match[0] if match else None

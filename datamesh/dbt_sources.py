@@ -1,0 +1,51 @@
+"""dbt sources derived from contracts (``sql/models/sources/_sources.yml``).
+
+The file is generated, committed, and checked for drift by a test, so that
+``dbt build`` works on its own while the contracts stay the one declaration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from datamesh.contracts import ContractRegistry
+
+HEADER = "# Generated from data_products/ by `mesh dbt sources`. Do not edit by hand.\n"
+SOURCES_FILE = Path("models") / "sources" / "_sources.yml"
+
+
+def dbt_model_names(project_dir: Path) -> set[str]:
+    return {p.stem for p in (project_dir / "models").rglob("*.sql")}
+
+
+def render_sources(contracts: ContractRegistry, project_dir: Path) -> str:
+    """YAML for every product that dbt reads but does not build itself."""
+    built_by_dbt = dbt_model_names(project_dir)
+    sources = []
+    for domain in contracts.domains:
+        tables = []
+        for c in contracts:
+            if c.domain != domain or c.id in built_by_dbt:
+                continue
+            tables.append({
+                "name": c.id,
+                "description": f"{c.description.purpose} {c.description.grain}".strip(),
+                "meta": {"owner": c.owner.team, "contract_version": c.version, "contract": str(c.source_path.relative_to(c.source_path.parents[2])) if c.source_path else ""},
+                "columns": [{"name": col.name, "description": col.description, "data_type": col.type.duckdb}
+                            for col in c.columns],
+            })
+        if tables:
+            sources.append({"name": domain, "schema": domain, "description": f"Data products of the {domain} domain.",
+                            "tables": tables})
+    return HEADER + yaml.safe_dump({"version": 2, "sources": sources}, sort_keys=False, width=120)
+
+
+def write_sources(contracts: ContractRegistry, project_dir: Path) -> Path:
+    path = project_dir / SOURCES_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = render_sources(contracts, project_dir)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path

@@ -1,0 +1,76 @@
+"""One error hierarchy for the whole platform.
+
+Every message says what was wrong, where (product, field, file), what was
+expected and what to do about it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class PlatformError(Exception):
+    """Root of every error the platform raises on purpose."""
+
+
+class SettingsError(PlatformError):
+    """The platform settings (environment / `.env`) are invalid."""
+
+
+class InvalidNameError(PlatformError, ValueError):
+    """An identifier (product, domain, column) is not a valid name."""
+
+
+class ContractError(PlatformError):
+    """A contract file is malformed or inconsistent."""
+
+
+class UnknownProductError(PlatformError):
+    """A product id that no contract declares."""
+
+
+class StorageError(PlatformError):
+    """The lake cannot be read or written."""
+
+
+class PublishError(PlatformError):
+    """A publish was refused; the previously served version is untouched."""
+
+
+class SchemaMismatchError(PublishError):
+    """The files' schema differs from the contract."""
+
+
+class QualityError(PublishError):
+    """One or more blocking quality rules failed."""
+
+    def __init__(self, message: str, failures: list[object] | None = None) -> None:
+        super().__init__(message)
+        self.failures = failures or []
+
+
+class ConflictError(PublishError):
+    """Another writer committed the same version first."""
+
+
+class VersionNotFoundError(PlatformError):
+    """A product has no such version (or no version at all yet)."""
+
+
+class QueryError(PlatformError):
+    """A SQL query against products failed."""
+
+
+class StackError(PlatformError):
+    """A service of the native stack (S3 server, Trino) failed."""
+
+
+class TrinoError(PlatformError):
+    """Registering or querying products in Trino failed."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return ` Did you mean 'x'?` for the closest choice, or an empty string."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else ""

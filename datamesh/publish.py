@@ -1,0 +1,457 @@
+"""Atomic, versioned publish of a data product.
+
+1. Stage: write Parquet parts under a fresh, immutable prefix
+   ``data/<run_id>/`` (nothing points at it yet), hashing while writing.
+2. Check: read back the footers of exactly those files and run every contract
+   rule over them in DuckDB. A failure deletes the staged files and raises.
+3. Commit: create the manifest ``_manifests/<version>.json`` create-only. A
+   second writer of the same version gets :class:`ConflictError` and cleans up.
+4. Point: move ``_latest.json``; then apply the contract's retention rule.
+
+A process killed at any point leaves either the old version or the complete
+new one served: staged files are invisible until the manifest exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from datamesh.catalog import Catalog, FileEntry, Manifest
+from datamesh.contracts import Contract
+from datamesh.duckdb_engine import connect
+from datamesh.errors import ConflictError, PublishError, SchemaMismatchError
+from datamesh.quality import RuleResult, check_files, check_schema, enforce, read_footers, run_rules
+
+log = logging.getLogger(__name__)
+
+CommitHook = Callable[[Contract, Manifest], None]
+#: Called after every successful commit (e.g. Trino registration).
+COMMIT_HOOKS: list[CommitHook] = []
+
+
+_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mesh-check")
+
+
+def _check_table(contract: Contract, table: pa.Table) -> list[RuleResult]:
+    # One thread: the Parquet encoder has the other core.
+    con = connect(threads=1)
+    try:
+        con.register("__mesh_input", table)
+        return run_rules(con, contract, "__mesh_input")
+    finally:
+        con.close()
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+
+
+class _HashingSink:
+    """A write-only file object that hashes and counts what passes through."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+        self.closed = False
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        self._stream.write(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if not self.closed:
+            self._stream.close()
+            self.closed = True
+
+
+class Publisher:
+    """Stage, check and commit one new version of a product.
+
+    Use as a context manager; leaving the block without :meth:`commit` (or
+    with an exception) removes everything staged::
+
+        with Publisher(catalog, contract, inputs={"customers": 3}) as pub:
+            for table in batches:
+                pub.write(table)
+            manifest = pub.commit()
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        contract: Contract,
+        *,
+        inputs: dict[str, int] | None = None,
+        run_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        rows_per_file: int = 2_000_000,
+        compression: str = "snappy",
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.lake = catalog.lake
+        self.contract = contract
+        self.paths = catalog.paths_for(contract)
+        self.inputs = dict(inputs or {})
+        self.run_id = run_id or new_run_id()
+        self.metadata = dict(metadata or {})
+        self.rows_per_file = rows_per_file
+        self.compression = compression
+        self.progress = progress
+        self.schema = contract.arrow_schema()
+        self._files: list[FileEntry] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._sink: _HashingSink | None = None
+        self._path: str | None = None
+        self._rows_in_file = 0
+        self._committed = False
+        self._rows = 0
+        self._early_check: Future[list[RuleResult]] | None = None
+        self._early_rows = -1
+
+    # -- staging ------------------------------------------------------------------------
+
+    @property
+    def staging_dir(self) -> str:
+        return self.paths.run_dir(self.run_id)
+
+    def write(self, data: pa.Table | pa.RecordBatch, *, check_concurrently: bool = False) -> None:
+        """Append rows; the schema must match the contract exactly.
+
+        With ``check_concurrently`` (a single in-memory table), the contract
+        rules run in DuckDB over the very Arrow buffers being written, on the
+        other core, while Parquet is encoded; :meth:`commit` still verifies the
+        written footers (schema, row counts) before using those results.
+        """
+        if self._committed:
+            raise PublishError(f"Product '{self.contract.id}': this publish is already committed.")
+        if not data.schema.equals(self.schema):
+            check_schema(self.contract, data.schema, "the data being published")
+            data = data.select(self.schema.names) if isinstance(data, pa.Table) else pa.Table.from_batches([data]).select(self.schema.names)
+        table = data if isinstance(data, pa.Table) else pa.Table.from_batches([data])
+        if check_concurrently and self._rows == 0 and self._early_check is None:
+            self._early_check = _POOL.submit(_check_table, self.contract, table)
+            self._early_rows = table.num_rows
+        if table.num_rows == 0:
+            if self._writer is None and not self._files:
+                self._open_part()
+                assert self._writer is not None
+                self._writer.write_table(table)
+            return
+        offset = 0
+        while offset < table.num_rows:
+            if self._writer is None:
+                self._open_part()
+            assert self._writer is not None
+            take = min(table.num_rows - offset, self.rows_per_file - self._rows_in_file)
+            self._writer.write_table(table.slice(offset, take), row_group_size=1_000_000)
+            self._rows_in_file += take
+            self._rows += take
+            offset += take
+            if self._rows_in_file >= self.rows_per_file:
+                self._close_part()
+
+    def _open_part(self) -> None:
+        self._path = f"{self.staging_dir}/part-{len(self._files):05d}.parquet"
+        self._sink = _HashingSink(self.lake.open_output(self._path))
+        self._writer = pq.ParquetWriter(self._sink, self.schema, compression=self.compression)
+        self._rows_in_file = 0
+
+    def _close_part(self) -> None:
+        if self._writer is None:
+            return
+        self._writer.close()
+        assert self._sink is not None and self._path is not None
+        self._sink.close()
+        self._files.append(FileEntry(path=self.lake.relative(self._path), rows=self._rows_in_file,
+                                     bytes=self._sink.size, sha256=self._sink.sha256.hexdigest()))
+        self._writer = self._sink = self._path = None
+        self._rows_in_file = 0
+
+    def add_file(self, path: str) -> None:
+        """Stage an already written Parquet file by copying it under the run prefix."""
+        self._close_part()
+        target = f"{self.staging_dir}/part-{len(self._files):05d}.parquet"
+        digest = hashlib.sha256()
+        size = 0
+        with open(path, "rb") as src, self.lake.open_output(target) as dst:
+            while chunk := src.read(8 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+                dst.write(chunk)
+        try:
+            rows = pq.ParquetFile(path).metadata.num_rows
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise PublishError(
+                f"Product '{self.contract.id}': file {path} is not a readable Parquet file ({exc}). "
+                "Re-export it as Parquet (or use CSV)."
+            ) from None
+        self._files.append(FileEntry(path=self.lake.relative(target), rows=rows, bytes=size, sha256=digest.hexdigest()))
+        self._rows += rows
+
+    # -- commit -------------------------------------------------------------------------
+
+    def commit(self, *, apply_retention: bool = True) -> Manifest:
+        """Check the staged files against the contract and commit a new version."""
+        self._close_part()
+        if not self._files:
+            self.write(self.schema.empty_table())
+            self._close_part()
+        paths = [self.lake.path(f.path) for f in self._files]
+        self._say(f"checking {self._rows_text()} against the contract")
+        if self._early_check is not None and self._early_rows == self._rows:
+            metas = read_footers(self.lake, self.contract, paths)
+            footer_rows = sum(m.num_rows for m in metas)
+            if footer_rows != self._rows:
+                raise PublishError(
+                    f"Product '{self.contract.id}': the staged files hold {footer_rows} rows but {self._rows} "
+                    "were written; the storage lost data. Nothing was published; retry the publish."
+                )
+            results = self._early_check.result()
+        else:
+            con = connect(self.lake)
+            try:
+                results = check_files(con, self.lake, self.contract, paths)
+            finally:
+                con.close()
+        enforce(self.contract, results)
+        version = self._next_version()
+        manifest = Manifest(
+            product=self.contract.id,
+            domain=self.contract.domain,
+            version=version,
+            contract_version=self.contract.version,
+            run_id=self.run_id,
+            created_at=datetime.now(UTC),
+            row_count=self._rows,
+            files=tuple(self._files),
+            schema_=tuple({"name": f.name, "type": str(f.type)} for f in self.schema),
+            inputs=self.inputs,
+            quality=tuple(r.as_dict() for r in results),
+            metadata=self.metadata,
+            writer={"host": socket.gethostname(), "pid": os.getpid(), "code_version": code_version()},
+        )
+        try:
+            self.lake.create_only(self.paths.manifest(version), manifest.to_json())
+        except ConflictError:
+            raise ConflictError(
+                f"Product '{self.contract.id}': version {version} was committed by another writer first; "
+                "this publish was discarded (its staged files are removed) and the other version is served. "
+                "Re-run the publish to create the next version."
+            ) from None
+        self._committed = True
+        self.lake.replace(self.paths.latest, f'{{"version": {version}, "run_id": "{self.run_id}"}}'.encode())
+        self._say(f"committed version {version} ({self._rows:,} rows, {len(self._files)} files)")
+        for hook in COMMIT_HOOKS:
+            hook(self.contract, manifest)
+        if apply_retention and self.contract.retention_versions:
+            try:
+                apply_retention_rule(self.catalog, self.contract, keep=self.contract.retention_versions)
+            except Exception as exc:  # retention must never fail a committed publish
+                log.warning("retention for %s failed: %s", self.contract.id, exc)
+        return manifest
+
+    def _rows_text(self) -> str:
+        return f"{self._rows:,} rows in {len(self._files)} files"
+
+    def _next_version(self) -> int:
+        versions = self.catalog.versions(self.contract.id)
+        return (versions[-1] + 1) if versions else 1
+
+    def abort(self) -> None:
+        """Remove everything staged by this publish (never a committed version)."""
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except Exception:  # noqa: BLE001 - best effort on an aborted write
+                pass
+            if self._sink is not None:
+                self._sink.close()
+            self._writer = None
+        if not self._committed:
+            self.lake.delete_dir(self.staging_dir)
+
+    def _say(self, message: str) -> None:
+        if self.progress:
+            self.progress(f"[{self.contract.id}] {message}")
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if not self._committed:
+            self.abort()
+
+
+def publish_table(
+    catalog: Catalog,
+    contract: Contract,
+    data: pa.Table | Iterable[pa.Table | pa.RecordBatch],
+    *,
+    inputs: dict[str, int] | None = None,
+    metadata: dict[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Manifest:
+    """Publish a table or a stream of tables/batches as a new product version."""
+    with Publisher(catalog, contract, inputs=inputs, metadata=metadata, progress=progress) as pub:
+        if isinstance(data, pa.Table | pa.RecordBatch):
+            pub.write(data, check_concurrently=True)
+        else:
+            for chunk in data:
+                pub.write(chunk)
+        return pub.commit()
+
+
+def publish_file(
+    catalog: Catalog,
+    contract: Contract,
+    path: Path,
+    *,
+    file_format: str | None = None,
+    inputs: dict[str, int] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Manifest:
+    """Publish a user's Parquet or CSV file as a new version of ``contract``'s product."""
+    path = Path(path)
+    if not path.exists():
+        raise PublishError(f"Product '{contract.id}': file {path} does not exist.")
+    fmt = (file_format or path.suffix.lstrip(".")).lower()
+    if fmt in ("parquet", "pq"):
+        try:
+            pf = pq.ParquetFile(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise PublishError(
+                f"Product '{contract.id}': file {path} is not a readable Parquet file ({exc}). "
+                "Check that the export finished, or publish a CSV instead."
+            ) from None
+        check_schema(contract, pf.schema_arrow, f"file {path}")
+
+        def batches() -> Iterable[pa.RecordBatch]:
+            yield from pf.iter_batches(batch_size=250_000)
+
+        return publish_table(catalog, contract, batches(), inputs=inputs, progress=progress,
+                             metadata={"source_file": path.name})
+    if fmt == "csv":
+        schema = contract.arrow_schema()
+        with open(path, "rb") as fh:
+            header = fh.readline().decode("utf-8", "replace").strip().split(",")
+        header = [h.strip().strip('"') for h in header]
+        missing = [n for n in schema.names if n not in header]
+        extra = [n for n in header if n not in schema.names]
+        if missing or extra:
+            problems = [f"missing column '{m}'" for m in missing] + [f"extra column '{e}' not in the contract" for e in extra]
+            raise SchemaMismatchError(
+                f"Product '{contract.id}': file {path} does not match contract {contract.source_path}: "
+                + "; ".join(problems) + ". Fix the CSV header or the contract."
+            )
+        try:
+            reader = pacsv.open_csv(
+                path,
+                read_options=pacsv.ReadOptions(block_size=16 << 20),
+                convert_options=pacsv.ConvertOptions(column_types={f.name: f.type for f in schema},
+                                                     include_columns=schema.names, strings_can_be_null=True,
+                                                     timestamp_parsers=[pacsv.ISO8601]),
+            )
+            table = reader.read_all()
+        except pa.ArrowInvalid as exc:
+            raise PublishError(
+                f"Product '{contract.id}': file {path} could not be parsed with the contract's types: {exc}. "
+                "Fix the values or the column types in the contract."
+            ) from None
+        return publish_table(catalog, contract, table.select(schema.names), inputs=inputs, progress=progress,
+                             metadata={"source_file": path.name})
+    raise PublishError(f"Product '{contract.id}': unsupported file format '{fmt}' for {path}; expected parquet or csv.")
+
+
+def apply_retention_rule(catalog: Catalog, contract: Contract, *, keep: int, orphan_grace_seconds: float = 3600) -> list[int]:
+    """Delete all but the newest ``keep`` versions, and orphaned staging data.
+
+    A version is removed manifest first (so it stops being resolvable) and
+    then its files. Staged data no manifest references is removed once older
+    than ``orphan_grace_seconds`` (younger ones may belong to a running publish).
+    """
+    if keep < 1:
+        raise PublishError(f"Product '{contract.id}': retention must keep at least 1 version, got {keep}.")
+    lake = catalog.lake
+    paths = catalog.paths_for(contract)
+    versions = catalog.versions(contract.id)
+    latest = catalog.latest_version(contract.id)
+    removed = []
+    for version in versions[:-keep]:
+        if version == latest:
+            continue
+        manifest = catalog.manifest(contract.id, version)
+        lake.delete_file(paths.manifest(version))
+        lake.delete_dir(paths.run_dir(manifest.run_id))
+        removed.append(version)
+    live_runs = {catalog.manifest(contract.id, v).run_id for v in catalog.versions(contract.id)}
+    now = time.time()
+    for info in lake.list_dir(paths.data):
+        run_id = info.base_name
+        if run_id in live_runs:
+            continue
+        try:
+            started = datetime.strptime(run_id.split("-")[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+        if now - started > orphan_grace_seconds:
+            lake.delete_dir(info.path)
+    return removed
+
+
+def code_version() -> str:
+    """The git commit of the platform code, if known."""
+    from datamesh.paths import PROJECT_ROOT
+
+    head = PROJECT_ROOT / ".git" / "HEAD"
+    try:
+        ref = head.read_text().strip()
+        if ref.startswith("ref: "):
+            ref_path = PROJECT_ROOT / ".git" / ref[5:]
+            if ref_path.exists():
+                return ref_path.read_text().strip()[:12]
+            packed = PROJECT_ROOT / ".git" / "packed-refs"
+            for line in packed.read_text().splitlines() if packed.exists() else []:
+                if line.endswith(ref[5:]):
+                    return line.split()[0][:12]
+            return "unknown"
+        return ref[:12]
+    except OSError:
+        return "unknown"
+
+
+def retry_on_conflict(fn: Callable[[], Manifest], attempts: int = 3) -> Manifest:
+    """Retry a publish that lost a commit race (re-stages from scratch)."""
+    for i in range(attempts):
+        try:
+            return fn()
+        except ConflictError:
+            if i == attempts - 1:
+                raise
+    raise AssertionError("unreachable")

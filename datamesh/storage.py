@@ -1,0 +1,280 @@
+"""The lake: one storage API over a local folder or S3-compatible object storage.
+
+Data files go through pyarrow file systems, so the same code writes to a
+folder or a bucket. Two operations need more than pyarrow offers and are
+implemented per backend:
+
+* ``create_only`` — the manifest commit. Locally: write a temporary file and
+  ``os.link`` it into place (fails if the target exists, and never exposes a
+  half-written file). On S3: ``PUT`` with ``If-None-Match: *``; when the
+  outcome is unknown (timeout), the object is read back and compared.
+* ``replace`` — the "latest" pointer. Locally ``os.replace``; on S3 a ``PUT``
+  (atomic per object).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow.fs as pafs
+
+from datamesh.errors import ConflictError, StorageError
+
+if TYPE_CHECKING:
+    from datamesh.settings import Settings
+
+
+@dataclass(frozen=True)
+class S3Options:
+    endpoint_url: str | None
+    access_key_id: str | None
+    secret_access_key: str | None
+    region: str = "us-east-1"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if (self.endpoint_url or "https").startswith("https") else "http"
+
+    @property
+    def endpoint_host(self) -> str | None:
+        if not self.endpoint_url:
+            return None
+        return self.endpoint_url.split("://", 1)[-1].rstrip("/")
+
+
+class Lake:
+    """A lake rooted at a local folder or an ``s3://bucket/prefix`` URL."""
+
+    def __init__(self, url: str | Path, s3: S3Options | None = None) -> None:
+        url = str(url)
+        self.url = url
+        self.s3 = s3
+        if url.startswith("s3://"):
+            if s3 is None:
+                raise StorageError(f"Lake {url} is on S3 but no S3 settings were given; set MESH_S3_ENDPOINT_URL etc.")
+            bucket_and_prefix = url[len("s3://"):].strip("/")
+            if not bucket_and_prefix:
+                raise StorageError(f"Lake URL {url!r} names no bucket; expected s3://bucket[/prefix].")
+            self.bucket = bucket_and_prefix.split("/", 1)[0]
+            self.root = bucket_and_prefix
+            self.fs: pafs.FileSystem = pafs.S3FileSystem(
+                access_key=s3.access_key_id,
+                secret_key=s3.secret_access_key,
+                region=s3.region,
+                endpoint_override=s3.endpoint_host,
+                scheme=s3.scheme,
+                allow_bucket_creation=False,
+                connect_timeout=5,
+                request_timeout=30,
+            )
+            self._s3_client: Any = None
+        elif "://" in url and not url.startswith("file://"):
+            raise StorageError(f"Unsupported lake URL {url!r}: expected a local path or s3://bucket/prefix.")
+        else:
+            path = Path(url.removeprefix("file://")).expanduser().resolve()
+            path.mkdir(parents=True, exist_ok=True)
+            self.bucket = ""
+            self.root = str(path)
+            self.fs = pafs.LocalFileSystem()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Lake:
+        s3 = None
+        if settings.is_s3:
+            s3 = S3Options(
+                endpoint_url=settings.s3_endpoint_url,
+                access_key_id=settings.s3_access_key_id.get_secret_value() if settings.s3_access_key_id else None,
+                secret_access_key=(
+                    settings.s3_secret_access_key.get_secret_value() if settings.s3_secret_access_key else None
+                ),
+                region=settings.s3_region,
+            )
+        return cls(settings.lake_url, s3)
+
+    # -- paths ------------------------------------------------------------------------
+
+    @property
+    def is_s3(self) -> bool:
+        return self.s3 is not None
+
+    def path(self, *parts: str) -> str:
+        """A path inside the lake, in the file system's own notation."""
+        return "/".join([self.root, *parts])
+
+    def uri(self, path: str) -> str:
+        """A URI that DuckDB, Trino and humans understand for a lake path."""
+        return f"s3://{path}" if self.is_s3 else path
+
+    def relative(self, path: str) -> str:
+        return path[len(self.root) + 1:] if path.startswith(self.root + "/") else path
+
+    # -- basic I/O ----------------------------------------------------------------------
+
+    def _wrap(self, exc: Exception, action: str, path: str) -> StorageError:
+        where = self.uri(path)
+        hint = ""
+        text = str(exc)
+        if self.is_s3:
+            if "AccessDenied" in text or "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:
+                hint = " The S3 credentials were rejected: check MESH_S3_ACCESS_KEY_ID / MESH_S3_SECRET_ACCESS_KEY."
+            elif "NoSuchBucket" in text or "bucket does not exist" in text.lower():
+                hint = f" Bucket '{self.bucket}' does not exist: create it (mesh stack up does) or fix MESH_LAKE_URL."
+            elif "onnect" in text or "timed out" in text.lower() or "curl" in text.lower():
+                hint = f" Is the S3 server at {self.s3.endpoint_url if self.s3 else '?'} running? (mesh stack status)"
+        return StorageError(f"Could not {action} {where}: {text.splitlines()[0] if text else type(exc).__name__}.{hint}")
+
+    def exists(self, path: str) -> bool:
+        try:
+            return self.fs.get_file_info(path).type != pafs.FileType.NotFound
+        except OSError as exc:
+            raise self._wrap(exc, "inspect", path) from exc
+
+    def read_bytes(self, path: str) -> bytes:
+        try:
+            with self.fs.open_input_stream(path) as f:
+                return f.read()
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            if "Path does not exist" in str(exc) or "NoSuchKey" in str(exc):
+                raise FileNotFoundError(path) from exc
+            raise self._wrap(exc, "read", path) from exc
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        try:
+            self._ensure_parent(path)
+            with self.fs.open_output_stream(path) as f:
+                f.write(data)
+        except OSError as exc:
+            raise self._wrap(exc, "write", path) from exc
+
+    def _ensure_parent(self, path: str) -> None:
+        if not self.is_s3:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+    def open_output(self, path: str) -> Any:
+        try:
+            self._ensure_parent(path)
+            return self.fs.open_output_stream(path)
+        except OSError as exc:
+            raise self._wrap(exc, "write", path) from exc
+
+    def list_dir(self, path: str) -> list[pafs.FileInfo]:
+        """Immediate children of a directory/prefix ([] if it does not exist)."""
+        try:
+            infos = self.fs.get_file_info(pafs.FileSelector(path, allow_not_found=True, recursive=False))
+        except OSError as exc:
+            raise self._wrap(exc, "list", path) from exc
+        return sorted(infos, key=lambda i: i.path)
+
+    def list_files(self, path: str) -> list[pafs.FileInfo]:
+        try:
+            infos = self.fs.get_file_info(pafs.FileSelector(path, allow_not_found=True, recursive=True))
+        except OSError as exc:
+            raise self._wrap(exc, "list", path) from exc
+        return sorted((i for i in infos if i.type == pafs.FileType.File), key=lambda i: i.path)
+
+    def delete_dir(self, path: str) -> None:
+        try:
+            if self.exists(path):
+                self.fs.delete_dir(path)
+        except OSError as exc:
+            raise self._wrap(exc, "delete", path) from exc
+
+    def delete_file(self, path: str) -> None:
+        try:
+            self.fs.delete_file(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if "does not exist" in str(exc) or "NoSuchKey" in str(exc):
+                return
+            raise self._wrap(exc, "delete", path) from exc
+
+    # -- atomic primitives --------------------------------------------------------------
+
+    def replace(self, path: str, data: bytes) -> None:
+        """Atomically overwrite a small object (readers see old or new, never a mix)."""
+        if self.is_s3:
+            self.write_bytes(path, data)
+            return
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def create_only(self, path: str, data: bytes) -> None:
+        """Create ``path`` with ``data`` unless it exists (then raise ConflictError)."""
+        if self.is_s3:
+            self._s3_create_only(path, data)
+            return
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                raise ConflictError(f"{path} already exists: another writer committed it first.") from None
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def s3_client(self) -> Any:
+        """A boto3 client for the S3 operations pyarrow lacks (conditional writes)."""
+        if self._s3_client is None:
+            import boto3
+            from botocore.config import Config
+
+            assert self.s3 is not None
+            self._s3_client = boto3.client(
+                "s3",
+                endpoint_url=self.s3.endpoint_url,
+                aws_access_key_id=self.s3.access_key_id,
+                aws_secret_access_key=self.s3.secret_access_key,
+                region_name=self.s3.region,
+                config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3, "mode": "standard"},
+                              connect_timeout=5, read_timeout=30),
+            )
+        return self._s3_client
+
+    def _s3_create_only(self, path: str, data: bytes) -> None:
+        import botocore.exceptions as bex
+
+        bucket, key = path.split("/", 1)
+        token = uuid.uuid4().hex
+        try:
+            self.s3_client().put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*",
+                                        Metadata={"mesh-commit-token": token})
+        except bex.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status == 412 or code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise ConflictError(f"s3://{path} already exists: another writer committed it first.") from None
+            raise self._wrap(exc, "commit", path) from exc
+        except (bex.ReadTimeoutError, bex.ConnectionClosedError) as exc:
+            # Outcome unknown: read back and decide by our token.
+            try:
+                head = self.s3_client().head_object(Bucket=bucket, Key=key)
+            except bex.ClientError:
+                raise self._wrap(exc, "commit", path) from exc
+            if head.get("Metadata", {}).get("mesh-commit-token") != token:
+                raise ConflictError(f"s3://{path} already exists: another writer committed it first.") from None
+        except bex.BotoCoreError as exc:
+            raise self._wrap(exc, "commit", path) from exc

@@ -1,0 +1,121 @@
+"""Dagster views of product contracts: asset specs, checks and materialization results.
+
+Everything here is derived from the contract files; nothing is declared twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import dagster as dg
+
+from datamesh.catalog import Manifest
+from datamesh.contracts import ColumnType, Contract, Severity
+
+_KINDS = {"parquet"}
+
+
+def asset_key(contract: Contract) -> dg.AssetKey:
+    return dg.AssetKey([contract.domain, contract.id])
+
+
+def owners(contract: Contract) -> list[str]:
+    out = [f"team:{contract.owner.team.replace('-', '_')}"]
+    if "@" in contract.owner.contact:
+        out.insert(0, contract.owner.contact)
+    return out
+
+
+def table_schema(contract: Contract) -> dg.TableSchema:
+    return dg.TableSchema(columns=[
+        dg.TableColumn(
+            name=c.name, type=c.type.value, description=c.description or None,
+            constraints=dg.TableColumnConstraints(nullable=not c.required, unique=c.unique),
+            tags={"classification": c.classification.value} if c.classification.value != "internal" else {},
+        ) for c in contract.columns
+    ])
+
+
+def description(contract: Contract) -> str:
+    return f"{contract.description.purpose}\n\nGrain: {contract.description.grain}"
+
+
+def spec_for(contract: Contract, *, deps: Iterable[dg.AssetKey] | None = None) -> dg.AssetSpec:
+    """The asset spec of a product, from its contract."""
+    lineage = [dg.AssetKey([_domain_of(contract, i), i]) for i in contract.lineage.inputs] if deps is None else list(deps)
+    metadata = {
+        "dagster/column_schema": table_schema(contract),
+        "contract_version": contract.version,
+        "contract_file": str(contract.source_path.name) if contract.source_path else "",
+        "grain": contract.description.grain,
+    }
+    return dg.AssetSpec(
+        key=asset_key(contract),
+        deps=lineage,
+        description=description(contract),
+        group_name=contract.domain,
+        owners=owners(contract),
+        kinds=_KINDS,
+        tags={"domain": contract.domain, "status": contract.status.value},
+        metadata=metadata,
+    )
+
+
+_DOMAINS: dict[str, str] = {}
+
+
+def register_domains(contracts: Iterable[Contract]) -> None:
+    for c in contracts:
+        _DOMAINS[c.id] = c.domain
+
+
+def _domain_of(contract: Contract, product_id: str) -> str:
+    return _DOMAINS.get(product_id, contract.domain)
+
+
+def check_specs(contract: Contract) -> list[dg.AssetCheckSpec]:
+    """One asset check per contract rule; error-severity rules block downstream assets."""
+    return [
+        dg.AssetCheckSpec(name=rule.key, asset=asset_key(contract), description=rule.description or rule.expectation(),
+                          blocking=rule.severity is Severity.ERROR)
+        for rule in contract.rules()
+    ]
+
+
+def check_results(contract: Contract, manifest: Manifest) -> list[dg.AssetCheckResult]:
+    """Check results recorded by the publish over exactly the committed files."""
+    out = []
+    for r in manifest.quality:
+        out.append(dg.AssetCheckResult(
+            asset_key=asset_key(contract), check_name=r["key"], passed=bool(r["passed"]),
+            severity=dg.AssetCheckSeverity.ERROR if r["severity"] == "error" else dg.AssetCheckSeverity.WARN,
+            metadata={"observed": float(r["observed"]), "expected": r["expected"], "version": manifest.version},
+            description=r["message"],
+        ))
+    return out
+
+
+def manifest_metadata(manifest: Manifest, lake_uri: str) -> dict[str, object]:
+    return {
+        "version": manifest.version,
+        "dagster/row_count": manifest.row_count,
+        "dagster/uri": lake_uri,
+        "files": len(manifest.files),
+        "size_bytes": manifest.size_bytes,
+        "run_id": manifest.run_id,
+        "inputs": dg.MetadataValue.json(manifest.inputs),
+        "contract_version": manifest.contract_version,
+    }
+
+
+def materialize_result(contract: Contract, manifest: Manifest, lake_uri: str,
+                       extra: dict[str, object] | None = None, with_checks: bool = True) -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        asset_key=asset_key(contract),
+        metadata={**manifest_metadata(manifest, lake_uri), **(extra or {})},
+        check_results=check_results(contract, manifest) if with_checks else None,
+        data_version=dg.DataVersion(f"v{manifest.version}"),
+    )
+
+
+__all__ = ["ColumnType", "asset_key", "check_results", "check_specs", "materialize_result", "spec_for"]
