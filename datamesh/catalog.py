@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -99,6 +100,8 @@ class Catalog:
     def __init__(self, lake: Lake, contracts: ContractRegistry) -> None:
         self.lake = lake
         self.contracts = contracts
+        #: Called with (contract, manifest) after every commit, e.g. Trino registration.
+        self.commit_hooks: list[Callable[[Contract, Manifest], None]] = []
 
     def paths(self, product_id: str) -> ProductPaths:
         contract = self.contracts.get(product_id)

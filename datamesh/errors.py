@@ -70,6 +70,14 @@ class TrinoError(PlatformError):
     """Registering or querying products in Trino failed."""
 
 
+class RegistrationError(PlatformError):
+    """A version was committed but a post-commit registration (e.g. Trino) failed."""
+
+    def __init__(self, message: str, manifest: object = None) -> None:
+        super().__init__(message)
+        self.manifest = manifest
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ` Did you mean 'x'?` for the closest choice, or an empty string."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)

@@ -31,7 +31,12 @@ class Mesh:
         settings = settings or get_settings()
         lake = Lake.from_settings(settings)
         contracts = ContractRegistry.from_dir(settings.contracts_dir)
-        return cls(settings, lake, contracts, Catalog(lake, contracts))
+        catalog = Catalog(lake, contracts)
+        if settings.trino_host and lake.is_s3:
+            from datamesh.trino import Registrar, TrinoClient, commit_hook
+
+            catalog.commit_hooks.append(commit_hook(Registrar(TrinoClient.from_settings(settings), catalog)))
+        return cls(settings, lake, contracts, catalog)
 
     def contract(self, product_id: str) -> Contract:
         return self.contracts.get(product_id)

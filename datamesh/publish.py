@@ -33,15 +33,10 @@ import pyarrow.parquet as pq
 from datamesh.catalog import Catalog, FileEntry, Manifest
 from datamesh.contracts import Contract
 from datamesh.duckdb_engine import connect
-from datamesh.errors import ConflictError, PublishError, SchemaMismatchError
+from datamesh.errors import ConflictError, PlatformError, PublishError, RegistrationError, SchemaMismatchError
 from datamesh.quality import RuleResult, check_files, check_schema, enforce, read_footers, run_rules
 
 log = logging.getLogger(__name__)
-
-CommitHook = Callable[[Contract, Manifest], None]
-#: Called after every successful commit (e.g. Trino registration).
-COMMIT_HOOKS: list[CommitHook] = []
-
 
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mesh-check")
 
@@ -268,13 +263,24 @@ class Publisher:
         self._committed = True
         self.lake.replace(self.paths.latest, f'{{"version": {version}, "run_id": "{self.run_id}"}}'.encode())
         self._say(f"committed version {version} ({self._rows:,} rows, {len(self._files)} files)")
-        for hook in COMMIT_HOOKS:
-            hook(self.contract, manifest)
+        hook_errors = []
+        for hook in self.catalog.commit_hooks:
+            try:
+                hook(self.contract, manifest)
+            except PlatformError as exc:
+                hook_errors.append(str(exc))
         if apply_retention and self.contract.retention_versions:
             try:
                 apply_retention_rule(self.catalog, self.contract, keep=self.contract.retention_versions)
             except Exception as exc:  # retention must never fail a committed publish
                 log.warning("retention for %s failed: %s", self.contract.id, exc)
+        if hook_errors:
+            raise RegistrationError(
+                f"Product '{self.contract.id}' version {version} is committed in the lake, but registering it "
+                f"failed: {'; '.join(hook_errors)}. Readers of the lake see the new version; run "
+                "`mesh trino sync` once the service is back.",
+                manifest=manifest,
+            )
         return manifest
 
     def _rows_text(self) -> str:

@@ -1,0 +1,55 @@
+# The two commands a new user needs:  make demo   and   make test
+# Everything else installs itself on first use.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
+CUSTOMERS ?= 50000
+SEED ?= 42
+export DO_NOT_TRACK := 1
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help install demo test test-unit test-integration ui bench stack-up stack-down dbt-sources clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version}"'
+	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet uv==0.13.8
+	@echo "installing pinned dependencies (first time: a few minutes, ~3 GB) ..."
+	$(BIN)/uv pip install --quiet -p $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet -p $(BIN)/python --no-deps -e .
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP) ## Create .venv and install the pinned dependencies
+
+demo: install ## Run the whole pipeline on the embedded default (local lake, DuckDB, in-process Dagster)
+	$(BIN)/mesh demo --customers $(CUSTOMERS) --seed $(SEED)
+
+test: install ## Run every test (starts and stops the native Trino + S3 stack itself)
+	$(BIN)/python -m pytest -q
+
+test-unit: install ## Unit tests only (no servers)
+	$(BIN)/python -m pytest -q tests/unit
+
+ui: install ## Open the Dagster UI on the demo (dagster dev)
+	mkdir -p .dagster_home && DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev -m orchestration.definitions
+
+bench: install ## Benchmarks: stage times, peak memory, publish overhead vs bare pyarrow
+	$(BIN)/python -m benchmarks.run --customers $(CUSTOMERS)
+
+stack-up: install ## Start the native stack (Trino + S3 server) as background processes
+	$(BIN)/mesh stack up
+
+stack-down: install ## Stop the native stack
+	$(BIN)/mesh stack down
+
+dbt-sources: install ## Regenerate dbt sources from the contracts
+	$(BIN)/mesh dbt sources
+
+clean: ## Remove the local lake and dbt artefacts (keeps .venv)
+	rm -rf lake sql/target sql/logs .dagster_home

@@ -1,0 +1,24 @@
+"""The Dagster code location: everything is derived from data_products/ and sql/."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import dagster as dg
+
+from orchestration.loader import build_definitions_parts, load_contracts, with_freshness
+from orchestration.resources import MeshResource, dbt_resource
+from orchestration.schedules import build_automation
+
+contracts = load_contracts()
+assets, asset_checks = build_definitions_parts(contracts)
+jobs, schedules, sensors = build_automation(contracts)
+
+defs = dg.Definitions(
+    assets=assets,
+    asset_checks=asset_checks,
+    jobs=jobs,
+    schedules=schedules,
+    sensors=sensors,
+    resources={"mesh": MeshResource(), "dbt": dbt_resource()},
+).map_resolved_asset_specs(func=partial(with_freshness, contracts))

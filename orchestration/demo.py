@@ -1,0 +1,92 @@
+"""`mesh demo`: run the whole asset graph in-process on the embedded default."""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from collections.abc import Callable
+from typing import Any
+
+from datamesh.settings import get_settings
+
+
+def _peak_rss_mib() -> tuple[float, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return own, children
+
+
+def run_demo(*, customers: int = 50_000, seed: int = 42, lake_url: str | None = None,
+             progress: Callable[[str], None] = print, selection: str | None = None) -> dict[str, Any]:
+    """Materialise every asset (sources → dbt → ML → predictions) and return a summary.
+
+    The lake URL is exported as MESH_LAKE_URL so that the dbt subprocess (and
+    its mesh plugin) sees the same lake as this process.
+    """
+    if lake_url:
+        os.environ["MESH_LAKE_URL"] = lake_url
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    get_settings.cache_clear()
+    started = time.perf_counter()
+    progress(f"loading the code location (contracts, dbt manifest) for {customers:,} customers, seed {seed}")
+    import dagster as dg
+
+    from orchestration.definitions import defs
+
+    job = defs.resolve_implicit_global_asset_job_def()
+    progress(f"materialising {len(list(defs.resolve_asset_graph().get_all_asset_keys()))} assets in-process "
+             f"into {get_settings().lake_url}")
+    instance = dg.DagsterInstance.ephemeral()
+    run_config = {"ops": {"demo_sources": {"config": {"customers": customers, "seed": seed}}}}
+    if "churn_training" in {n.name for n in job.nodes}:
+        run_config["ops"]["churn_training"] = {"config": {"seed": seed}}
+    result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False,
+                                    asset_selection=None if selection is None else [dg.AssetKey.from_user_string(selection)])
+    steps: dict[str, float] = {}
+    for event in result.all_events:
+        if event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+            data = event.event_specific_data
+            duration = getattr(data, "duration_ms", None)
+            steps[event.step_key or "?"] = (duration or 0) / 1000
+            mark = "ok" if event.event_type_value == "STEP_SUCCESS" else "FAILED"
+            progress(f"  step {event.step_key}: {mark} in {steps[event.step_key or '?']:.1f}s")
+    if not result.success:
+        failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        messages = []
+        for e in failures:
+            err = e.event_specific_data.error if e.event_specific_data else None
+            cause = err.cause if err is not None and err.cause is not None else err
+            messages.append(f"{e.step_key}: {cause.message.strip() if cause else 'failed'}")
+        from datamesh.errors import PlatformError
+
+        raise PlatformError("The demo run failed:\n  " + "\n  ".join(messages))
+    own, children = _peak_rss_mib()
+    summary = {
+        "customers": customers,
+        "seed": seed,
+        "lake": get_settings().lake_url,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "step_seconds": {k: round(v, 1) for k, v in steps.items()},
+        "peak_rss_mib": {"this_process": round(own), "largest_child": round(children)},
+        "products": _product_summary(),
+        "models": _model_summary(),
+    }
+    return summary
+
+
+def _product_summary() -> list[dict[str, Any]]:
+    from datamesh.platform import Mesh
+
+    return [
+        {k: row[k] for k in ("domain", "product", "version", "rows")}
+        for row in Mesh.from_settings().catalog.status() if row["version"] is not None
+    ]
+
+
+def _model_summary() -> dict[str, Any]:
+    try:
+        from orchestration.assets.ml import latest_model_summary
+    except ImportError:
+        return {}
+    return latest_model_summary()
