@@ -255,6 +255,8 @@ class MLSection(_Model):
     threshold_policy: ThresholdPolicy = Field(default_factory=ThresholdPolicy, alias="thresholdPolicy")
     champion_margin: float = Field(default=0.005, alias="championMargin")
     cv_folds: int = Field(default=5, alias="cvFolds", ge=2, le=20)
+    max_training_rows: int | None = Field(default=None, alias="maxTrainingRows", ge=50)
+    predictions_product: str | None = Field(default=None, alias="predictionsProduct")
 
 
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
@@ -318,6 +320,8 @@ class Contract(_Model):
             for col in (rule.columns or ()) + ((rule.column,) if rule.column else ()):
                 check(col, f"quality rule '{rule.key}'")
         if self.ml is not None:
+            if self.ml.predictions_product is not None:
+                validate_name(self.ml.predictions_product, kind="ml.predictionsProduct")
             for col in (self.ml.id_column, self.ml.label_column, *(self.ml.feature_columns or ()), *self.ml.exclude_columns):
                 if col is not None:
                     check(col, "ml")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from dbt.adapters.duckdb.plugins import BasePlugin
@@ -36,12 +37,16 @@ log = logging.getLogger(__name__)
 
 #: Environment variable holding the Dagster/CLI run id to record in manifests.
 RUN_ID_ENV = "MESH_RUN_ID"
+#: Where external marts are staged before publish (see macros/mesh_staging_location.sql).
+STAGING_ENV = "MESH_DBT_STAGING_DIR"
+STAGING_DEFAULT = "target/mesh_staging"
 
 
 class Plugin(BasePlugin):
     def initialize(self, plugin_config: dict[str, Any]) -> None:
         self.mesh = Mesh.from_settings()
         self.versions: dict[str, int] = {}
+        Path(os.environ.get(STAGING_ENV, STAGING_DEFAULT)).mkdir(parents=True, exist_ok=True)
 
     def configure_connection(self, conn: DuckDBPyConnection) -> None:
         if self.mesh.lake.is_s3:

@@ -146,10 +146,11 @@ class Publisher:
         """
         if self._committed:
             raise PublishError(f"Product '{self.contract.id}': this publish is already committed.")
-        if not data.schema.equals(self.schema):
-            check_schema(self.contract, data.schema, "the data being published")
-            data = data.select(self.schema.names) if isinstance(data, pa.Table) else pa.Table.from_batches([data]).select(self.schema.names)
         table = data if isinstance(data, pa.Table) else pa.Table.from_batches([data])
+        if not table.schema.equals(self.schema):
+            check_schema(self.contract, table.schema, "the data being published")
+            # Same names and types; only column order or nullability flags differ.
+            table = table.select(self.schema.names).cast(self.schema)
         if check_concurrently and self._rows == 0 and self._early_check is None:
             self._early_check = _POOL.submit(_check_table, self.contract, table)
             self._early_rows = table.num_rows

@@ -5,7 +5,7 @@ these checks surface the latest version's results in Dagster. Error rules
 are blocking: a failure stops downstream assets.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Dagster reads these annotations at definition time.
 
 import dagster as dg
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 
 import dagster as dg
@@ -14,11 +15,13 @@ contracts = load_contracts()
 assets, asset_checks = build_definitions_parts(contracts)
 jobs, schedules, sensors = build_automation(contracts)
 
-defs = dg.Definitions(
-    assets=assets,
-    asset_checks=asset_checks,
-    jobs=jobs,
-    schedules=schedules,
-    sensors=sensors,
-    resources={"mesh": MeshResource(), "dbt": dbt_resource()},
-).map_resolved_asset_specs(func=partial(with_freshness, contracts))
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.PreviewWarning)  # map_resolved_asset_specs is marked preview
+    defs = dg.Definitions(
+        assets=assets,
+        asset_checks=asset_checks,
+        jobs=jobs,
+        schedules=schedules,
+        sensors=sensors,
+        resources={"mesh": MeshResource(), "dbt": dbt_resource()},
+    ).map_resolved_asset_specs(func=partial(with_freshness, contracts))

@@ -1,6 +1,6 @@
 """dbt models as Dagster assets; marts map to the product asset keys of their contracts."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Dagster reads these annotations at definition time.
 
 import os
 from collections.abc import Mapping

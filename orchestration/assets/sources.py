@@ -1,6 +1,6 @@
 """Source products of the demo domains, generated and published through the atomic publish."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Dagster reads these annotations at definition time.
 
 import dagster as dg
 

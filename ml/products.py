@@ -1,0 +1,174 @@
+"""The ML layer on data products: train from a product, score into a product.
+
+Plain Python over the platform library (no Dagster): ``mesh train`` and the
+Dagster ML assets both call these functions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from ml.errors import LabelError, RegistryError
+from ml.registry import ModelRegistry, ModelVersion
+from ml.spec import LearningSpec, ThresholdPolicy
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from datamesh.catalog import Manifest
+    from datamesh.contracts import Contract
+    from datamesh.platform import Mesh
+    from ml.champion import Decision
+    from ml.training import TrainingReport
+
+Progress = Callable[[str], None]
+
+
+def learning_spec(contract: Contract, *, seed: int = 42, max_training_rows: int | None = None) -> LearningSpec:
+    """The :class:`LearningSpec` declared by a contract's ``ml`` block."""
+    where = str(contract.source_path or f"the contract of '{contract.id}'")
+    ml = contract.ml
+    if ml is None or ml.label_column is None:
+        raise LabelError(
+            f"Product '{contract.id}' declares no label column: add an `ml:` block with `idColumn` and "
+            f"`labelColumn` to {where} to train on it."
+        )
+    policy = ml.threshold_policy
+    return LearningSpec(
+        product=contract.id,
+        id_column=ml.id_column,
+        label_column=ml.label_column,
+        feature_columns=ml.feature_columns,
+        exclude_columns=ml.exclude_columns,
+        task=ml.task,
+        primary_metric=ml.primary_metric,
+        threshold_policy=ThresholdPolicy(recall_at_least=policy.recall_at_least,
+                                         precision_at_least=policy.precision_at_least),
+        champion_margin=ml.champion_margin,
+        cv_folds=ml.cv_folds,
+        seed=seed,
+        max_training_rows=max_training_rows if max_training_rows is not None else ml.max_training_rows,
+        contract_path=where,
+    )
+
+
+def registry(mesh: Mesh) -> ModelRegistry:
+    """The model registry of this lake (``<lake>/models``), versioned like products."""
+    return ModelRegistry(mesh.lake.fs, mesh.lake.path("models"))
+
+
+def load_frame(mesh: Mesh, product: str, version: int | None = None) -> tuple[pd.DataFrame, Manifest]:
+    """A product version as a pandas DataFrame (strings as ``object``)."""
+    import pyarrow.parquet as pq
+
+    manifest = mesh.catalog.manifest(product, version)
+    table = pq.ParquetDataset(mesh.catalog.file_paths(manifest), filesystem=mesh.lake.fs).read()
+    return table.to_pandas(), manifest
+
+
+@dataclass
+class TrainOutcome:
+    report: TrainingReport
+    model_version: ModelVersion
+    decision: Decision | None
+    promoted: bool
+    champion: ModelVersion | None
+
+
+def train_product(
+    mesh: Mesh,
+    product: str,
+    *,
+    candidates: Sequence[str] | None = None,
+    profile: str = "fast",
+    include_keras: bool = True,
+    seed: int = 42,
+    max_training_rows: int | None = None,
+    progress: Progress | None = None,
+) -> TrainOutcome:
+    """Run the model zoo on a labelled product, register the best model, maybe promote it.
+
+    The best candidate becomes champion only if it beats the current champion
+    by the contract's margin on the same folds. A failed run raises and
+    leaves the champion (and the served predictions) untouched.
+    """
+    from ml.training import train_and_evaluate
+    from ml.zoo import default_zoo
+
+    contract = mesh.contract(product)
+    spec = learning_spec(contract, seed=seed, max_training_rows=max_training_rows)
+    frame, manifest = load_frame(mesh, product)
+    say = progress or (lambda _m: None)
+    say(f"training on {contract.domain}.{product} v{manifest.version} ({len(frame):,} rows)")
+    reg = registry(mesh)
+    current = reg.champion(product)
+    plan: Any = list(candidates) if candidates else default_zoo(spec.task, len(frame), include_keras=include_keras,
+                                                                  profile=profile)
+    report = train_and_evaluate(
+        frame, spec, plan, progress=say, training_data={product: str(manifest.version)},
+        current_champion=current.card if current is not None else None, n_threads=None,
+    )
+    card = report.model_card(model_name=product)
+    version = reg.register(product, report.model, card, report.plots)
+    decision = report.decision
+    promote = current is None or (decision is not None and decision.promote)
+    if promote:
+        reason = decision.reason if decision is not None else "first model"
+        reg.promote(product, version.version, reason=reason)
+        say(f"model {product} v{version.version} ({report.best.name}) is the new champion: {reason}")
+    else:
+        say(f"model {product} v{version.version} registered; champion stays v{current.version if current else '?'}"
+            f" ({decision.reason if decision else ''})")
+    return TrainOutcome(report, version, decision, promote, reg.champion(product))
+
+
+def score_product(
+    mesh: Mesh,
+    product: str,
+    *,
+    predictions_product: str | None = None,
+    batch_rows: int = 100_000,
+    progress: Progress | None = None,
+) -> Manifest:
+    """Score the latest version of ``product`` with its champion and publish the predictions product."""
+    import pyarrow.parquet as pq
+
+    from ml.scoring import score_batches
+
+    contract = mesh.contract(product)
+    spec = learning_spec(contract)
+    target = predictions_product or (contract.ml.predictions_product if contract.ml else None)
+    if not target:
+        raise RegistryError(
+            f"Product '{product}' names no predictions product: add `ml.predictionsProduct` to "
+            f"{contract.source_path} and a contract for it."
+        )
+    reg = registry(mesh)
+    champion = reg.champion(product)
+    if champion is None:
+        raise RegistryError(f"Model '{product}' has no champion yet: train it first (`mesh train {product}`).")
+    model = reg.load(product, champion.version)
+    manifest = mesh.catalog.manifest(product)
+    dataset = pq.ParquetDataset(mesh.catalog.file_paths(manifest), filesystem=mesh.lake.fs)
+    card = champion.card
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for fragment in dataset.fragments:
+            yield from fragment.to_batches(batch_size=batch_rows)
+
+    say = progress or (lambda _m: None)
+    say(f"scoring {product} v{manifest.version} with {card.candidate} (model v{champion.version}, "
+        f"threshold {card.threshold:.3f})" if card.threshold is not None else f"scoring {product}")
+    scored = score_batches(model, batches(), spec, card.threshold, f"{product}/{card.candidate}",
+                           champion.version, extra={"features_version": manifest.version})
+    metadata = {"model": {"name": product, "version": champion.version, "candidate": card.candidate,
+                          "threshold": card.threshold, "metrics": card.metrics},
+                "scored_product": {"product": product, "version": manifest.version}}
+    inputs = {product: manifest.version}
+    return mesh.publish(target, scored, inputs=inputs, metadata=json.loads(json.dumps(metadata, default=str)),
+                        progress=progress)
