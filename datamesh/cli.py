@@ -161,7 +161,7 @@ def _parse_pins(pins: list[str]) -> dict[str, int]:
 @app.command()
 def query(
     sql: Annotated[str, typer.Argument(help="SQL; products are views named by id (customers, crm.customers); "
-                                       "a pinned version is <product>__v<N>, e.g. customers__v2")],
+                                       "a pinned version is `<product>__v<N>`, e.g. `customers__v2`")],
     pin: Annotated[list[str], typer.Option(help="Pin a product to a version: --pin customers=2")] = [],  # noqa: B006
     engine: Annotated[Engine, typer.Option(help="duckdb (local, default) or trino")] = Engine.DUCKDB,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.TABLE,
@@ -244,7 +244,37 @@ def demo(
         summary = run_demo(customers=customers, seed=seed, lake_url=lake, progress=_progress)
     except PlatformError as exc:
         _fail(exc)
-    console.print(summary)
+    _print_demo_summary(summary)
+
+
+def _print_demo_summary(summary: dict[str, Any]) -> None:
+    steps = Table(title="Stages (Dagster steps)")
+    steps.add_column("step")
+    steps.add_column("seconds", justify="right")
+    for step, seconds in summary["step_seconds"].items():
+        steps.add_row(step, f"{seconds:.1f}")
+    console.print(steps)
+    prods = Table(title=f"Data products in {summary['lake']}")
+    for col in ("domain", "product", "version", "rows"):
+        prods.add_column(col, justify="right" if col in ("version", "rows") else "left")
+    for row in summary["products"]:
+        prods.add_row(row["domain"], row["product"], str(row["version"]), f"{row['rows']:,}")
+    console.print(prods)
+    for product, model in summary.get("models", {}).items():
+        table = Table(title=f"Model zoo on {product} (cross-validated)")
+        for col in ("candidate", "roc_auc", "pr_auc"):
+            table.add_column(col, justify="left" if col == "candidate" else "right")
+        for row in model.get("comparison", []):
+            if row.get("status") == "ok":
+                table.add_row(str(row["candidate"]), f"{row.get('roc_auc') or 0:.4f}", f"{row.get('pr_auc') or 0:.4f}")
+        console.print(table)
+        console.print(f"champion: [bold]{model['candidate']}[/] (model v{model['champion_version']}), "
+                      f"decision threshold {model['threshold']:.3f}")
+    peak = summary["peak_rss_mib"]
+    console.print(f"[green]done[/] in {summary['wall_seconds']:.0f}s for {summary['customers']:,} customers; "
+                  f"peak memory {peak['this_process']:,} MiB (largest child process {peak['largest_child']:,} MiB)")
+    console.print('next: [bold]mesh query "select * from retention.churn_predictions order by probability desc '
+                  'limit 10"[/]  or  [bold]make ui[/]')
 
 
 @app.command()
@@ -266,6 +296,41 @@ def retention(
     except PlatformError as exc:
         _fail(exc)
     console.print(f"{product}: removed versions {removed or 'none'}; kept the newest {n}")
+
+
+@app.command()
+def train(
+    product: Annotated[str, typer.Argument(help="A labelled product (its contract has an `ml:` block)")],
+    profile: Annotated[str, typer.Option(help="fast (quick set) or full (the whole zoo)")] = "fast",
+    candidate: Annotated[list[str], typer.Option(help="Run only these candidates (repeatable)")] = [],  # noqa: B006
+    keras: Annotated[bool, typer.Option(help="Include the Keras models")] = True,
+    seed: Annotated[int, typer.Option(help="Random seed (same data + seed = same metrics)")] = 42,
+    score: Annotated[bool, typer.Option(help="Publish predictions if the contract names a predictions product")] = True,
+) -> None:
+    """Run the model zoo on a labelled product, register the best model and maybe promote it.
+
+    Examples:
+
+      mesh train churn_features
+
+      mesh train leads --profile full --candidate logistic_regression --candidate random_forest
+    """
+    from ml.errors import MLError
+    from ml.products import score_product, train_product
+
+    try:
+        mesh = _mesh()
+        outcome = train_product(mesh, product, candidates=candidate or None, profile=profile, include_keras=keras,
+                                seed=seed, progress=_progress)
+        console.print(outcome.report.comparison_markdown)
+        c = mesh.contract(product)
+        if score and c.ml is not None and c.ml.predictions_product and c.ml.predictions_product in mesh.contracts:
+            manifest = score_product(mesh, product, progress=_progress)
+            console.print(f"published {c.ml.predictions_product} version {manifest.version} ({manifest.row_count:,} rows)")
+    except (PlatformError, MLError) as exc:
+        _fail(exc)
+    status = "promoted to champion" if outcome.promoted else "registered (champion unchanged)"
+    console.print(f"model {product} v{outcome.model_version.version}: {outcome.report.best.name} {status}")
 
 
 @contract_app.command("validate")

@@ -1,0 +1,41 @@
+"""The whole pipeline, in-process, on a small scale: generate → publish → dbt → train → score."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datamesh.platform import Mesh
+    from datamesh.settings import get_settings
+    from ml.products import registry
+    from orchestration.demo import run_demo
+
+    monkeypatch.setenv("MESH_LAKE_URL", str(tmp_path / "lake"))
+    monkeypatch.setenv("MESH_DBT_DUCKDB_PATH", str(tmp_path / "dbt.duckdb"))
+    monkeypatch.setenv("MESH_DBT_STAGING_DIR", str(tmp_path / "staging"))
+    get_settings.cache_clear()
+    summary = run_demo(customers=1500, seed=7, progress=lambda m: None)
+    mesh = Mesh.from_settings()
+    status = {row["product"]: row for row in mesh.catalog.status()}
+    assert all(row["version"] == 1 for row in status.values()), status
+    features = mesh.catalog.manifest("churn_features")
+    predictions = mesh.catalog.manifest("churn_predictions")
+    assert predictions.row_count == features.row_count > 1000
+    assert predictions.inputs == {"churn_features": 1}
+    assert set(features.inputs) == {"customers", "subscriptions", "invoices", "payments", "usage_events", "tickets"}
+    champion = registry(mesh).champion("churn_features")
+    assert champion is not None
+    assert 0.6 < champion.card.metrics["roc_auc"] < 0.98
+    with mesh.session() as s:
+        rate, n = s.sql("select avg(predicted_label::int), count(*) from retention.churn_predictions").fetchone()
+        assert n == features.row_count and 0 < rate < 1
+        joined = s.sql(
+            "select count(*) from retention.churn_predictions p join crm.customers c using (customer_id)"
+        ).fetchone()[0]
+        assert joined == n
+    assert summary["models"]["churn_features"]["candidate"] == champion.card.candidate
+    assert set(summary["step_seconds"]) >= {"demo_sources", "dbt_models", "score_churn_predictions"}

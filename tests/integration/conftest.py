@@ -1,0 +1,104 @@
+"""Session fixtures for integration tests: the native stack (S3 server + Trino).
+
+``native_stack`` starts versitygw and a single-node Trino once per test
+session, in a temporary state directory on free ports, and stops them at the
+end. The first run on a machine fetches the pinned artifacts (a few minutes);
+later runs use the cache (``MESH_STACK_CACHE``).
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+import trino
+from pyarrow import fs as pafs
+
+from datamesh import stack
+
+STACK_START_TIMEOUT_S = 300.0
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on the loopback interface."""
+    with ExitStack() as sockets:
+        ports = []
+        for _ in range(count):
+            sock = sockets.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((stack.HOST, 0))
+            ports.append(sock.getsockname()[1])
+    return ports
+
+
+def s3_filesystem(endpoints: stack.StackEndpoints, *, secret_key: str | None = None) -> pafs.S3FileSystem:
+    """A pyarrow S3 file system for a running stack (optionally with another secret)."""
+    return pafs.S3FileSystem(
+        access_key=endpoints.access_key,
+        secret_key=endpoints.secret_key if secret_key is None else secret_key,
+        endpoint_override=endpoints.s3_endpoint,
+        scheme="http",
+        region=endpoints.region,
+        allow_bucket_creation=False,
+        allow_bucket_deletion=False,
+    )
+
+
+def trino_connection(endpoints: stack.StackEndpoints) -> trino.dbapi.Connection:
+    """A Trino DB-API connection to a running stack's coordinator, catalog ``lake``."""
+    return trino.dbapi.connect(
+        host=endpoints.trino_host,
+        port=endpoints.trino_port,
+        user="integration-tests",
+        catalog=endpoints.trino_catalog,
+        http_scheme="http",
+    )
+
+
+@pytest.fixture(scope="session")
+def native_stack_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The state directory of the session's native stack."""
+    return tmp_path_factory.mktemp("native-stack")
+
+
+@pytest.fixture(scope="session")
+def native_stack(native_stack_home: Path) -> Iterator[stack.StackEndpoints]:
+    """S3 server + single-node Trino, started once per session; yields their endpoints."""
+    s3_port, trino_port = free_ports(2)
+    try:
+        endpoints = stack.start(
+            home=native_stack_home, s3_port=s3_port, trino_port=trino_port, timeout=STACK_START_TIMEOUT_S
+        )
+    except BaseException:
+        stack.stop(native_stack_home)
+        raise
+    try:
+        yield endpoints
+    finally:
+        stack.stop(native_stack_home)
+
+
+@pytest.fixture(scope="session")
+def lake_fs(native_stack: stack.StackEndpoints) -> pafs.S3FileSystem:
+    """pyarrow S3 file system on the session stack's S3 server."""
+    return s3_filesystem(native_stack)
+
+
+@pytest.fixture()
+def trino_cursor(native_stack: stack.StackEndpoints) -> Iterator[trino.dbapi.Cursor]:
+    """A cursor on the session stack's Trino coordinator (catalog ``lake``)."""
+    connection = trino_connection(native_stack)
+    try:
+        yield connection.cursor()
+    finally:
+        connection.close()
+
+
+@pytest.fixture()
+def unique_prefix(request: pytest.FixtureRequest) -> str:
+    """A key prefix no other test uses, e.g. ``tests/test_range_read-1a2b3c4d``."""
+    name = "".join(c if c.isalnum() or c in "-_" else "-" for c in request.node.name)[:60]
+    return f"tests/{name}-{uuid.uuid4().hex[:8]}"

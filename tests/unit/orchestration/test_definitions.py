@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from datamesh.contracts import ContractRegistry
+from datamesh.paths import CONTRACTS_DIR
+
+
+@pytest.fixture(scope="module")
+def defs() -> dg.Definitions:
+    from orchestration.definitions import defs
+
+    return defs
+
+
+def test_definitions_load(defs: dg.Definitions) -> None:
+    defs.resolve_implicit_global_asset_job_def()
+    assert defs.resolve_asset_graph().get_all_asset_keys()
+
+
+def test_every_product_is_an_asset_derived_from_its_contract(defs: dg.Definitions) -> None:
+    graph = defs.resolve_asset_graph()
+    contracts = ContractRegistry.from_dir(CONTRACTS_DIR)
+    for contract in contracts:
+        key = dg.AssetKey([contract.domain, contract.id])
+        assert graph.has(key), f"no asset for {contract.id}"
+        node = graph.get(key)
+        assert node.group_name == contract.domain
+        assert any(o.endswith(contract.owner.contact) for o in node.owners) or any(
+            contract.owner.team.replace("-", "_") in o for o in node.owners)
+        schema = node.metadata["dagster/column_schema"]
+        assert [c.name for c in schema.columns] == contract.column_names
+
+
+def test_contract_rules_are_blocking_checks(defs: dg.Definitions) -> None:
+    contracts = ContractRegistry.from_dir(CONTRACTS_DIR)
+    check_keys = {(k.asset_key.to_user_string(), k.name) for k in defs.resolve_asset_graph().asset_check_keys}
+    for contract in contracts:
+        for rule in contract.rules():
+            assert (f"{contract.domain}/{contract.id}", rule.key) in check_keys
+
+
+def test_dbt_lineage_reaches_sources(defs: dg.Definitions) -> None:
+    graph = defs.resolve_asset_graph()
+    features = dg.AssetKey(["retention", "churn_features"])
+    upstream = graph.get(features).parent_keys | {
+        p for parent in graph.get(features).parent_keys for p in graph.get(parent).parent_keys
+    }
+    ancestors = set()
+    frontier = {features}
+    while frontier:
+        key = frontier.pop()
+        for parent in graph.get(key).parent_keys:
+            if parent not in ancestors:
+                ancestors.add(parent)
+                frontier.add(parent)
+    assert dg.AssetKey(["crm", "customers"]) in ancestors
+    assert dg.AssetKey(["product", "usage_events"]) in ancestors
+    assert upstream
+    predictions = graph.get(dg.AssetKey(["retention", "churn_predictions"]))
+    assert dg.AssetKey(["retention", "churn_features_model"]) in predictions.parent_keys
