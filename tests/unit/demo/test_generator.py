@@ -1,0 +1,314 @@
+"""The demo generator: deterministic, contract-shaped, chunked, with a plausible churn story."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import types
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from datamesh.demo import schemas
+from datamesh.demo.generator import SOURCE_PRODUCTS, DemoConfig, iter_product
+from datamesh.demo.population import simulate_population
+from datamesh.errors import UnknownProductError
+from tests.unit.demo.contract_yaml import arrow_schema_for, column_rules, required_columns, unique_columns
+
+SMALL = DemoConfig(customers=3_000, chunk_customers=1_000)
+
+# Every timestamp column of each product, and whether it may be after the cutoff.
+TIMESTAMP_COLUMNS = {
+    "customers": ["signed_up_at"],
+    "subscriptions": ["started_at", "canceled_at"],
+    "invoices": ["issued_at", "paid_at"],
+    "payments": ["attempted_at"],
+    "usage_events": ["event_at"],
+    "tickets": ["opened_at", "resolved_at"],
+}
+
+
+def _generate(product_id: str, config: DemoConfig) -> pa.Table:
+    return pa.concat_tables(iter_product(product_id, config))
+
+
+@pytest.fixture(scope="module")
+def small() -> dict[str, pa.Table]:
+    return {product_id: _generate(product_id, SMALL) for product_id in SOURCE_PRODUCTS}
+
+
+def _timestamp(instant_us: int) -> pa.Scalar:
+    return pa.scalar(instant_us, type=pa.timestamp("us"))
+
+
+# -- determinism --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("product_id", SOURCE_PRODUCTS)
+def test_same_seed_gives_identical_tables(product_id: str, small: dict[str, pa.Table]) -> None:
+    assert _generate(product_id, SMALL).equals(small[product_id])
+
+
+@pytest.mark.parametrize("product_id", SOURCE_PRODUCTS)
+def test_different_seed_gives_different_tables(product_id: str, small: dict[str, pa.Table]) -> None:
+    other = _generate(product_id, dataclasses.replace(SMALL, seed=SMALL.seed + 1))
+    assert not other.equals(small[product_id])
+
+
+def test_products_do_not_depend_on_generation_order() -> None:
+    config = DemoConfig(customers=500, chunk_customers=200)
+    forward = [_generate(p, config) for p in SOURCE_PRODUCTS]
+    backward = [_generate(p, config) for p in reversed(SOURCE_PRODUCTS)][::-1]
+    assert all(a.equals(b) for a, b in zip(forward, backward, strict=True))
+
+
+def test_chunk_size_changes_random_streams_but_not_customers_or_statistics() -> None:
+    """Documented behaviour: chunks seed the random streams, so chunk_customers is part
+    of the data set's identity. The customer ids and the statistics do not depend on it."""
+    coarse = DemoConfig(customers=20_000, chunk_customers=10_000)
+    fine = dataclasses.replace(coarse, chunk_customers=2_500)
+    coarse_customers, fine_customers = _generate("customers", coarse), _generate("customers", fine)
+    assert coarse_customers["customer_id"].equals(fine_customers["customer_id"])
+    assert not coarse_customers.equals(fine_customers)
+    coarse_rate, fine_rate = _churn_rate(coarse), _churn_rate(fine)
+    assert abs(coarse_rate - fine_rate) < 0.02
+
+
+# -- schemas and value domains --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("product_id", SOURCE_PRODUCTS)
+def test_schema_constants_match_contract_yaml(product_id: str) -> None:
+    assert schemas.SCHEMAS[product_id].equals(arrow_schema_for(product_id))
+
+
+@pytest.mark.parametrize("product_id", SOURCE_PRODUCTS)
+def test_every_yielded_table_has_the_contract_schema(product_id: str) -> None:
+    expected = arrow_schema_for(product_id)
+    for table in iter_product(product_id, SMALL):
+        assert table.schema.equals(expected)
+
+
+@pytest.mark.parametrize("product_id", SOURCE_PRODUCTS)
+def test_values_are_within_contract_accepted_values(product_id: str, small: dict[str, pa.Table]) -> None:
+    rules = column_rules(product_id, "accepted_values")
+    for column, rule in rules.items():
+        seen = set(pc.unique(small[product_id][column]).drop_null().to_pylist())
+        assert seen <= set(rule["values"]), f"{product_id}.{column}: {seen - set(rule['values'])}"
+
+
+@pytest.mark.parametrize("product_id", SOURCE_PRODUCTS)
+def test_values_are_within_contract_ranges(product_id: str, small: dict[str, pa.Table]) -> None:
+    for column, rule in column_rules(product_id, "range").items():
+        bounds = pc.min_max(small[product_id][column])
+        if rule.get("min") is not None:
+            assert bounds["min"].as_py() >= rule["min"], f"{product_id}.{column}"
+        if rule.get("max") is not None:
+            assert bounds["max"].as_py() <= rule["max"], f"{product_id}.{column}"
+
+
+@pytest.mark.parametrize("product_id", SOURCE_PRODUCTS)
+def test_required_columns_have_no_nulls_and_unique_columns_no_duplicates(
+    product_id: str, small: dict[str, pa.Table]
+) -> None:
+    table = small[product_id]
+    assert table.num_rows > 0
+    for column in required_columns(product_id):
+        assert table[column].null_count == 0, f"{product_id}.{column}"
+    for column in unique_columns(product_id):
+        assert pc.count_distinct(table[column]).as_py() == table.num_rows, f"{product_id}.{column}"
+
+
+@pytest.mark.parametrize("product_id", SOURCE_PRODUCTS[1:])
+def test_every_row_belongs_to_a_generated_customer(product_id: str, small: dict[str, pa.Table]) -> None:
+    customers = small["customers"]["customer_id"]
+    assert pc.all(pc.is_in(small[product_id]["customer_id"], value_set=customers)).as_py()
+
+
+def test_billing_rows_reference_existing_subscriptions_and_invoices(small: dict[str, pa.Table]) -> None:
+    subscriptions = small["subscriptions"]["subscription_id"]
+    invoices = small["invoices"]["invoice_id"]
+    assert pc.all(pc.is_in(small["invoices"]["subscription_id"], value_set=subscriptions)).as_py()
+    assert pc.all(pc.is_in(small["payments"]["invoice_id"], value_set=invoices)).as_py()
+
+
+def test_contract_consistency_rules_hold(small: dict[str, pa.Table]) -> None:
+    subscriptions, invoices, payments, tickets = (
+        small["subscriptions"],
+        small["invoices"],
+        small["payments"],
+        small["tickets"],
+    )
+    assert pc.all(
+        pc.equal(pc.is_null(subscriptions["canceled_at"]), pc.is_null(subscriptions["cancellation_reason"]))
+    ).as_py()
+    assert pc.all(pc.equal(pc.equal(invoices["status"], "paid"), pc.is_valid(invoices["paid_at"]))).as_py()
+    assert pc.all(
+        pc.equal(pc.equal(payments["status"], "failed"), pc.is_valid(payments["failure_reason"]))
+    ).as_py()
+    assert not pc.any(
+        pc.and_(pc.is_valid(tickets["satisfaction_score"]), pc.is_null(tickets["resolved_at"]))
+    ).as_py()
+    running = subscriptions.filter(pc.is_null(subscriptions["canceled_at"]))["customer_id"]
+    assert pc.count_distinct(running).as_py() == len(running)
+
+
+# -- time -----------------------------------------------------------------------------------
+
+
+def test_no_signup_after_the_feature_cutoff(small: dict[str, pa.Table]) -> None:
+    latest = pc.max(small["customers"]["signed_up_at"])
+    assert pc.less(latest, _timestamp(SMALL.cutoff_us)).as_py()
+
+
+@pytest.mark.parametrize("product_id", SOURCE_PRODUCTS)
+def test_nothing_is_dated_after_the_extract(product_id: str, small: dict[str, pa.Table]) -> None:
+    for column in TIMESTAMP_COLUMNS[product_id]:
+        latest = pc.max(small[product_id][column])
+        if latest.is_valid:
+            assert pc.less(latest, _timestamp(SMALL.data_end_us)).as_py(), f"{product_id}.{column}"
+
+
+def test_usage_events_stay_within_the_customer_lifetime(small: dict[str, pa.Table]) -> None:
+    events = small["usage_events"].join(
+        small["customers"].select(["customer_id", "signed_up_at"]), "customer_id"
+    )
+    assert pc.all(pc.greater_equal(events["event_at"], events["signed_up_at"])).as_py()
+    assert pc.all(pc.greater_equal(events["event_at"], _timestamp(SMALL.window_start_us))).as_py()
+
+
+# -- churn story ----------------------------------------------------------------------------
+
+
+def _churn_rate(config: DemoConfig) -> float:
+    active = churned = 0
+    for chunk_index in range(config.chunk_count):
+        population = simulate_population(config, chunk_index)
+        active += int(population.is_active_at_cutoff.sum())
+        churned += int(population.has_churned.sum())
+    return churned / active
+
+
+def test_churn_base_rate_is_in_range() -> None:
+    assert 0.12 <= _churn_rate(DemoConfig(customers=20_000)) <= 0.28
+
+
+def test_label_follows_from_the_subscriptions(small: dict[str, pa.Table]) -> None:
+    """has_churned, as dbt derives it: the customer's last subscription ends in the label window."""
+    subscriptions = small["subscriptions"]
+    still_running = set(
+        subscriptions.filter(pc.is_null(subscriptions["canceled_at"]))["customer_id"].to_pylist()
+    )
+    ended = subscriptions.group_by("customer_id").aggregate([("canceled_at", "max")])
+    churned_in_window = {
+        customer
+        for customer, ended_at in zip(
+            ended["customer_id"].to_pylist(), ended["canceled_at_max"].to_pylist(), strict=True
+        )
+        if customer not in still_running
+        and dt.datetime.combine(SMALL.feature_cutoff_date, dt.time())
+        <= ended_at
+        < dt.datetime.combine(
+            SMALL.feature_cutoff_date + dt.timedelta(days=SMALL.label_window_days), dt.time()
+        )
+    }
+    expected = set()
+    for chunk_index in range(SMALL.chunk_count):
+        population = simulate_population(SMALL, chunk_index)
+        expected |= {f"C{number:08d}" for number in population.customer_numbers[population.has_churned]}
+    assert churned_in_window == expected
+
+
+def test_future_churners_used_the_product_less_before_the_cutoff(small: dict[str, pa.Table]) -> None:
+    churners = set()
+    active = set()
+    for chunk_index in range(SMALL.chunk_count):
+        population = simulate_population(SMALL, chunk_index)
+        churners |= {f"C{n:08d}" for n in population.customer_numbers[population.has_churned]}
+        active |= {f"C{n:08d}" for n in population.customer_numbers[population.is_active_at_cutoff]}
+    events = small["usage_events"]
+    before = events.filter(pc.less(events["event_at"], _timestamp(SMALL.cutoff_us)))
+    counts = dict(
+        zip(
+            *before.group_by("customer_id").aggregate([("event_id", "count")]).to_pydict().values(),
+            strict=True,
+        )
+    )
+    churner_mean = np.mean([counts.get(c, 0) for c in churners])
+    stayer_mean = np.mean([counts.get(c, 0) for c in active - churners])
+    assert churner_mean < 0.8 * stayer_mean
+
+
+def test_scale_is_a_few_dozen_usage_events_per_customer(small: dict[str, pa.Table]) -> None:
+    assert 30 <= small["usage_events"].num_rows / SMALL.customers <= 100
+
+
+# -- streaming ----------------------------------------------------------------------------
+
+
+def test_iter_product_is_lazy() -> None:
+    huge = DemoConfig(customers=50_000_000, chunk_customers=1_000)
+    tables = iter_product("customers", huge)
+    assert isinstance(tables, types.GeneratorType)
+    first = next(tables)
+    assert first.num_rows == 1_000
+
+
+def _assert_chunked(config: DemoConfig, product_id: str) -> None:
+    previous_last = ""
+    chunks = 0
+    for table in iter_product(product_id, config):
+        ids = pc.unique(table["customer_id"])
+        assert len(ids) <= config.chunk_customers
+        if len(ids):
+            assert pc.min(ids).as_py() > previous_last  # chunks are disjoint and in customer order
+            previous_last = pc.max(ids).as_py()
+        chunks += 1
+    assert chunks == config.chunk_count
+
+
+def test_usage_events_are_generated_one_customer_chunk_at_a_time() -> None:
+    _assert_chunked(DemoConfig(customers=5_000, chunk_customers=1_000), "usage_events")
+
+
+@pytest.mark.slow
+def test_usage_events_of_200k_customers_are_generated_chunk_by_chunk() -> None:
+    _assert_chunked(DemoConfig(customers=200_000, chunk_customers=20_000), "usage_events")
+
+
+# -- errors -------------------------------------------------------------------------------
+
+
+def test_unknown_product_suggests_the_closest_name() -> None:
+    with pytest.raises(UnknownProductError, match="Did you mean 'customers'"):
+        next(iter_product("custmers", SMALL))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"customers": 0},
+        {"customers": 100_000_000},
+        {"chunk_customers": 0},
+        {"seed": -1},
+        {"label_window_days": 0},
+        {"history_days": 0},
+        {"feature_cutoff_date": dt.datetime(2026, 6, 30)},
+    ],
+)
+def test_invalid_config_is_refused(overrides: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        DemoConfig(**overrides)  # type: ignore[arg-type]
+
+
+def test_chunk_bounds_cover_every_customer_once() -> None:
+    config = DemoConfig(customers=2_500, chunk_customers=1_000)
+    assert [config.chunk_bounds(i) for i in range(config.chunk_count)] == [
+        (0, 1000),
+        (1000, 2000),
+        (2000, 2500),
+    ]
+    with pytest.raises(ValueError):
+        config.chunk_bounds(3)
