@@ -31,8 +31,13 @@ app = typer.Typer(
 )
 contract_app = typer.Typer(help="Validate and export product contracts.", no_args_is_help=True)
 dbt_app = typer.Typer(help="dbt helpers (sources derived from contracts).", no_args_is_help=True)
+stack_app = typer.Typer(help="The native stack (S3 server + Trino) as local background processes.",
+                        no_args_is_help=True)
+trino_app = typer.Typer(help="Trino registration of products (the analysts' view).", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
 app.add_typer(dbt_app, name="dbt")
+app.add_typer(stack_app, name="stack")
+app.add_typer(trino_app, name="trino")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -380,6 +385,108 @@ def dbt_sources() -> None:
     except PlatformError as exc:
         _fail(exc)
     console.print(f"wrote {path}")
+
+
+@stack_app.command("up")
+def stack_up(
+    workers: Annotated[int, typer.Option(help="Trino workers besides the coordinator")] = 0,
+    s3_port: Annotated[int | None, typer.Option(help="S3 server port")] = None,
+    trino_port: Annotated[int | None, typer.Option(help="Trino coordinator port")] = None,
+) -> None:
+    """Fetch (first time: a few minutes) and start versitygw + Trino, then print the client settings.
+
+    Example: `mesh stack up --workers 1 && eval "$(python -m datamesh.stack env)"`
+    """
+    from datamesh import stack
+
+    kwargs: dict[str, Any] = {}
+    if s3_port:
+        kwargs["s3_port"] = s3_port
+    if trino_port:
+        kwargs["trino_port"] = trino_port
+    try:
+        ep = stack.start(workers, echo=_progress, **kwargs)
+    except PlatformError as exc:
+        _fail(exc)
+    console.print(f"S3 {ep.s3_endpoint} (bucket {ep.bucket}); Trino {ep.trino_url} (catalog {ep.trino_catalog})")
+    console.print('point the platform at it: [bold]eval "$(python -m datamesh.stack env)"[/]')
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop the native stack (data is kept)."""
+    from datamesh import stack
+
+    try:
+        stack.stop(echo=_progress)
+    except PlatformError as exc:
+        _fail(exc)
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Show each service, its pid, health and log file (exit code 3 if not all healthy)."""
+    from datamesh import stack
+
+    report = stack.status()
+    console.print(report.describe())
+    if not report.running:
+        raise typer.Exit(code=3)
+
+
+@trino_app.command("sync")
+def trino_sync(products: Annotated[list[str] | None, typer.Argument(help="Products (default: all)")] = None) -> None:
+    """Rebuild Trino registration from the manifests; repair or report what drifted.
+
+    Registers missing versions, drops tables of versions removed by retention,
+    reports versions whose files were deleted out of band, and points every
+    product view at its newest complete version.
+
+    Example: `mesh trino sync`
+    """
+    from datamesh.trino import Registrar, TrinoClient, sync
+
+    try:
+        mesh = _mesh()
+        report = sync(Registrar(TrinoClient.from_settings(mesh.settings), mesh.catalog), products=products or None)
+    except PlatformError as exc:
+        _fail(exc)
+    for line in report.lines():
+        console.print(line)
+    if report.broken:
+        raise typer.Exit(code=2)
+
+
+@trino_app.command("parity")
+def trino_parity(products: Annotated[list[str] | None, typer.Argument(help="Products (default: all)")] = None) -> None:
+    """Run each product's contract queries in DuckDB and in Trino; fail on any difference.
+
+    Example: `mesh trino parity churn_features churn_predictions`
+    """
+    from datamesh.parity import check_product
+    from datamesh.trino import TrinoClient
+
+    failed = False
+    try:
+        mesh = _mesh()
+        client = TrinoClient.from_settings(mesh.settings)
+        with mesh.session() as session:
+            for contract in mesh.contracts:
+                if products and contract.id not in products:
+                    continue
+                version = mesh.catalog.latest_version(contract.id)
+                if version is None:
+                    continue
+                report = check_product(session, client, contract, version)
+                mark = "[green]same[/]" if report.ok else "[red]DIFFERENT[/]"
+                console.print(f"{contract.domain}.{contract.id} v{version}: {report.compared} values compared, {mark}")
+                for diff in report.differences:
+                    console.print(f"  {diff}")
+                failed |= not report.ok
+    except PlatformError as exc:
+        _fail(exc)
+    if failed:
+        raise typer.Exit(code=1)
 
 
 def main() -> None:  # pragma: no cover

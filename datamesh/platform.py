@@ -30,6 +30,7 @@ class Mesh:
     def from_settings(cls, settings: Settings | None = None) -> Mesh:
         settings = settings or get_settings()
         lake = Lake.from_settings(settings)
+        lake.check()
         contracts = ContractRegistry.from_dir(settings.contracts_dir)
         catalog = Catalog(lake, contracts)
         if settings.trino_host and lake.is_s3:

@@ -313,7 +313,13 @@ class Publisher:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if not self._committed:
-            self.abort()
+            try:
+                self.abort()
+            except (PlatformError, OSError) as cleanup_error:
+                if exc is None:
+                    raise
+                # Keep the original error; staged files are invisible and swept by retention.
+                log.warning("could not remove staged files of %s: %s", self.contract.id, cleanup_error)
 
 
 def publish_table(

@@ -96,6 +96,20 @@ class Lake:
             )
         return cls(settings.lake_url, s3)
 
+    def check(self) -> None:
+        """Fail early, with a clear error, if the bucket is missing or the server unreachable."""
+        if not self.is_s3:
+            return
+        try:
+            info = self.fs.get_file_info(self.bucket)
+        except OSError as exc:
+            raise self._wrap(exc, "reach the lake at", self.bucket) from exc
+        if info.type == pafs.FileType.NotFound:
+            raise StorageError(
+                f"Bucket '{self.bucket}' of lake {self.url} does not exist on {self.s3.endpoint_url if self.s3 else 'S3'}: "
+                "create it (`mesh stack up` does for the native stack) or fix MESH_LAKE_URL."
+            )
+
     # -- paths ------------------------------------------------------------------------
 
     @property
@@ -120,9 +134,10 @@ class Lake:
         hint = ""
         text = str(exc)
         if self.is_s3:
-            if "AccessDenied" in text or "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:
+            if any(m in text for m in ("AccessDenied", "ACCESS_DENIED", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+                                       "INVALID_ACCESS_KEY_ID", "SIGNATURE_DOES_NOT_MATCH", "403")):
                 hint = " The S3 credentials were rejected: check MESH_S3_ACCESS_KEY_ID / MESH_S3_SECRET_ACCESS_KEY."
-            elif "NoSuchBucket" in text or "bucket does not exist" in text.lower():
+            elif "NoSuchBucket" in text or "NO_SUCH_BUCKET" in text or "bucket does not exist" in text.lower():
                 hint = f" Bucket '{self.bucket}' does not exist: create it (mesh stack up does) or fix MESH_LAKE_URL."
             elif "onnect" in text or "timed out" in text.lower() or "curl" in text.lower():
                 hint = f" Is the S3 server at {self.s3.endpoint_url if self.s3 else '?'} running? (mesh stack status)"

@@ -102,11 +102,22 @@ class Registrar:
         if domain in self._schemas:
             return
         location = self.catalog.lake.uri(self.catalog.lake.path("products", domain))
-        self.client.execute(
-            f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.client.catalog)}.{quote_ident(domain)} "
-            f"WITH (location = {sql_string(location)})"
-        )
+        try:
+            self.client.execute(
+                f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.client.catalog)}.{quote_ident(domain)} "
+                f"WITH (location = {sql_string(location)})"
+            )
+        except TrinoError as exc:
+            if "ALREADY_EXISTS" not in str(exc):  # a concurrent registration created it first
+                raise
         self._schemas.add(domain)
+
+    def _create_table(self, contract: Contract, manifest: Manifest) -> None:
+        try:
+            self.client.execute(self.table_ddl(contract, manifest))
+        except TrinoError as exc:
+            if "ALREADY_EXISTS" not in str(exc):
+                raise
 
     def table_ddl(self, contract: Contract, manifest: Manifest) -> str:
         prefix = self.catalog.paths_for(contract).run_dir(manifest.run_id)
@@ -122,11 +133,24 @@ class Registrar:
         )
 
     def register(self, contract: Contract, manifest: Manifest, *, move_view: bool = True) -> None:
-        """Create the version's table and (by default) point the product view at it."""
+        """Create the version's table and (by default) point the product view at the newest version.
+
+        Concurrent publishers may register out of order; the view only ever
+        moves to the newest committed version, so it never goes backwards.
+        """
         self.ensure_schema(contract.domain)
-        self.client.execute(self.table_ddl(contract, manifest))
-        if move_view:
-            self.point_view(contract, manifest.version)
+        self._create_table(contract, manifest)
+        if not move_view:
+            return
+        target = manifest.version
+        for _ in range(5):
+            self.point_view(contract, target)
+            latest = self.catalog.latest_version(contract.id) or target
+            if latest <= target:
+                return
+            # A newer version was committed meanwhile: make sure its table exists and point there.
+            target = latest
+            self._create_table(contract, self.catalog.manifest(contract.id, target))
 
     def point_view(self, contract: Contract, version: int) -> None:
         comment = f"{contract.name}: latest version of data product {contract.domain}.{contract.id}"

@@ -184,7 +184,8 @@ def test_concurrent_publish_of_same_version(mesh) -> None:  # noqa: ANN001
         try:
             pub.write(widgets_table(n))
             original = pub._next_version
-            pub._next_version = lambda: (barrier.wait(), original())[1]  # type: ignore[method-assign]
+            # every writer picks its version before any of them commits
+            pub._next_version = lambda: (v := original(), barrier.wait(), v)[2]  # type: ignore[method-assign]
             outcomes.append(pub.commit())
         except ConflictError as exc:
             outcomes.append(exc)
