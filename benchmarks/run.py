@@ -1,0 +1,260 @@
+"""`make bench`: wall time per stage, peak memory, and side-by-side ratios.
+
+Every speed target is reported as a ratio against a baseline measured in the
+same process, interleaved with our runs (median of several), because these
+machines are noisy. Sections:
+
+* ``pipeline``  — the whole demo (Dagster in-process) at ``--customers``: time per stage, peak RSS
+* ``publish``   — our publish of a 1M-row table vs a bare ``pyarrow.parquet.write_table``
+* ``s3``        — the same on the native S3 server (starts the stack in a temp folder)
+* ``trino``     — analyst queries: Trino vs DuckDB on the same files (needs ``pipeline`` on S3)
+* ``ml``        — training time per candidate; batch scoring vs a bare ``predict_proba``
+
+Example: ``python -m benchmarks.run --customers 50000 --sections publish,ml``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from datamesh.paths import PROJECT_ROOT
+
+SECTIONS = ("pipeline", "publish", "s3", "trino", "ml")
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def peak_rss_mib() -> dict[str, float]:
+    return {
+        "this_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "largest_child": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }
+
+
+def interleaved(baseline: Callable[[], object], ours: Callable[[], object], repeats: int) -> dict[str, float]:
+    """Median seconds of baseline and ours, alternated to share the machine's noise."""
+    base, mine = [], []
+    baseline()
+    ours()  # warm-up (imports, caches)
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        baseline()
+        t1 = time.perf_counter()
+        ours()
+        t2 = time.perf_counter()
+        base.append(t1 - t0)
+        mine.append(t2 - t1)
+    b, m = statistics.median(base), statistics.median(mine)
+    return {"baseline_s": round(b, 4), "ours_s": round(m, 4), "ratio": round(m / b, 3), "overhead_pct": round((m / b - 1) * 100, 1)}
+
+
+def customers_like_table(n: int, seed: int = 0) -> pa.Table:
+    """A 1M-row table shaped like crm.customers (strings, enums, ints, timestamps)."""
+    from datamesh.demo.generator import DemoConfig, iter_product
+
+    tables = list(iter_product("customers", DemoConfig(customers=n, seed=seed, chunk_customers=min(n, 250_000))))
+    return pa.concat_tables(tables).combine_chunks()
+
+
+def bench_publish(mesh_factory: Callable[[str], Any], root: str, n: int, repeats: int, fs: Any = None) -> dict[str, Any]:
+    table = customers_like_table(n)
+    mesh = mesh_factory(root)
+    bare_path = f"{mesh.lake.root}/_bench/bare.parquet"
+    if not mesh.lake.is_s3:
+        Path(bare_path).parent.mkdir(parents=True, exist_ok=True)
+
+    def bare() -> None:
+        pq.write_table(table, bare_path, filesystem=mesh.lake.fs, compression="snappy", row_group_size=1_000_000)
+
+    def ours() -> None:
+        mesh.publish("customers", table)
+
+    result = interleaved(bare, ours, repeats)
+    result.update(rows=n, mb=round(table.nbytes / 2**20, 1), lake=mesh.lake.url,
+                  rows_per_s_ours=round(n / result["ours_s"]), rows_per_s_bare=round(n / result["baseline_s"]))
+    return result
+
+
+def local_mesh(root: str) -> Any:
+    from datamesh.platform import Mesh
+    from datamesh.settings import Settings
+
+    return Mesh.from_settings(Settings(lake_url=root))
+
+
+def bench_pipeline(customers: int, lake_url: str) -> dict[str, Any]:
+    from orchestration.demo import run_demo
+
+    os.environ.setdefault("MESH_DBT_DUCKDB_PATH", str(Path(tempfile.mkdtemp()) / "dbt.duckdb"))
+    os.environ.setdefault("MESH_DBT_STAGING_DIR", str(Path(tempfile.mkdtemp()) / "staging"))
+    summary = run_demo(customers=customers, lake_url=lake_url, progress=say)
+    summary["peak_rss_mib"] = {k: round(v) for k, v in peak_rss_mib().items()}
+    return summary
+
+
+def bench_s3(n: int, repeats: int) -> dict[str, Any]:
+    from datamesh import stack
+
+    home = Path(tempfile.mkdtemp(prefix="bench-stack-"))
+    ep = stack.start(home=home, s3_port=_free_port(), trino_port=_free_port(), echo=say)
+    try:
+        from datamesh.platform import Mesh
+        from datamesh.settings import Settings
+
+        def s3_mesh(root: str) -> Any:
+            return Mesh.from_settings(Settings(
+                lake_url=f"s3://{ep.bucket}/bench", s3_endpoint_url=ep.s3_endpoint, s3_access_key_id=ep.access_key,
+                s3_secret_access_key=ep.secret_key, s3_region=ep.region))
+
+        return bench_publish(s3_mesh, "", n, repeats)
+    finally:
+        stack.stop(home, echo=say)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_trino(customers: int, repeats: int) -> dict[str, Any]:
+    """Analyst queries on churn features and predictions: Trino vs DuckDB, same files on S3."""
+    from datamesh import stack
+    from datamesh.paths import DBT_PROJECT_DIR
+    from datamesh.settings import get_settings
+
+    home = Path(tempfile.mkdtemp(prefix="bench-stack-"))
+    ep = stack.start(home=home, s3_port=_free_port(), trino_port=_free_port(), echo=say)
+    try:
+        os.environ.update(ep.as_settings_env())
+        get_settings.cache_clear()
+        pipeline = bench_pipeline(customers, f"s3://{ep.bucket}/bench-trino")
+        from datamesh.platform import Mesh
+        from datamesh.trino import TrinoClient
+
+        mesh = Mesh.from_settings()
+        trino = TrinoClient.from_settings(mesh.settings)
+        queries = {p.stem: p.read_text().strip().rstrip(";") for p in sorted((DBT_PROJECT_DIR / "analyst").glob("*.sql"))}
+        queries["predictions_by_plan"] = (
+            "select f.plan, count(*) as customers, avg(p.probability) as mean_probability, "
+            "sum(case when p.predicted_label then 1 else 0 end) as flagged "
+            "from retention.churn_predictions p join retention.churn_features f using (customer_id) group by 1 order by 1")
+        queries["feature_scan"] = (
+            "select count(*), avg(usage_trend_ratio), max(days_since_last_event), "
+            "sum(tickets_last_90_days) from retention.churn_features")
+        results = {}
+        with mesh.session() as session:
+            for name, sql in queries.items():
+                def duck(sql: str = sql) -> None:
+                    session.sql(sql).fetchall()
+
+                def tri(sql: str = sql) -> None:
+                    trino.query(sql)
+
+                r = interleaved(duck, tri, repeats)
+                results[name] = {"duckdb_median_s": r["baseline_s"], "trino_median_s": r["ours_s"],
+                                 "trino_over_duckdb": r["ratio"]}
+        return {"customers": customers, "queries": results, "pipeline_wall_s": pipeline["wall_seconds"]}
+    finally:
+        stack.stop(home, echo=say)
+
+
+def bench_ml(customers: int, lake_url: str, profile: str, repeats: int) -> dict[str, Any]:
+    """Training time per candidate; scoring throughput vs bare predict_proba on the same arrays."""
+    from datamesh.platform import Mesh
+    from datamesh.settings import Settings
+    from ml.products import load_frame, registry, score_product, train_product
+
+    mesh = Mesh.from_settings(Settings(lake_url=lake_url))
+    if mesh.catalog.latest_version("churn_features") is None:
+        bench_pipeline(customers, lake_url)
+    outcome = train_product(mesh, "churn_features", profile=profile, progress=say)
+    per_candidate = {r.name: {"seconds": round(r.seconds, 1), "status": r.status,
+                              "roc_auc": round(r.metrics.get("roc_auc", float("nan")), 4) if r.metrics else None}
+                     for r in outcome.report.results}
+    champion = registry(mesh).champion("churn_features")
+    assert champion is not None
+    model = registry(mesh).load("churn_features", champion.version)
+    frame, manifest = load_frame(mesh, "churn_features")
+
+    def bare() -> None:
+        model.predict_proba(frame)
+
+    def ours() -> None:
+        score_product(mesh, "churn_features")
+
+    r = interleaved(bare, ours, repeats)
+    n = len(frame)
+    return {
+        "rows": n, "profile": profile, "candidates": per_candidate, "skipped": [list(s) for s in outcome.report.notes],
+        "scoring": {"bare_predict_proba_rows_per_s": round(n / r["baseline_s"]),
+                    "lake_to_published_product_rows_per_s": round(n / r["ours_s"]),
+                    "ours_over_bare_rate": round(r["baseline_s"] / r["ours_s"], 3), **r},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=50_000, help="pipeline scale (default 50,000)")
+    parser.add_argument("--sections", default="pipeline,publish,ml",
+                        help=f"comma-separated subset of {','.join(SECTIONS)} (default pipeline,publish,ml)")
+    parser.add_argument("--publish-rows", type=int, default=1_000_000, help="rows for the publish ratio")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions per ratio (median)")
+    parser.add_argument("--profile", default="fast", help="model zoo profile for the ml section (fast|full)")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "bench-results", help="where the JSON report goes")
+    args = parser.parse_args(argv)
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    work = Path(tempfile.mkdtemp(prefix="bench-"))
+    lake = str(work / "lake")
+    report: dict[str, Any] = {"started": datetime.now(UTC).isoformat(timespec="seconds"), "customers": args.customers,
+                              "cpus": os.cpu_count()}
+    for section in sections:
+        say(f"section {section}")
+        t0 = time.perf_counter()
+        if section == "pipeline":
+            report["pipeline"] = bench_pipeline(args.customers, lake)
+        elif section == "publish":
+            report["publish_local"] = bench_publish(local_mesh, str(work / "publish"), args.publish_rows, args.repeats)
+        elif section == "s3":
+            report["publish_s3"] = bench_s3(args.publish_rows, args.repeats)
+        elif section == "trino":
+            report["trino_vs_duckdb"] = bench_trino(args.customers, args.repeats)
+        elif section == "ml":
+            report["ml"] = bench_ml(args.customers, lake, args.profile, max(1, args.repeats // 2))
+        report.setdefault("section_seconds", {})[section] = round(time.perf_counter() - t0, 1)
+    report["peak_rss_mib"] = {k: round(v) for k, v in peak_rss_mib().items()}
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"bench-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    text = json.dumps(report, indent=2, default=str)
+    path.write_text(text)
+    print(text)
+    say(f"report written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
