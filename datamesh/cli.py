@@ -266,15 +266,19 @@ def _print_demo_summary(summary: dict[str, Any]) -> None:
         prods.add_row(row["domain"], row["product"], str(row["version"]), f"{row['rows']:,}")
     console.print(prods)
     for product, model in summary.get("models", {}).items():
-        table = Table(title=f"Model zoo on {product} (cross-validated)")
-        for col in ("candidate", "roc_auc", "pr_auc"):
-            table.add_column(col, justify="left" if col == "candidate" else "right")
+        metrics = model.get("metrics", [model.get("primary_metric", "roc_auc")])
+        table = Table(title=f"Model zoo on {product} ({model.get('task', '')}, cross-validated)")
+        table.add_column("candidate")
+        for metric in metrics:
+            table.add_column(metric, justify="right")
         for row in model.get("comparison", []):
             if row.get("status") == "ok":
-                table.add_row(str(row["candidate"]), f"{row.get('roc_auc') or 0:.4f}", f"{row.get('pr_auc') or 0:.4f}")
+                table.add_row(str(row["candidate"]), *[
+                    f"{row[m]:.4f}" if isinstance(row.get(m), int | float) else "" for m in metrics])
         console.print(table)
-        console.print(f"champion: [bold]{model['candidate']}[/] (model v{model['champion_version']}), "
-                      f"decision threshold {model['threshold']:.3f}")
+        threshold = model.get("threshold")
+        decision = f", decision threshold {threshold:.3f}" if isinstance(threshold, int | float) else ""
+        console.print(f"champion of {product}: [bold]{model['candidate']}[/] (model v{model['champion_version']}){decision}")
     peak = summary["peak_rss_mib"]
     console.print(f"[green]done[/] in {summary['wall_seconds']:.0f}s for {summary['customers']:,} customers; "
                   f"peak memory {peak['this_process']:,} MiB (largest child process {peak['largest_child']:,} MiB)")

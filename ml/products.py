@@ -172,3 +172,128 @@ def score_product(
     inputs = {product: manifest.version}
     return mesh.publish(target, scored, inputs=inputs, metadata=json.loads(json.dumps(metadata, default=str)),
                         progress=progress)
+
+
+def numeric_features(mesh: Mesh, product: str, frame: pd.DataFrame) -> list[str]:
+    """The numeric features a product's ``ml`` block declares (for clustering and drift)."""
+    from ml.spec import feature_set
+
+    features = feature_set(learning_spec(mesh.contract(product)), frame)
+    return [c for c in features.numeric if frame[c].dtype != bool]
+
+
+def _now() -> Any:
+    import numpy as np
+    from datetime import UTC, datetime
+
+    return np.datetime64(datetime.now(UTC).replace(tzinfo=None), "us")
+
+
+def segment_product(mesh: Mesh, product: str, target: str, *, seed: int = 42,
+                    progress: Progress | None = None) -> tuple[Manifest, Any]:
+    """K-means segments of a product's rows (k by silhouette), published as ``target``."""
+    import numpy as np
+
+    from ml.unsupervised import segment_customers
+
+    frame, manifest = load_frame(mesh, product)
+    spec = learning_spec(mesh.contract(product))
+    features = numeric_features(mesh, product, frame)
+    say = progress or (lambda _m: None)
+    say(f"segmenting {len(frame):,} rows of {product} v{manifest.version} on {len(features)} numeric features")
+    result = segment_customers(frame, features, seed=seed, product=product)
+    n = len(frame)
+    table = pa.table({
+        spec.id_column: pa.array(frame[spec.id_column], pa.string()),
+        "segment": pa.array(np.asarray(result.labels, dtype=np.int32)),
+        "segment_count": pa.array(np.full(n, result.k, dtype=np.int32)),
+        "silhouette_score": pa.array(np.full(n, result.silhouette[result.k], dtype=np.float64)),
+        "segmented_at": pa.array(np.full(n, _now()), pa.timestamp("us")),
+        "features_version": pa.array(np.full(n, manifest.version, dtype=np.int64)),
+    })
+    published = mesh.publish(target, table, inputs={product: manifest.version}, progress=progress,
+                             metadata={"k": result.k, "silhouette": {str(k): v for k, v in result.silhouette.items()},
+                                       "features": features})
+    return published, result
+
+
+def anomalies_product(mesh: Mesh, product: str, target: str, *, seed: int = 42, percentile: float = 1.0,
+                      progress: Progress | None = None) -> tuple[Manifest, Any]:
+    """Gaussian-mixture density scores (components by BIC); rows below the percentile are flagged."""
+    import numpy as np
+
+    from ml.unsupervised import detect_anomalies
+
+    frame, manifest = load_frame(mesh, product)
+    spec = learning_spec(mesh.contract(product))
+    features = numeric_features(mesh, product, frame)
+    say = progress or (lambda _m: None)
+    say(f"scoring anomalies on {len(frame):,} rows of {product} v{manifest.version}")
+    result = detect_anomalies(frame, features, seed=seed, percentile=percentile, product=product)
+    n = len(frame)
+    table = pa.table({
+        spec.id_column: pa.array(frame[spec.id_column], pa.string()),
+        "log_likelihood": pa.array(np.asarray(result.scores, dtype=np.float64)),
+        "is_anomalous": pa.array(np.asarray(result.flags, dtype=bool)),
+        "threshold": pa.array(np.full(n, result.threshold, dtype=np.float64)),
+        "mixture_components": pa.array(np.full(n, result.n_components, dtype=np.int32)),
+        "scored_at": pa.array(np.full(n, _now()), pa.timestamp("us")),
+        "features_version": pa.array(np.full(n, manifest.version, dtype=np.int64)),
+    })
+    published = mesh.publish(target, table, inputs={product: manifest.version}, progress=progress,
+                             metadata={"components": result.n_components, "percentile": percentile,
+                                       "bic": {str(k): v for k, v in result.bic.items()}, "features": features})
+    return published, result
+
+
+@dataclass
+class ChampionDrift:
+    """Drift of the latest product version against the champion's training version."""
+
+    product: str
+    reference_version: int
+    current_version: int
+    features: Any  # ml.drift.DriftReport
+    predictions_psi: float | None
+
+    @property
+    def max_psi(self) -> float:
+        return max(self.features.max_psi, self.predictions_psi or 0.0)
+
+    @property
+    def status(self) -> str:
+        from ml.drift import drift_status
+
+        return drift_status(self.max_psi)
+
+
+def drift_against_champion(mesh: Mesh, product: str, *, sample_rows: int = 200_000) -> ChampionDrift | None:
+    """PSI of every feature and of the predicted distribution, champion's training data vs latest.
+
+    Returns None when there is no champion yet.
+    """
+    from ml.drift import drift_report, psi_numeric
+
+    reg = registry(mesh)
+    champion = reg.champion(product)
+    if champion is None:
+        return None
+    reference_version = int(champion.card.training_data.get(product, 0))
+    current, manifest = load_frame(mesh, product)
+    try:
+        reference, _ = load_frame(mesh, product, reference_version)
+    except Exception as exc:  # noqa: BLE001 - the training version may have been removed by retention
+        raise RegistryError(
+            f"Drift of '{product}': the champion was trained on version {reference_version}, which is no longer "
+            f"readable ({exc}). Retrain to get a champion on a current version."
+        ) from None
+    if len(reference) > sample_rows:
+        reference = reference.sample(sample_rows, random_state=0)
+    if len(current) > sample_rows:
+        current = current.sample(sample_rows, random_state=0)
+    features = drift_report(reference, current, champion.card.feature_columns)
+    predictions_psi = None
+    if champion.card.task == "classification":
+        model = reg.load(product, champion.version)
+        predictions_psi = psi_numeric(model.predict_proba(reference)[:, 1], model.predict_proba(current)[:, 1])
+    return ChampionDrift(product, reference_version, manifest.version, features, predictions_psi)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import dagster as dg
 
 from datamesh.contracts import ContractRegistry
 from datamesh.dbt_sources import dbt_model_names, write_sources
 from datamesh.paths import CONTRACTS_DIR, DBT_PROJECT_DIR
 from orchestration.assets.dbt import build_dbt_assets
-from orchestration.assets.ml import build_ml_assets
+from orchestration.assets.ml import build_ml_assets, build_ml_checks
 from orchestration.assets.sources import build_source_assets
 from orchestration.checks import build_contract_checks
 from orchestration.products import register_domains
-from orchestration.resources import dbt_project
+from orchestration.resources import dbt_executable, dbt_project
 
 
 def load_contracts() -> ContractRegistry:
@@ -28,14 +31,20 @@ def prepare_dbt(contracts: ContractRegistry) -> None:
     inputs = [*DBT_PROJECT_DIR.rglob("*.sql"), *DBT_PROJECT_DIR.rglob("*.yml")]
     inputs = [p for p in inputs if "target" not in p.parts and "logs" not in p.parts]
     if not manifest.exists() or any(p.stat().st_mtime > manifest.stat().st_mtime for p in inputs):
-        dbt_project.preparer.prepare(dbt_project)
+        project = str(DBT_PROJECT_DIR)
+        result = subprocess.run(
+            [dbt_executable(), "parse", "--quiet", "--project-dir", project, "--profiles-dir", project],
+            cwd=project, env={**os.environ, "DO_NOT_TRACK": "1"}, capture_output=True, text=True, check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"`dbt parse` of {project} failed:\n{result.stdout}\n{result.stderr}")
 
 
 def build_definitions_parts(contracts: ContractRegistry) -> tuple[list, list]:  # noqa: ANN401
     prepare_dbt(contracts)
     assets: list = [build_source_assets(contracts), build_dbt_assets(contracts), *build_ml_assets(contracts)]
     dbt_built = dbt_model_names(DBT_PROJECT_DIR)
-    checks = [build_contract_checks(c) for c in contracts if c.id in dbt_built]
+    checks = [build_contract_checks(c) for c in contracts if c.id in dbt_built] + build_ml_checks(contracts)
     return assets, checks
 
 

@@ -99,14 +99,20 @@ def build_predictions_asset(training: Contract, predictions: Contract) -> dg.Ass
 
         platform = mesh.mesh()
         manifest = score_product(platform, training.id, predictions_product=predictions.id, progress=context.log.info)
+        relation = f"{predictions.domain}.{predictions.id}"
         with platform.session() as s:
-            positives, mean_p = s.sql(
-                f"select count_if(predicted_label), avg(probability) from {predictions.domain}.{predictions.id}"
-            ).fetchone()
+            if training.ml is not None and training.ml.task == "regression":
+                mean, p10, p90 = s.sql(f"select avg(prediction), quantile_cont(prediction, 0.1), "
+                                       f"quantile_cont(prediction, 0.9) from {relation}").fetchone()
+                stats = {"mean_prediction": float(mean or 0), "p10_prediction": float(p10 or 0),
+                         "p90_prediction": float(p90 or 0)}
+            else:
+                positives, mean_p = s.sql(
+                    f"select count_if(predicted_label), avg(probability) from {relation}").fetchone()
+                stats = {"predicted_positive": int(positives or 0), "mean_probability": float(mean_p or 0.0)}
         uri = platform.lake.uri(platform.catalog.paths_for(predictions).prefix)
         yield materialize_result(predictions, manifest, uri, extra={
-            "predicted_positive": int(positives or 0), "mean_probability": float(mean_p or 0.0),
-            "model": dg.MetadataValue.json(manifest.metadata.get("model", {})),
+            **stats, "model": dg.MetadataValue.json(manifest.metadata.get("model", {})),
         })
 
     return score
@@ -121,7 +127,17 @@ def build_ml_assets(contracts: ContractRegistry) -> list[dg.AssetsDefinition]:
         target = contract.ml.predictions_product
         if target and target in contracts:
             out.append(build_predictions_asset(contract, contracts.get(target)))
+    out.extend(build_unsupervised_assets(contracts))
     return out
+
+
+def build_ml_checks(contracts: ContractRegistry) -> list[dg.AssetChecksDefinition]:
+    return [build_drift_check(c, contracts.get(c.ml.predictions_product)) for c in labelled_products(contracts)
+            if c.ml and c.ml.predictions_product and c.ml.predictions_product in contracts]
+
+
+def labelled_products(contracts: ContractRegistry) -> list[Contract]:
+    return [c for c in contracts if c.ml is not None and c.ml.label_column is not None]
 
 
 def latest_model_summary() -> dict[str, Any]:
@@ -138,8 +154,110 @@ def latest_model_summary() -> dict[str, Any]:
         champion = reg.champion(contract.id)
         if champion is not None:
             card = champion.card
+            metrics = [card.primary_metric] + (["pr_auc", "f1"] if card.task == "classification" else ["mae", "r2"])
             out[contract.id] = {"champion_version": champion.version, "candidate": card.candidate,
+                                "task": card.task, "primary_metric": card.primary_metric,
                                 card.primary_metric: round(card.score, 4), "threshold": card.threshold,
-                                "comparison": [{k: row.get(k) for k in ("candidate", "roc_auc", "pr_auc", "status") if k in row}
+                                "metrics": metrics,
+                                "comparison": [{k: row.get(k) for k in ("candidate", "status", *metrics) if k in row}
                                                for row in card.comparison]}
     return out
+
+
+class UnsupervisedConfig(dg.Config):
+    """Seed of the clustering and mixture models."""
+
+    seed: int = 42
+
+
+def build_unsupervised_assets(contracts: ContractRegistry, source: str = "churn_features") -> list[dg.AssetsDefinition]:
+    """Customer segments and anomalous accounts, products of the retention domain."""
+    if source not in contracts:
+        return []
+    training = contracts.get(source)
+    out: list[dg.AssetsDefinition] = []
+    if "customer_segments" in contracts:
+        segments = contracts.get("customer_segments")
+
+        @dg.multi_asset(specs=[spec_for(segments, deps=[asset_key(training)])], check_specs=check_specs(segments),
+                        name="segment_customers")
+        def segment_customers(context: dg.AssetExecutionContext, config: UnsupervisedConfig, mesh: MeshResource):
+            """K-means segments of customers (k by silhouette), with a PCA 2-D plot."""
+            from ml.products import segment_product
+
+            platform = mesh.mesh()
+            manifest, result = segment_product(platform, source, segments.id, seed=config.seed,
+                                               progress=context.log.info)
+            uri = platform.lake.uri(platform.catalog.paths_for(segments).prefix)
+            profile = result.profile.round(2).reset_index().to_markdown(index=False) if hasattr(
+                result.profile, "to_markdown") else str(result.profile.round(2))
+            yield materialize_result(segments, manifest, uri, extra={
+                "k": result.k,
+                "silhouette_by_k": dg.MetadataValue.json({str(k): round(v, 4) for k, v in result.silhouette.items()}),
+                "segment_sizes": dg.MetadataValue.json({str(k): v for k, v in result.sizes.items()}),
+                "pca_plot": dg.MetadataValue.md(_png_markdown({"segments_pca.png": result.scatter_png},
+                                                              ["segments_pca.png"])),
+                "segment_profile": dg.MetadataValue.md(profile),
+            })
+
+        out.append(segment_customers)
+    if "anomalous_accounts" in contracts:
+        anomalies = contracts.get("anomalous_accounts")
+
+        @dg.multi_asset(specs=[spec_for(anomalies, deps=[asset_key(training)])], check_specs=check_specs(anomalies),
+                        name="detect_anomalous_accounts")
+        def detect_anomalous_accounts(context: dg.AssetExecutionContext, config: UnsupervisedConfig,
+                                      mesh: MeshResource):
+            """Gaussian-mixture density of accounts (components by BIC); the least likely 1% are flagged."""
+            from ml.products import anomalies_product
+
+            platform = mesh.mesh()
+            manifest, result = anomalies_product(platform, source, anomalies.id, seed=config.seed,
+                                                 progress=context.log.info)
+            uri = platform.lake.uri(platform.catalog.paths_for(anomalies).prefix)
+            yield materialize_result(anomalies, manifest, uri, extra={
+                "mixture_components": result.n_components,
+                "bic_by_components": dg.MetadataValue.json({str(k): round(v, 1) for k, v in result.bic.items()}),
+                "flagged": int(result.flags.sum()),
+                "threshold": float(result.threshold),
+            })
+
+        out.append(detect_anomalous_accounts)
+    return out
+
+
+DRIFT_CHECK = "drift_against_champion"
+
+
+def drift_check_key(predictions: Contract) -> dg.AssetCheckKey:
+    return dg.AssetCheckKey(asset_key(predictions), DRIFT_CHECK)
+
+
+def build_drift_check(training: Contract, predictions: Contract) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=asset_key(predictions), name=DRIFT_CHECK, blocking=False,
+                    description="Population stability index of features and predictions, champion's training "
+                                "data vs the latest features; fails at PSI >= 0.25 and triggers retraining.")
+    def drift(mesh: MeshResource) -> dg.AssetCheckResult:
+        """PSI of features and predictions against the champion's training data."""
+        from ml.drift import SIGNIFICANT
+        from ml.products import drift_against_champion
+
+        report = drift_against_champion(mesh.mesh(), training.id)
+        if report is None:
+            return dg.AssetCheckResult(passed=True, description="no champion yet", metadata={"max_psi": 0.0})
+        worst = sorted(report.features.features.values(), key=lambda f: -f.psi)[:5]
+        return dg.AssetCheckResult(
+            passed=report.max_psi < SIGNIFICANT,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"max PSI {report.max_psi:.3f} ({report.status}); reference v{report.reference_version}, "
+                        f"current v{report.current_version}",
+            metadata={
+                "max_psi": float(report.max_psi),
+                "predictions_psi": float(report.predictions_psi) if report.predictions_psi is not None else None,
+                "reference_version": report.reference_version,
+                "current_version": report.current_version,
+                "worst_features": dg.MetadataValue.json({f.feature: round(f.psi, 4) for f in worst}),
+            },
+        )
+
+    return drift
