@@ -251,7 +251,7 @@ class MLSection(_Model):
     label_column: str | None = Field(default=None, alias="labelColumn")
     feature_columns: tuple[str, ...] | None = Field(default=None, alias="featureColumns")
     exclude_columns: tuple[str, ...] = Field(default=(), alias="excludeColumns")
-    primary_metric: str = Field(default="roc_auc", alias="primaryMetric")
+    primary_metric: str | None = Field(default=None, alias="primaryMetric")
     threshold_policy: ThresholdPolicy = Field(default_factory=ThresholdPolicy, alias="thresholdPolicy")
     champion_margin: float = Field(default=0.005, alias="championMargin")
     cv_folds: int = Field(default=5, alias="cvFolds", ge=2, le=20)

@@ -111,7 +111,7 @@ def train_product(
                                                                   profile=profile)
     report = train_and_evaluate(
         frame, spec, plan, progress=say, training_data={product: str(manifest.version)},
-        current_champion=current.card if current is not None else None, n_threads=None,
+        current_champion=current.card if current is not None else None,
     )
     card = report.model_card(model_name=product)
     version = reg.register(product, report.model, card, report.plots)
@@ -294,6 +294,9 @@ def drift_against_champion(mesh: Mesh, product: str, *, sample_rows: int = 200_0
     features = drift_report(reference, current, champion.card.feature_columns)
     predictions_psi = None
     if champion.card.task == "classification":
+        from threadpoolctl import threadpool_limits
+
         model = reg.load(product, champion.version)
-        predictions_psi = psi_numeric(model.predict_proba(reference)[:, 1], model.predict_proba(current)[:, 1])
+        with threadpool_limits(limits=1):  # OpenMP threads spin-wait on a busy 2-core machine
+            predictions_psi = psi_numeric(model.predict_proba(reference)[:, 1], model.predict_proba(current)[:, 1])
     return ChampionDrift(product, reference_version, manifest.version, features, predictions_psi)

@@ -18,10 +18,15 @@ class MeshResource(dg.ConfigurableResource):
     """The data mesh (lake + contracts). Empty fields fall back to MESH_* settings."""
 
     lake_url: str | None = None
+    contracts_dir: str | None = None
 
     def mesh(self) -> Mesh:
-        overrides = {"lake_url": self.lake_url} if self.lake_url else {}
-        return Mesh.from_settings(Settings(**overrides))
+        overrides: dict[str, object] = {}
+        if self.lake_url:
+            overrides["lake_url"] = self.lake_url
+        if self.contracts_dir:
+            overrides["contracts_dir"] = self.contracts_dir
+        return Mesh.from_settings(Settings(**overrides))  # type: ignore[arg-type]
 
 
 def dbt_executable() -> str:

@@ -1,0 +1,454 @@
+"""Cross-validated evaluation of candidates on shared folds.
+
+Every candidate is scored on the same folds (:func:`make_folds`), from its
+out-of-fold predictions, so candidates compare like for like. A candidate
+that raises is recorded as failed with its error and the others go on.
+Ensembles are scored from their members' out-of-fold predictions (see
+:func:`score_ensemble`). Also here: learning curves, permutation importance
+and the comparison table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from sklearn.inspection import permutation_importance
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold, StratifiedKFold, learning_curve
+
+from ml.errors import TrainingError
+from ml.metrics import (
+    CalibrationCurve,
+    ThresholdChoice,
+    calibration,
+    choose_threshold,
+    classification_metrics,
+    metric_info,
+    regression_metrics,
+)
+from ml.preparation import TrainingData, stratified_subsample
+from ml.spec import FeatureSet, LearningSpec, Task
+from ml.zoo import Candidate, EnsembleKind
+
+__all__ = [
+    "CandidateResult",
+    "EvaluationKey",
+    "FeatureImportance",
+    "Folds",
+    "LearningCurve",
+    "comparison_markdown",
+    "comparison_table",
+    "cross_validate",
+    "evaluation_key",
+    "fit_candidate",
+    "learning_curve_for",
+    "make_folds",
+    "permutation_importances",
+    "rank",
+    "score_ensemble",
+    "score_predictions",
+]
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Folds:
+    """Train/test row indices of each fold, and how they were drawn."""
+
+    splits: tuple[tuple[NDArray[np.intp], NDArray[np.intp]], ...]
+    n_splits: int
+    seed: int
+    stratified: bool
+
+
+def make_folds(y: NDArray[Any], task: Task | str, n_splits: int, seed: int) -> Folds:
+    """Shuffled (stratified for classification) k-fold splits."""
+    stratified = Task(str(task)) == Task.CLASSIFICATION
+    splitter = (StratifiedKFold if stratified else KFold)(n_splits=n_splits, shuffle=True, random_state=seed)
+    splits = tuple((tr, te) for tr, te in splitter.split(np.zeros(len(y)), y))
+    return Folds(splits, n_splits, seed, stratified)
+
+
+@dataclass(frozen=True)
+class EvaluationKey:
+    """What makes two cross-validated scores comparable: the same task and
+    label, the same folds (count and seed) over the same rows (fingerprint of
+    features and label) and the same training product versions."""
+
+    task: str
+    label_column: str
+    cv_folds: int
+    fold_seed: int
+    n_rows: int
+    data_fingerprint: str
+    training_data: tuple[tuple[str, str], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "task": self.task,
+            "label_column": self.label_column,
+            "cv_folds": self.cv_folds,
+            "fold_seed": self.fold_seed,
+            "n_rows": self.n_rows,
+            "data_fingerprint": self.data_fingerprint,
+            "training_data": dict(self.training_data),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EvaluationKey:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            task=str(data["task"]),
+            label_column=str(data["label_column"]),
+            cv_folds=int(data["cv_folds"]),
+            fold_seed=int(data["fold_seed"]),
+            n_rows=int(data["n_rows"]),
+            data_fingerprint=str(data["data_fingerprint"]),
+            training_data=tuple(sorted((str(k), str(v)) for k, v in dict(data.get("training_data", {})).items())),
+        )
+
+
+def evaluation_key(data: TrainingData, spec: LearningSpec, training_data: Mapping[str, str] | None = None) -> EvaluationKey:
+    """The key of evaluating on ``data`` with ``spec``'s folds."""
+    digest = hashlib.sha256()
+    digest.update(",".join(map(str, data.X.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(data.X, index=False).to_numpy().tobytes())
+    digest.update(np.ascontiguousarray(data.y).tobytes())
+    return EvaluationKey(
+        task=str(spec.task),
+        label_column=spec.label_column,
+        cv_folds=spec.cv_folds,
+        fold_seed=spec.seed,
+        n_rows=len(data.X),
+        data_fingerprint=digest.hexdigest()[:32],
+        training_data=tuple(sorted((str(k), str(v)) for k, v in (training_data or {}).items())),
+    )
+
+
+@dataclass
+class CandidateResult:
+    """The outcome of cross-validating one candidate.
+
+    ``status`` is ``"ok"``, ``"failed"`` (``error`` says why) or
+    ``"skipped"`` (``note`` says why). ``oof`` holds the out-of-fold
+    probabilities of the positive class (classification) or predictions
+    (regression), aligned with the training rows.
+    """
+
+    name: str
+    family: str
+    status: str
+    candidate: Candidate | None = None
+    oof: NDArray[np.float64] | None = field(default=None, repr=False)
+    metrics: dict[str, float] = field(default_factory=dict)
+    threshold: ThresholdChoice | None = None
+    calibration: CalibrationCurve | None = field(default=None, repr=False)
+    error: str | None = None
+    seconds: float = 0.0
+    note: str = ""
+    warnings: tuple[str, ...] = ()
+    key: EvaluationKey | None = field(default=None, repr=False)
+    first_fold_model: Any = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """True when the candidate was scored."""
+        return self.status == "ok"
+
+    def score(self, metric: str) -> float:
+        """The cross-validated value of ``metric``."""
+        if not self.ok or metric not in self.metrics:
+            raise TrainingError(f"Candidate '{self.name}' has no '{metric}' score (status {self.status}).")
+        return self.metrics[metric]
+
+
+def fit_candidate(candidate: Candidate, X: pd.DataFrame, y: NDArray[Any], spec: LearningSpec, features: FeatureSet) -> Any:
+    """Build and fit ``candidate`` on ``X, y`` (subsampled to its ``max_rows``)."""
+    if candidate.max_rows is not None and len(y) > candidate.max_rows:
+        keep = stratified_subsample(y, candidate.max_rows, spec.seed, stratify=spec.task == Task.CLASSIFICATION)
+        X, y = X.iloc[keep], y[keep]
+    model = candidate.build(features, spec.seed, spec.product)
+    return model.fit(X, y)
+
+
+def _predict(model: Any, X: pd.DataFrame, task: Task) -> NDArray[np.float64]:
+    if task == Task.CLASSIFICATION:
+        return np.asarray(model.predict_proba(X)[:, 1], dtype=np.float64)
+    return np.asarray(model.predict(X), dtype=np.float64).reshape(-1)
+
+
+def cross_validate(
+    candidate: Candidate,
+    data: TrainingData,
+    folds: Folds,
+    spec: LearningSpec,
+    *,
+    key: EvaluationKey | None = None,
+    progress: Progress | None = None,
+    keep_first_fold_model: bool = False,
+) -> CandidateResult:
+    """Out-of-fold predictions and metrics of one candidate on ``folds``.
+
+    Any exception while fitting or predicting marks the result failed (with
+    the error) instead of propagating, so one bad candidate does not stop a
+    run. Non-finite predictions count as a failure.
+    """
+    start = time.perf_counter()
+    oof = np.full(len(data.y), np.nan)
+    first_model = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        try:
+            for k, (train, test) in enumerate(folds.splits):
+                model = fit_candidate(candidate, data.X.iloc[train], data.y[train], spec, data.features)
+                oof[test] = _predict(model, data.X.iloc[test], spec.task)
+                if k == 0 and keep_first_fold_model:
+                    first_model = model
+                if progress:
+                    progress(f"{candidate.name}: fold {k + 1}/{folds.n_splits} done")
+            if not np.isfinite(oof).all():
+                raise TrainingError(f"candidate '{candidate.name}' produced non-finite predictions")
+        except Exception as exc:  # noqa: BLE001 - a failed candidate must not stop the others
+            return CandidateResult(
+                name=candidate.name,
+                family=str(candidate.family),
+                status="failed",
+                candidate=candidate,
+                error=f"{type(exc).__name__}: {exc}",
+                seconds=time.perf_counter() - start,
+                note=candidate.note,
+                warnings=_warning_texts(caught),
+                key=key,
+            )
+    result = score_predictions(candidate, oof, data.y, spec, key=key)
+    result.seconds = time.perf_counter() - start
+    result.warnings = _warning_texts(caught)
+    result.first_fold_model = first_model
+    return result
+
+
+def _warning_texts(caught: Sequence[warnings.WarningMessage]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for w in caught:
+        seen.setdefault(f"{w.category.__name__}: {str(w.message).splitlines()[0][:200]}", None)
+    return tuple(seen)
+
+
+def score_predictions(
+    candidate: Candidate, oof: NDArray[np.float64], y: NDArray[Any], spec: LearningSpec, *, key: EvaluationKey | None = None
+) -> CandidateResult:
+    """Metrics (and for classification the policy's threshold and the
+    calibration curve) of out-of-fold predictions."""
+    if spec.task == Task.CLASSIFICATION:
+        choice = choose_threshold(y, oof, spec.threshold_policy)
+        metrics = classification_metrics(y, oof, choice.threshold)
+        curve = calibration(y, oof)
+    else:
+        choice, curve = None, None
+        metrics = regression_metrics(y, oof)
+    return CandidateResult(
+        name=candidate.name,
+        family=str(candidate.family),
+        status="ok",
+        candidate=candidate,
+        oof=oof,
+        metrics=metrics,
+        threshold=choice,
+        calibration=curve,
+        note=candidate.note,
+        key=key,
+    )
+
+
+def score_ensemble(
+    ensemble: Candidate, members: Sequence[CandidateResult], data: TrainingData, folds: Folds, spec: LearningSpec, *, key: EvaluationKey | None = None
+) -> CandidateResult:
+    """Score an ensemble from its members' out-of-fold predictions.
+
+    Soft voting averages the members' probabilities: this equals fitting a
+    ``VotingClassifier`` on each fold, because every member is refit on the
+    same fold with the same seed. Stacking fits its logistic-regression
+    meta-learner on the members' out-of-fold probabilities, fold by fold on
+    the same folds (the usual blending estimate; the deployed
+    ``StackingClassifier`` builds its meta-features with inner CV instead).
+    """
+    start = time.perf_counter()
+    matrix = np.column_stack([m.oof for m in members if m.oof is not None])
+    if ensemble.ensemble == EnsembleKind.VOTING:
+        oof = matrix.mean(axis=1)
+        how = "mean of members' out-of-fold probabilities"
+    else:
+        oof = np.full(len(data.y), np.nan)
+        for train, test in folds.splits:
+            meta = LogisticRegression(C=1.0, max_iter=1000).fit(matrix[train], data.y[train])
+            oof[test] = meta.predict_proba(matrix[test])[:, 1]
+        how = "meta-learner cross-validated on members' out-of-fold probabilities"
+    result = score_predictions(ensemble, oof, data.y, spec, key=key)
+    result.seconds = time.perf_counter() - start  # the members' own fits are counted on their rows
+    result.note = f"members: {', '.join(m.name for m in members)}; scored from {how}"
+    return result
+
+
+def rank(results: Sequence[CandidateResult], metric: str) -> list[CandidateResult]:
+    """Scored results, best first by ``metric`` (ties: by name)."""
+    sign = 1.0 if metric_info(metric).greater_is_better else -1.0
+    return sorted((r for r in results if r.ok), key=lambda r: (-sign * r.metrics[metric], r.name))
+
+
+@dataclass(frozen=True)
+class LearningCurve:
+    """Mean train and validation score at a few training sizes."""
+
+    metric: str
+    train_sizes: list[int]
+    train_scores: list[float]
+    validation_scores: list[float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "metric": self.metric,
+            "train_sizes": self.train_sizes,
+            "train_scores": self.train_scores,
+            "validation_scores": self.validation_scores,
+        }
+
+
+def learning_curve_for(
+    candidate: Candidate,
+    data: TrainingData,
+    spec: LearningSpec,
+    *,
+    max_rows: int = 3_000,
+    sizes: Sequence[float] = (0.25, 0.5, 1.0),
+    cv: int = 3,
+) -> LearningCurve:
+    """A cheap learning curve: ``len(sizes)`` x ``cv`` fits on at most ``max_rows`` rows."""
+    classification = spec.task == Task.CLASSIFICATION
+    keep = stratified_subsample(data.y, max_rows, spec.seed, stratify=classification)
+    X, y = data.X.iloc[keep].reset_index(drop=True), data.y[keep]
+    info = metric_info(spec.metric)
+    splitter = (StratifiedKFold if classification else KFold)(n_splits=cv, shuffle=True, random_state=spec.seed)
+    model = candidate.build(data.features, spec.seed, spec.product)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sizes_abs, train, valid = learning_curve(
+            model,
+            X,
+            y,
+            train_sizes=np.asarray(sizes),
+            cv=splitter,
+            scoring=_scoring(spec),
+            shuffle=True,
+            random_state=spec.seed,
+            error_score="raise",
+        )
+    flip = -1.0 if info.sklearn_scoring.startswith("neg_") else 1.0
+    return LearningCurve(
+        metric=info.name,
+        train_sizes=[int(s) for s in sizes_abs],
+        train_scores=[float(flip * s) for s in train.mean(axis=1)],
+        validation_scores=[float(flip * s) for s in valid.mean(axis=1)],
+    )
+
+
+def _scoring(spec: LearningSpec) -> str:
+    return metric_info(spec.metric).sklearn_scoring
+
+
+@dataclass(frozen=True)
+class FeatureImportance:
+    """Drop in the primary metric when one input column is shuffled."""
+
+    feature: str
+    mean: float
+    std: float
+
+
+def permutation_importances(
+    model: Any,
+    data: TrainingData,
+    test_rows: NDArray[np.intp],
+    spec: LearningSpec,
+    *,
+    max_rows: int = 2_000,
+    n_repeats: int = 3,
+) -> list[FeatureImportance]:
+    """Permutation importance of each input column of a fitted ``model`` on
+    held-out ``test_rows`` (capped at ``max_rows``), most important first.
+    Positive means the model is worse without the column."""
+    y_test = data.y[test_rows]
+    keep = stratified_subsample(y_test, max_rows, spec.seed, stratify=spec.task == Task.CLASSIFICATION)
+    rows = test_rows[keep]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = permutation_importance(
+            model,
+            data.X.iloc[rows],
+            data.y[rows],
+            scoring=_scoring(spec),
+            n_repeats=n_repeats,
+            random_state=spec.seed,
+        )
+    out = [
+        FeatureImportance(str(name), float(m), float(s))
+        for name, m, s in zip(data.X.columns, result.importances_mean, result.importances_std, strict=True)
+    ]
+    return sorted(out, key=lambda f: (-f.mean, f.feature))
+
+
+_TABLE_METRICS = {
+    Task.CLASSIFICATION: ("roc_auc", "pr_auc", "log_loss", "brier", "f1", "precision", "recall", "threshold"),
+    Task.REGRESSION: ("rmse", "mae", "r2"),
+}
+
+
+def comparison_table(results: Sequence[CandidateResult], metric: str, task: Task | str) -> list[dict[str, Any]]:
+    """One row per candidate: scored ones ranked by ``metric``, then failed,
+    then skipped. Keys: ``rank``, ``candidate``, ``family``, ``status``, the
+    metric columns, ``seconds``, ``note`` (the error for failed ones)."""
+    ranked = rank(results, metric)
+    others = [r for r in results if not r.ok]
+    others.sort(key=lambda r: (r.status != "failed", r.name))
+    rows: list[dict[str, Any]] = []
+    for i, r in enumerate([*ranked, *others]):
+        row: dict[str, Any] = {
+            "rank": i + 1 if r.ok else None,
+            "candidate": r.name,
+            "family": r.family,
+            "status": r.status,
+        }
+        for m in _TABLE_METRICS[Task(str(task))]:
+            row[m] = round(r.metrics[m], 4) if m in r.metrics else None
+        row["seconds"] = round(r.seconds, 1)
+        row["note"] = r.error if r.status == "failed" else r.note
+        rows.append(row)
+    return rows
+
+
+def comparison_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The comparison table as a GitHub-flavoured markdown table."""
+    if not rows:
+        return ""
+    columns = list(rows[0])
+
+    def cell(v: Any) -> str:
+        if v is None:
+            return ""
+        if isinstance(v, float):
+            return f"{v:.4f}".rstrip("0").rstrip(".") if abs(v) < 1e6 else f"{v:.3g}"
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,472 @@
+"""The model zoo: candidate models declared as configuration.
+
+A :class:`Candidate` names an estimator factory and its parameters, the
+preprocessing it needs and how it scales (``max_rows``, ``heavy``).
+:meth:`Candidate.build` turns it into a scikit-learn :class:`Pipeline`::
+
+    prepare (FrameCaster) -> features (ColumnTransformer) -> estimator
+
+Every fitted model therefore takes a raw product DataFrame. Ensembles
+(soft voting, stacking) are declared with ``ensemble=`` and get their
+members (the best ``k`` scored candidates) at training time through
+:func:`with_members`.
+
+:func:`default_zoo` chooses the candidates for a task and data size and
+records why any were skipped or subsampled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import (
+    AdaBoostClassifier,
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    StackingClassifier,
+    VotingClassifier,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import ElasticNetCV, LassoCV, LogisticRegression, RidgeCV, SGDClassifier
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.svm import SVC, LinearSVC
+from sklearn.tree import DecisionTreeClassifier
+
+from ml.errors import SpecError, did_you_mean
+from ml.keras_models import KerasMLPClassifier, KerasWideDeepClassifier
+from ml.preparation import MISSING_CATEGORY, FrameCaster
+from ml.spec import FeatureSet, Task
+
+__all__ = [
+    "Candidate",
+    "EnsembleKind",
+    "Family",
+    "Preprocessing",
+    "ZooPlan",
+    "all_candidates",
+    "candidate_by_name",
+    "default_zoo",
+    "with_members",
+]
+
+MAX_ONE_HOT_CATEGORIES = 50
+MAX_NATIVE_CATEGORIES = 250  # HistGradientBoosting takes at most 255 bins
+
+
+class Family(StrEnum):
+    """Kind of model, for grouping in reports."""
+
+    LINEAR = "linear"
+    SVM = "svm"
+    TREE = "tree"
+    FOREST = "forest"
+    BOOSTING = "boosting"
+    NEURAL = "neural"
+    ENSEMBLE = "ensemble"
+
+
+class Preprocessing(StrEnum):
+    """How feature columns are turned into the estimator's input.
+
+    * ``scaled_one_hot``: numeric median-imputed (plus missing indicators)
+      and standardised; categorical imputed and one-hot encoded (unknown
+      categories ignored, rare ones grouped). For linear models and SVMs.
+    * ``dense_one_hot``: as above without scaling, dense output (a Keras
+      ``Normalization`` layer scales).
+    * ``ordinal``: numeric median-imputed; categorical ordinal-encoded. Trees.
+    * ``native_categorical``: numeric passed through with NaN; categorical
+      ordinal-encoded and declared categorical to HistGradientBoosting.
+    """
+
+    SCALED_ONE_HOT = "scaled_one_hot"
+    DENSE_ONE_HOT = "dense_one_hot"
+    ORDINAL = "ordinal"
+    NATIVE_CATEGORICAL = "native_categorical"
+
+
+class EnsembleKind(StrEnum):
+    """Ensembles built over the best scored candidates."""
+
+    VOTING = "soft_voting"
+    STACKING = "stacking"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model to try, as configuration.
+
+    ``factory(**params, random_state=seed)`` returns an unfitted estimator
+    (``random_state`` only when ``seeded``). ``max_rows`` caps the rows any
+    single fit sees (a stratified subsample) for models that do not scale;
+    ``heavy`` marks candidates that ``default_zoo`` drops in the fast
+    profile or on very large data. ``member_of_ensembles`` says whether the
+    candidate may be a voting/stacking member. ``note`` records why the
+    candidate was changed for this run (e.g. subsampled).
+    """
+
+    name: str
+    family: Family
+    task: Task
+    factory: Callable[..., Any]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    preprocessing: Preprocessing = Preprocessing.SCALED_ONE_HOT
+    max_rows: int | None = None
+    heavy: bool = False
+    seeded: bool = True
+    member_of_ensembles: bool = True
+    ensemble: EnsembleKind | None = None
+    members: tuple[Candidate, ...] = ()
+    note: str = ""
+
+    def estimator(self, seed: int) -> Any:
+        """A fresh unfitted estimator (for ensembles, use :meth:`build`)."""
+        if self.ensemble is not None:
+            raise SpecError(f"Candidate '{self.name}' is an ensemble; build it with Candidate.build.")
+        kwargs = dict(self.params)
+        if self.seeded:
+            kwargs["random_state"] = seed
+        return self.factory(**kwargs)
+
+    def build(self, features: FeatureSet, seed: int, product: str = "") -> Pipeline:
+        """The full pipeline: cast columns, preprocess, estimate."""
+        prepare = FrameCaster(features.numeric, features.categorical, product)
+        if self.ensemble is None:
+            return Pipeline([("prepare", prepare), *self._steps(features, seed)])
+        if len(self.members) < 2:
+            raise SpecError(
+                f"Ensemble '{self.name}' needs at least 2 members; it has {len(self.members)}. "
+                "Members are the best scored candidates: run more candidates."
+            )
+        members = [(m.name, Pipeline(m._steps(features, seed))) for m in self.members]
+        if self.ensemble == EnsembleKind.VOTING:
+            model: Any = VotingClassifier(members, voting="soft")
+        else:
+            model = StackingClassifier(
+                members,
+                final_estimator=LogisticRegression(C=1.0, max_iter=1000),
+                cv=StratifiedKFold(n_splits=int(self.params.get("cv", 5)), shuffle=True, random_state=seed),
+                stack_method="predict_proba",
+            )
+        return Pipeline([("prepare", prepare), ("ensemble", model)])
+
+    def _steps(self, features: FeatureSet, seed: int) -> list[tuple[str, Any]]:
+        estimator = self.estimator(seed)
+        if self.preprocessing == Preprocessing.NATIVE_CATEGORICAL:
+            mask = [False] * len(features.numeric) + [True] * len(features.categorical)
+            estimator.set_params(categorical_features=np.asarray(mask) if any(mask) else None)
+        return [("features", _preprocessor(self.preprocessing, features)), ("estimator", estimator)]
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able description for model cards and comparison tables."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "family": str(self.family),
+            "estimator": getattr(self.factory, "__name__", repr(self.factory)),
+            "params": _jsonable(dict(self.params)),
+            "preprocessing": str(self.preprocessing),
+            "max_rows": self.max_rows,
+        }
+        if self.ensemble is not None:
+            out["ensemble"] = str(self.ensemble)
+            out["members"] = [m.describe() for m in self.members]
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return repr(value)
+
+
+def _preprocessor(kind: Preprocessing, features: FeatureSet) -> ColumnTransformer:
+    numeric, categorical = list(features.numeric), list(features.categorical)
+    transformers: list[tuple[str, Any, list[str]]] = []
+    missing = SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY)
+    if kind in (Preprocessing.SCALED_ONE_HOT, Preprocessing.DENSE_ONE_HOT):
+        dense = kind == Preprocessing.DENSE_ONE_HOT
+        num_steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median", add_indicator=True))]
+        if not dense:
+            num_steps.append(("scale", StandardScaler()))
+        if numeric:
+            transformers.append(("numeric", Pipeline(num_steps), numeric))
+        if categorical:
+            encoder = OneHotEncoder(
+                handle_unknown="ignore", max_categories=MAX_ONE_HOT_CATEGORIES, sparse_output=not dense
+            )
+            transformers.append(("categorical", Pipeline([("impute", missing), ("encode", encoder)]), categorical))
+        return ColumnTransformer(transformers, sparse_threshold=0.0 if dense else 0.3)
+    if kind == Preprocessing.ORDINAL:
+        if numeric:
+            transformers.append(("numeric", SimpleImputer(strategy="median", add_indicator=True), numeric))
+        if categorical:
+            encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+            transformers.append(("categorical", Pipeline([("impute", missing), ("encode", encoder)]), categorical))
+        return ColumnTransformer(transformers, sparse_threshold=0.0)
+    # NATIVE_CATEGORICAL: order must match the categorical mask (numeric first).
+    if numeric:
+        transformers.append(("numeric", "passthrough", numeric))
+    if categorical:
+        encoder = OrdinalEncoder(
+            handle_unknown="use_encoded_value",
+            unknown_value=np.nan,
+            encoded_missing_value=np.nan,
+            max_categories=MAX_NATIVE_CATEGORIES,
+        )
+        transformers.append(("categorical", encoder, categorical))
+    return ColumnTransformer(transformers, sparse_threshold=0.0)
+
+
+# -- estimator factories that are more than a class ---------------------------------
+
+
+def calibrated_linear_svc(*, C: float = 1.0, class_weight: str | None = "balanced", cv: int = 3, random_state: int | None = None) -> CalibratedClassifierCV:
+    """LinearSVC with sigmoid (Platt) calibration for probabilities."""
+    svc = LinearSVC(C=C, class_weight=class_weight, max_iter=5000, random_state=random_state)
+    return CalibratedClassifierCV(svc, method="sigmoid", cv=cv)
+
+
+def calibrated_rbf_svc(
+    *, C: float = 1.0, gamma: str | float = "scale", class_weight: str | None = "balanced", cv: int = 3, random_state: int | None = None
+) -> CalibratedClassifierCV:
+    """RBF-kernel SVC with sigmoid calibration (SVC's own ``probability`` is deprecated)."""
+    svc = SVC(C=C, gamma=gamma, class_weight=class_weight, cache_size=500, random_state=random_state)
+    return CalibratedClassifierCV(svc, method="sigmoid", cv=cv)
+
+
+def boosted_trees(
+    *, n_estimators: int = 200, learning_rate: float = 0.5, max_depth: int = 2, class_weight: str | None = None, random_state: int | None = None
+) -> AdaBoostClassifier:
+    """AdaBoost (SAMME) over shallow decision trees."""
+    tree = DecisionTreeClassifier(max_depth=max_depth, class_weight=class_weight, random_state=random_state)
+    return AdaBoostClassifier(tree, n_estimators=n_estimators, learning_rate=learning_rate, random_state=random_state)
+
+
+def _ensemble_placeholder(**_: Any) -> None:  # pragma: no cover - never called
+    raise SpecError("Ensembles are built with Candidate.build.")
+
+
+# -- the zoo -----------------------------------------------------------------------
+
+C, R = Task.CLASSIFICATION, Task.REGRESSION
+P = Preprocessing
+
+
+def all_candidates(task: Task | str, *, n_jobs: int = -1) -> list[Candidate]:
+    """Every candidate the zoo knows for ``task``, heaviest last-but-ensembles."""
+    task = Task(str(task))
+    if task == Task.REGRESSION:
+        return [
+            Candidate("ridge", Family.LINEAR, R, RidgeCV, {"alphas": (0.01, 0.1, 1.0, 10.0, 100.0)}, seeded=False),
+            Candidate("lasso", Family.LINEAR, R, LassoCV, {"alphas": 30, "cv": 3, "max_iter": 5000}),
+            Candidate("elastic_net", Family.LINEAR, R, ElasticNetCV, {"l1_ratio": (0.2, 0.5, 0.8), "alphas": 30, "cv": 3, "max_iter": 5000}),
+            Candidate(
+                "hist_gradient_boosting",
+                Family.BOOSTING,
+                R,
+                HistGradientBoostingRegressor,
+                {"max_iter": 300, "learning_rate": 0.1, "l2_regularization": 0.1},
+                preprocessing=P.NATIVE_CATEGORICAL,
+            ),
+        ]
+    balanced = "balanced"
+    keras_common = {
+        "hidden_units": (64, 32),
+        "dropout": 0.2,
+        "learning_rate": 3e-3,
+        "epochs": 100,
+        "batch_size": None,
+        "patience": 8,
+        "class_weight": balanced,
+    }
+    return [
+        Candidate("logistic_regression", Family.LINEAR, C, LogisticRegression, {"C": 1.0, "max_iter": 1000, "class_weight": balanced}),
+        Candidate(
+            "logistic_elastic_net",
+            Family.LINEAR,
+            C,
+            LogisticRegression,
+            {"C": 0.5, "l1_ratio": 0.5, "solver": "saga", "max_iter": 300, "tol": 1e-3, "class_weight": balanced},
+        ),
+        Candidate(
+            "sgd_log_loss",
+            Family.LINEAR,
+            C,
+            SGDClassifier,
+            {"loss": "log_loss", "alpha": 1e-4, "early_stopping": True, "n_iter_no_change": 5, "class_weight": balanced},
+        ),
+        Candidate("linear_svc", Family.SVM, C, calibrated_linear_svc, {"C": 0.5, "class_weight": balanced}),
+        Candidate(
+            "svc_rbf", Family.SVM, C, calibrated_rbf_svc, {"C": 1.0, "class_weight": balanced}, max_rows=5_000, heavy=True
+        ),
+        Candidate(
+            "decision_tree",
+            Family.TREE,
+            C,
+            DecisionTreeClassifier,
+            {"max_depth": 6, "min_samples_leaf": 20, "class_weight": balanced},
+            preprocessing=P.ORDINAL,
+        ),
+        Candidate(
+            "random_forest",
+            Family.FOREST,
+            C,
+            RandomForestClassifier,
+            {"n_estimators": 200, "min_samples_leaf": 3, "max_features": "sqrt", "class_weight": "balanced_subsample", "n_jobs": n_jobs},
+            preprocessing=P.ORDINAL,
+        ),
+        Candidate(
+            "extra_trees",
+            Family.FOREST,
+            C,
+            ExtraTreesClassifier,
+            {"n_estimators": 200, "min_samples_leaf": 3, "max_features": "sqrt", "class_weight": balanced, "n_jobs": n_jobs},
+            preprocessing=P.ORDINAL,
+        ),
+        Candidate(
+            "adaboost",
+            Family.BOOSTING,
+            C,
+            boosted_trees,
+            # no class weights: SAMME measures each tree's error on the boosting weights, and
+            # a class-balanced tree can look "worse than random" there and stop the fit.
+            {"n_estimators": 150, "learning_rate": 0.5, "max_depth": 2},
+            preprocessing=P.ORDINAL,
+            max_rows=20_000,  # sequential boosting: ~250 s for 5 folds of 50,000 rows on 2 cores
+            heavy=True,
+        ),
+        Candidate(
+            "gradient_boosting",
+            Family.BOOSTING,
+            C,
+            GradientBoostingClassifier,
+            {"n_estimators": 300, "learning_rate": 0.1, "max_depth": 3, "subsample": 0.8, "n_iter_no_change": 10, "validation_fraction": 0.1},
+            preprocessing=P.ORDINAL,
+            max_rows=20_000,  # use HistGradientBoosting for large data
+            heavy=True,
+        ),
+        Candidate(
+            "hist_gradient_boosting",
+            Family.BOOSTING,
+            C,
+            HistGradientBoostingClassifier,
+            {"max_iter": 300, "learning_rate": 0.1, "l2_regularization": 0.1, "class_weight": balanced},
+            preprocessing=P.NATIVE_CATEGORICAL,
+        ),
+        Candidate(
+            "keras_mlp",
+            Family.NEURAL,
+            C,
+            KerasMLPClassifier,
+            {**keras_common, "optimizer": "adam"},
+            preprocessing=P.DENSE_ONE_HOT,
+            max_rows=100_000,
+            heavy=True,
+        ),
+        Candidate(
+            "keras_wide_deep",
+            Family.NEURAL,
+            C,
+            KerasWideDeepClassifier,
+            {**keras_common, "optimizer": "nadam"},
+            preprocessing=P.DENSE_ONE_HOT,
+            max_rows=100_000,
+            heavy=True,
+        ),
+        Candidate("soft_voting", Family.ENSEMBLE, C, _ensemble_placeholder, {"k": 3}, ensemble=EnsembleKind.VOTING),
+        Candidate("stacking", Family.ENSEMBLE, C, _ensemble_placeholder, {"k": 3, "cv": 5}, ensemble=EnsembleKind.STACKING),
+    ]
+
+
+_FAST = {
+    Task.CLASSIFICATION: ("logistic_regression", "decision_tree", "random_forest", "hist_gradient_boosting", "soft_voting"),
+    Task.REGRESSION: ("ridge", "hist_gradient_boosting"),
+}
+
+
+@dataclass(frozen=True)
+class ZooPlan:
+    """The candidates to run and the ones left out, each with its reason."""
+
+    candidates: tuple[Candidate, ...]
+    skipped: tuple[tuple[str, str], ...] = ()
+
+    def names(self) -> list[str]:
+        """Names of the candidates to run."""
+        return [c.name for c in self.candidates]
+
+
+def default_zoo(
+    task: Task | str,
+    n_rows: int,
+    include_keras: bool = True,
+    profile: str = "full",
+    *,
+    n_jobs: int = -1,
+    heavy_row_limit: int = 1_000_000,
+) -> ZooPlan:
+    """Choose the candidates for ``task`` on ``n_rows`` training rows.
+
+    ``profile="full"`` runs the whole zoo; candidates with ``max_rows`` below
+    ``n_rows`` are kept but fit on a stratified subsample (noted, and kept
+    out of ensembles). Heavy candidates are skipped above
+    ``heavy_row_limit`` rows. ``profile="fast"`` runs a small, quick set
+    (no SVC, no Keras, no stacking).
+    """
+    task = Task(str(task))
+    if profile not in ("full", "fast"):
+        raise SpecError(f"Unknown zoo profile '{profile}'; expected 'full' or 'fast'." + did_you_mean(profile, ["full", "fast"]))
+    chosen: list[Candidate] = []
+    skipped: list[tuple[str, str]] = []
+    for candidate in all_candidates(task, n_jobs=n_jobs):
+        if profile == "fast" and candidate.name not in _FAST[task]:
+            skipped.append((candidate.name, "not in the fast profile"))
+            continue
+        if candidate.family == Family.NEURAL and not include_keras:
+            skipped.append((candidate.name, "include_keras=False"))
+            continue
+        if candidate.heavy and n_rows > heavy_row_limit:
+            skipped.append((candidate.name, f"heavy candidate skipped above {heavy_row_limit:,} rows ({n_rows:,} rows)"))
+            continue
+        if candidate.max_rows is not None and n_rows > candidate.max_rows:
+            candidate = dataclasses.replace(
+                candidate,
+                member_of_ensembles=False,
+                note=f"fit on a stratified subsample of {candidate.max_rows:,} of {n_rows:,} rows (does not scale)",
+            )
+        chosen.append(candidate)
+    return ZooPlan(tuple(chosen), tuple(skipped))
+
+
+def candidate_by_name(name: str, task: Task | str, *, n_jobs: int = -1) -> Candidate:
+    """The zoo's candidate called ``name`` (ensembles come without members)."""
+    known = {c.name: c for c in all_candidates(task, n_jobs=n_jobs)}
+    if name not in known:
+        raise SpecError(f"Unknown {Task(str(task))} candidate '{name}'; known: {sorted(known)}." + did_you_mean(name, known))
+    return known[name]
+
+
+def with_members(ensemble: Candidate, members: Sequence[Candidate]) -> Candidate:
+    """The ensemble candidate with its members filled in."""
+    if ensemble.ensemble is None:
+        raise SpecError(f"Candidate '{ensemble.name}' is not an ensemble.")
+    return dataclasses.replace(ensemble, members=tuple(members))

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.evaluation import (
+    CandidateResult,
+    comparison_markdown,
+    comparison_table,
+    cross_validate,
+    evaluation_key,
+    make_folds,
+    rank,
+    score_ensemble,
+)
+from ml.preparation import prepare_training_data
+from ml.spec import LearningSpec, Task
+from ml.zoo import Candidate, Family, candidate_by_name, with_members
+
+
+def _broken(**_: object) -> object:
+    raise RuntimeError("this estimator is broken on purpose")
+
+
+BROKEN = Candidate("broken", Family.LINEAR, Task.CLASSIFICATION, _broken)
+
+
+def test_folds_are_stratified_and_reproducible(frame: pd.DataFrame, spec: LearningSpec) -> None:
+    y = prepare_training_data(frame, spec).y
+    a, b = make_folds(y, "classification", 3, 42), make_folds(y, "classification", 3, 42)
+    c = make_folds(y, "classification", 3, 7)
+    assert all(np.array_equal(x[1], z[1]) for x, z in zip(a.splits, b.splits, strict=True))
+    assert not all(np.array_equal(x[1], z[1]) for x, z in zip(a.splits, c.splits, strict=True))
+    tests = np.concatenate([t for _, t in a.splits])
+    assert sorted(tests) == list(range(len(y)))  # every row is out of fold exactly once
+    rates = [y[t].mean() for _, t in a.splits]
+    assert max(rates) - min(rates) < 0.02
+
+
+def test_failed_candidate_is_captured(frame: pd.DataFrame, spec: LearningSpec) -> None:
+    data = prepare_training_data(frame, spec)
+    folds = make_folds(data.y, spec.task, spec.cv_folds, spec.seed)
+    result = cross_validate(BROKEN, data, folds, spec)
+    assert result.status == "failed" and not result.ok
+    assert result.error == "RuntimeError: this estimator is broken on purpose"
+    ok = cross_validate(candidate_by_name("logistic_regression", "classification"), data, folds, spec)
+    assert ok.ok and ok.oof is not None and ok.oof.shape == data.y.shape
+    assert 0.5 < ok.metrics["roc_auc"] <= 1.0
+
+
+def test_soft_voting_oof_is_mean_of_members_and_matches_refitting(frame: pd.DataFrame, spec: LearningSpec) -> None:
+    data = prepare_training_data(frame, spec)
+    folds = make_folds(data.y, spec.task, spec.cv_folds, spec.seed)
+    members = [candidate_by_name(n, "classification") for n in ("logistic_regression", "decision_tree")]
+    results = [cross_validate(m, data, folds, spec) for m in members]
+    voting = with_members(candidate_by_name("soft_voting", "classification"), members)
+    scored = score_ensemble(voting, results, data, folds, spec)
+    assert np.allclose(scored.oof, (results[0].oof + results[1].oof) / 2)
+    refit = cross_validate(voting, data, folds, spec)  # a real VotingClassifier on every fold
+    assert np.allclose(scored.oof, refit.oof)
+
+
+def test_stacking_scores_from_members(frame: pd.DataFrame, spec: LearningSpec) -> None:
+    data = prepare_training_data(frame, spec)
+    folds = make_folds(data.y, spec.task, spec.cv_folds, spec.seed)
+    members = [candidate_by_name(n, "classification") for n in ("logistic_regression", "decision_tree")]
+    results = [cross_validate(m, data, folds, spec) for m in members]
+    stacking = with_members(candidate_by_name("stacking", "classification"), members)
+    scored = score_ensemble(stacking, results, data, folds, spec)
+    assert scored.ok and "meta-learner" in scored.note
+    assert 0.5 < scored.metrics["roc_auc"] <= 1.0
+
+
+def _result(name: str, status: str, roc_auc: float | None = None, log_loss: float | None = None) -> CandidateResult:
+    metrics = {} if roc_auc is None else {"roc_auc": roc_auc, "log_loss": log_loss or 0.5}
+    return CandidateResult(name=name, family="linear", status=status, metrics=metrics, error="boom" if status == "failed" else None)
+
+
+def test_rank_and_comparison_table_order() -> None:
+    results = [
+        _result("skipped_one", "skipped"),
+        _result("b", "ok", 0.80, 0.40),
+        _result("failed_one", "failed"),
+        _result("a", "ok", 0.90, 0.45),
+    ]
+    assert [r.name for r in rank(results, "roc_auc")] == ["a", "b"]
+    assert [r.name for r in rank(results, "log_loss")] == ["b", "a"]  # lower is better
+    rows = comparison_table(results, "roc_auc", "classification")
+    assert [(r["rank"], r["candidate"], r["status"]) for r in rows] == [
+        (1, "a", "ok"), (2, "b", "ok"), (None, "failed_one", "failed"), (None, "skipped_one", "skipped"),
+    ]
+    assert rows[2]["note"] == "boom"
+    text = comparison_markdown(rows)
+    assert text.splitlines()[0].startswith("| rank | candidate | family | status | roc_auc")
+    assert "| 1 | a | linear | ok | 0.9 |" in text
+
+
+def test_evaluation_key_changes_with_data(frame: pd.DataFrame, spec: LearningSpec) -> None:
+    key = evaluation_key(prepare_training_data(frame, spec), spec, {"churn_features": "3"})
+    assert key == evaluation_key(prepare_training_data(frame.copy(), spec), spec, {"churn_features": "3"})
+    changed = frame.copy()
+    changed.loc[0, "x0"] += 1
+    assert key.data_fingerprint != evaluation_key(prepare_training_data(changed, spec), spec).data_fingerprint
+    assert key != evaluation_key(prepare_training_data(frame, spec), spec, {"churn_features": "4"})
+    assert type(key).from_dict(key.to_dict()) == key
+
+
+@pytest.mark.parametrize("name", ["ridge", "hist_gradient_boosting"])
+def test_regression_candidates_cross_validate(name: str) -> None:
+    from sklearn.datasets import make_regression
+
+    X, y = make_regression(200, 4, noise=5.0, random_state=0)
+    frame = pd.DataFrame(X, columns=list("abcd")).assign(id=range(200), target=y)
+    spec = LearningSpec("sales", "id", "target", task="regression", cv_folds=3)
+    data = prepare_training_data(frame, spec)
+    result = cross_validate(candidate_by_name(name, "regression"), data, make_folds(data.y, spec.task, 3, 0), spec)
+    assert result.ok and result.metrics["r2"] > 0.5 and result.threshold is None

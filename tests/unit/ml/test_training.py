@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.card import ModelCard
+from ml.errors import FeatureError, LabelError, TrainingError
+from ml.spec import LearningSpec, ThresholdPolicy
+from ml.spec import Task
+from ml.training import TrainingReport, train_and_evaluate
+from ml.zoo import Candidate, Family
+
+from .conftest import churn_frame
+
+QUICK = ["logistic_regression", "decision_tree", "hist_gradient_boosting", "soft_voting"]
+
+
+def _boom(**_: object) -> object:
+    raise RuntimeError("boom")
+
+
+BROKEN = Candidate("broken", Family.LINEAR, Task.CLASSIFICATION, _boom)
+
+
+@pytest.fixture(scope="module")
+def report() -> TrainingReport:
+    spec = LearningSpec("churn_features", "customer_id", "churned", cv_folds=3, threshold_policy=ThresholdPolicy(recall_at_least=0.8))
+    return train_and_evaluate(churn_frame(), spec, QUICK, training_data={"churn_features": "3"})
+
+
+def test_report_ranks_candidates_and_refits_best(report: TrainingReport) -> None:
+    scores = [row["roc_auc"] for row in report.comparison]
+    assert [row["candidate"] for row in report.comparison][0] == report.best.name
+    assert scores == sorted(scores, reverse=True)
+    assert {row["candidate"] for row in report.comparison} == set(QUICK)
+    assert report.best.threshold.recall >= 0.8
+    assert report.threshold == report.best.threshold.threshold
+    frame = churn_frame()
+    p = report.model.predict_proba(frame.drop(columns="churned"))[:, 1]
+    assert p.shape == (300,) and 0.5 < report.score <= 1.0
+    assert report.comparison_markdown.count("\n") == len(QUICK) + 1
+    assert {"prepare", "cross_validation", "refit", "diagnostics", "plots"} <= set(report.timings)
+
+
+def test_report_plots_and_diagnostics(report: TrainingReport) -> None:
+    expected = {"comparison.png", "confusion_matrix.png", "roc.png", "pr.png", "calibration.png", "learning_curve.png", "feature_importance.png"}
+    assert set(report.plots) == expected
+    assert all(png.startswith(b"\x89PNG\r\n\x1a\n") for png in report.plots.values())
+    assert set(report.candidate_plots) == set(QUICK)
+    assert {f.feature for f in report.importances} == {"x0", "x1", "x2", "x3", "x4", "plan"}
+    assert len(report.learning_curve.train_sizes) == 3
+
+
+def test_model_card(report: TrainingReport) -> None:
+    card = report.model_card("churn")
+    assert card.candidate == report.best.name and card.training_data == {"churn_features": "3"}
+    assert card.threshold_policy["policy"] == "recall>=0.8" and card.threshold == report.threshold
+    assert card.feature_columns == ["x0", "x1", "x2", "x3", "x4", "plan"]
+    assert card.feature_dtypes["plan"] == "str" and card.positive_label is True
+    assert card.evaluation_key == report.key
+    assert ModelCard.from_json(card.to_json()) == card
+    json.loads(card.to_json())
+
+
+def test_same_seed_same_metrics_and_other_seed_differs() -> None:
+    spec = LearningSpec("churn_features", "customer_id", "churned", cv_folds=3)
+    names = ["logistic_regression", "hist_gradient_boosting"]
+
+    def metrics(s: LearningSpec) -> list[dict[str, float]]:
+        r = train_and_evaluate(churn_frame(), s, names, plots="none", diagnostics=False)
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in r.comparison]
+
+    first = metrics(spec)
+    assert first == metrics(spec)
+    assert first != metrics(dataclasses.replace(spec, seed=7))
+
+
+def test_failed_candidate_does_not_stop_others() -> None:
+    spec = LearningSpec("churn_features", "customer_id", "churned", cv_folds=3)
+    r = train_and_evaluate(churn_frame(), spec, [BROKEN, "logistic_regression"], plots="none", diagnostics=False)
+    assert r.best.name == "logistic_regression"
+    failed = next(row for row in r.comparison if row["candidate"] == "broken")
+    assert failed["status"] == "failed" and failed["note"] == "RuntimeError: boom"
+
+
+def test_every_candidate_failing_raises() -> None:
+    spec = LearningSpec("churn_features", "customer_id", "churned", cv_folds=3)
+    with pytest.raises(TrainingError, match="every candidate failed \\(broken: RuntimeError: boom\\)"):
+        train_and_evaluate(churn_frame(), spec, [BROKEN], plots="none", diagnostics=False)
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        (lambda f: f.drop(columns="churned"), LabelError, "has no column 'churned'"),
+        (lambda f: f.assign(churned=True), LabelError, "single class"),
+        (lambda f: f.assign(churned=[True, True] + [False] * 298), LabelError, "only 2 row"),
+        (lambda f: f.drop(columns="x2"), FeatureError, None),
+        (lambda f: f.assign(x2=np.where(np.arange(300) == 3, np.inf, f["x2"])), FeatureError, "infinite"),
+    ],
+)
+def test_input_errors(change: Callable[[pd.DataFrame], pd.DataFrame], error: type[Exception], message: str | None) -> None:
+    spec = LearningSpec("churn_features", "customer_id", "churned", cv_folds=3, feature_columns=("x0", "x2", "plan"))
+    with pytest.raises(error, match=message or "no feature column 'x2'"):
+        train_and_evaluate(change(churn_frame()), spec, ["logistic_regression"])
+
+
+def test_champion_decision_same_data_compares_card(report: TrainingReport) -> None:
+    card = report.model_card("churn")
+    again = train_and_evaluate(churn_frame(), report.spec, QUICK, training_data={"churn_features": "3"}, current_champion=card,
+                               plots="none", diagnostics=False)
+    assert again.decision is not None and not again.decision.rescored
+    assert not again.decision.promote  # the same model does not beat itself by the margin
+    assert "does not beat" in again.decision.reason
+
+
+def test_champion_on_other_data_is_rescored(report: TrainingReport) -> None:
+    card = dataclasses.replace(report.model_card("churn"), metrics={**report.best.metrics, "roc_auc": 0.9999})
+    new = train_and_evaluate(churn_frame(seed=1), report.spec, ["logistic_regression", "decision_tree"],
+                             training_data={"churn_features": "4"}, current_champion=card, plots="none", diagnostics=False)
+    decision = new.decision
+    assert decision is not None and decision.rescored
+    assert decision.champion_score != 0.9999  # the card's old score is not used
+    assert decision.promote is (decision.candidate_score - decision.champion_score >= 0.005 - 1e-12)
+
+
+def test_regression_task() -> None:
+    from sklearn.datasets import make_regression
+
+    X, y = make_regression(240, 4, noise=10.0, random_state=0)
+    frame = pd.DataFrame(X, columns=list("abcd")).assign(region=np.tile(["n", "s", "e"], 80), id=range(240), revenue=y)
+    spec = LearningSpec("revenue_features", "id", "revenue", task="regression", cv_folds=3)
+    r = train_and_evaluate(frame, spec, progress=None)
+    assert {row["candidate"] for row in r.comparison} == {"ridge", "lasso", "elastic_net", "hist_gradient_boosting"}
+    assert r.threshold is None and r.best.metrics["r2"] > 0.8
+    rmse = [row["rmse"] for row in r.comparison]
+    assert rmse == sorted(rmse)  # lower is better
+    assert {"predicted_vs_actual.png", "learning_curve.png", "comparison.png"} <= set(r.plots)
+    assert r.model_card().threshold is None
+
+
+def test_progress_messages() -> None:
+    messages: list[str] = []
+    spec = LearningSpec("churn_features", "customer_id", "churned", cv_folds=3)
+    train_and_evaluate(churn_frame(), spec, ["logistic_regression"], progress=messages.append, plots="none", diagnostics=False)
+    assert messages[0].startswith("churn_features: 300 rows, 6 features (1 categorical), 1 candidates, 3-fold CV")
+    assert any(m.startswith("[1/1] logistic_regression: roc_auc") for m in messages)

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.errors import SpecError
+from ml.evaluation import fit_candidate
+from ml.preparation import prepare_training_data
+from ml.spec import LearningSpec
+from ml.zoo import Candidate, Family, all_candidates, candidate_by_name, default_zoo, with_members
+
+CLASSIFICATION = {
+    "logistic_regression", "logistic_elastic_net", "sgd_log_loss", "linear_svc", "svc_rbf", "decision_tree",
+    "random_forest", "extra_trees", "adaboost", "gradient_boosting", "hist_gradient_boosting", "keras_mlp",
+    "keras_wide_deep", "soft_voting", "stacking",
+}
+
+
+def test_full_zoo_has_every_candidate() -> None:
+    plan = default_zoo("classification", 1_000)
+    assert set(plan.names()) == CLASSIFICATION
+    assert plan.skipped == ()
+    assert set(default_zoo("regression", 1_000).names()) == {"ridge", "lasso", "elastic_net", "hist_gradient_boosting"}
+
+
+def test_fast_profile_and_no_keras_record_reasons() -> None:
+    fast = default_zoo("classification", 1_000, profile="fast")
+    assert "keras_mlp" not in fast.names() and "svc_rbf" not in fast.names()
+    assert dict(fast.skipped)["stacking"] == "not in the fast profile"
+    no_keras = default_zoo("classification", 1_000, include_keras=False)
+    assert dict(no_keras.skipped) == {"keras_mlp": "include_keras=False", "keras_wide_deep": "include_keras=False"}
+
+
+def test_large_data_subsamples_then_skips_heavy_candidates() -> None:
+    plan = default_zoo("classification", 50_000)
+    svc = next(c for c in plan.candidates if c.name == "svc_rbf")
+    assert svc.max_rows == 5_000 and "subsample of 5,000 of 50,000 rows" in svc.note
+    assert not svc.member_of_ensembles
+    rf = next(c for c in plan.candidates if c.name == "random_forest")
+    assert rf.note == "" and rf.member_of_ensembles
+    huge = default_zoo("classification", 2_000_000)
+    assert "svc_rbf" not in huge.names()
+    assert "heavy candidate skipped" in dict(huge.skipped)["svc_rbf"]
+
+
+def test_unknown_profile_and_candidate() -> None:
+    with pytest.raises(SpecError, match="Did you mean 'fast'"):
+        default_zoo("classification", 10, profile="fats")
+    with pytest.raises(SpecError, match="Did you mean 'random_forest'"):
+        candidate_by_name("random_forrest", "classification")
+
+
+SKLEARN_CANDIDATES = [c for c in all_candidates("classification") if c.family not in (Family.NEURAL, Family.ENSEMBLE)]
+
+
+@pytest.mark.parametrize("candidate", SKLEARN_CANDIDATES, ids=lambda c: c.name)
+def test_every_sklearn_candidate_fits_raw_frame_and_predicts_probabilities(
+    candidate: Candidate, frame: pd.DataFrame, spec: LearningSpec
+) -> None:
+    data = prepare_training_data(frame, spec)
+    model = fit_candidate(candidate, data.X, data.y, spec, data.features)
+    # The fitted pipeline takes the product frame as is: extra columns, str dtype, unseen category.
+    raw = frame.drop(columns="churned").head(20).copy()
+    raw.loc[0, "plan"] = "never_seen"
+    p = model.predict_proba(raw)[:, 1]
+    assert p.shape == (20,) and np.all((p >= 0) & (p <= 1))
+
+
+def test_ensembles_build_over_members(frame: pd.DataFrame, spec: LearningSpec) -> None:
+    data = prepare_training_data(frame, spec)
+    members = [candidate_by_name("logistic_regression", "classification"), candidate_by_name("decision_tree", "classification")]
+    for name in ("soft_voting", "stacking"):
+        ensemble = with_members(candidate_by_name(name, "classification"), members)
+        model = fit_candidate(ensemble, data.X, data.y, spec, data.features)
+        assert model.predict_proba(frame.head(5))[:, 1].shape == (5,)
+        assert [m["name"] for m in ensemble.describe()["members"]] == ["logistic_regression", "decision_tree"]
+    with pytest.raises(SpecError, match="needs at least 2 members"):
+        with_members(candidate_by_name("soft_voting", "classification"), members[:1]).build(data.features, 0)
+
+
+def test_hist_gradient_boosting_declares_categoricals(frame: pd.DataFrame, spec: LearningSpec) -> None:
+    data = prepare_training_data(frame, spec)
+    model = candidate_by_name("hist_gradient_boosting", "classification").build(data.features, 0)
+    mask = model.named_steps["estimator"].categorical_features
+    assert list(mask) == [False] * 5 + [True]
+
+
+def test_describe_is_json_able() -> None:
+    import json
+
+    for c in all_candidates("classification"):
+        json.dumps(c.describe())
