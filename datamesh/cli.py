@@ -236,6 +236,8 @@ def demo(
     customers: Annotated[int, typer.Option(help="Scale: number of customers")] = 50_000,
     seed: Annotated[int, typer.Option(help="Random seed of the generator and the models")] = 42,
     lake: Annotated[str | None, typer.Option(help="Lake URL (default: MESH_LAKE_URL or ./lake)")] = None,
+    profile: Annotated[str, typer.Option(help="Model zoo: fast (5 candidates) or full (every family, Keras)")] = "fast",
+    max_training_rows: Annotated[int, typer.Option(help="Cross-validate on a stratified sample of at most this many rows")] = 100_000,
 ) -> None:
     """Run the whole pipeline on the embedded default: generate, publish, dbt, train, score.
 
@@ -246,7 +248,8 @@ def demo(
     from orchestration.demo import run_demo
 
     try:
-        summary = run_demo(customers=customers, seed=seed, lake_url=lake, progress=_progress)
+        summary = run_demo(customers=customers, seed=seed, lake_url=lake, progress=_progress, profile=profile,
+                           max_training_rows=max_training_rows)
     except PlatformError as exc:
         _fail(exc)
     _print_demo_summary(summary)

@@ -59,7 +59,17 @@ def learning_spec(contract: Contract, *, seed: int = 42, max_training_rows: int 
 
 def registry(mesh: Mesh) -> ModelRegistry:
     """The model registry of this lake (``<lake>/models``), versioned like products."""
-    return ModelRegistry(mesh.lake.fs, mesh.lake.path("models"))
+    lake = mesh.lake
+
+    def create_only(path: str, data: bytes) -> None:
+        from datamesh.errors import ConflictError
+
+        try:
+            lake.create_only(path, data)  # If-None-Match: * on S3, link-based on a folder
+        except ConflictError:
+            raise FileExistsError(path) from None
+
+    return ModelRegistry(lake.fs, lake.path("models"), create_only=create_only)
 
 
 def load_frame(mesh: Mesh, product: str, version: int | None = None) -> tuple[pd.DataFrame, Manifest]:

@@ -26,7 +26,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,9 +130,14 @@ class ModelVersion:
 class ModelRegistry:
     """Versioned models on a ``pyarrow.fs.FileSystem`` under ``root``."""
 
-    def __init__(self, fs: pafs.FileSystem, root: str) -> None:
+    def __init__(self, fs: pafs.FileSystem, root: str,
+                 create_only: Callable[[str, bytes], None] | None = None) -> None:
+        """``create_only(path, data)`` replaces the module's check-then-write on object
+        stores (the platform passes its conditional ``If-None-Match: *`` write); it must
+        raise :class:`FileExistsError` when the path exists."""
         self.fs = fs
         self.root = root.rstrip("/")
+        self._create_only = create_only
 
     # -- paths -------------------------------------------------------------------
 
@@ -210,7 +215,11 @@ class ModelRegistry:
             "files": files,
         }
         try:
-            create_only(self.fs, f"{version_dir}/manifest.json", json.dumps(manifest, indent=2).encode())
+            payload = json.dumps(manifest, indent=2).encode()
+            if self._create_only is not None:
+                self._create_only(f"{version_dir}/manifest.json", payload)
+            else:
+                create_only(self.fs, f"{version_dir}/manifest.json", payload)
         except FileExistsError:
             raise RegistryError(
                 f"Model '{name}' version {version} was committed by another writer first (lost the race); "

@@ -18,7 +18,8 @@ def _peak_rss_mib() -> tuple[float, float]:
 
 
 def run_demo(*, customers: int = 50_000, seed: int = 42, lake_url: str | None = None,
-             progress: Callable[[str], None] = print, selection: str | None = None) -> dict[str, Any]:
+             progress: Callable[[str], None] = print, selection: str | None = None,
+             profile: str = "fast", max_training_rows: int | None = 100_000) -> dict[str, Any]:
     """Materialise every asset (sources → dbt → ML → predictions) and return a summary.
 
     The lake URL is exported as MESH_LAKE_URL so that the dbt subprocess (and
@@ -38,9 +39,17 @@ def run_demo(*, customers: int = 50_000, seed: int = 42, lake_url: str | None = 
     progress(f"materialising {len(list(defs.resolve_asset_graph().get_all_asset_keys()))} assets in-process "
              f"into {get_settings().lake_url}")
     instance = dg.DagsterInstance.ephemeral()
-    run_config = {"ops": {"demo_sources": {"config": {"customers": customers, "seed": seed}}}}
-    if "churn_training" in {n.name for n in job.nodes}:
-        run_config["ops"]["churn_training"] = {"config": {"seed": seed}}
+    ops: dict[str, Any] = {"demo_sources": {"config": {"customers": customers, "seed": seed}}}
+    training = {"seed": seed, "profile": profile, "include_keras": profile == "full",
+                "max_training_rows": max_training_rows}
+    for node in job.nodes:
+        if node.name.endswith("_model"):
+            # The regression zoo (Ridge, Lasso, ElasticNet, HistGradientBoosting) is cheap: always all of it.
+            regression = "revenue" in node.name
+            ops[node.name] = {"config": {**training, "profile": "full"} if regression else training}
+        elif node.name in ("segment_customers", "detect_anomalous_accounts"):
+            ops[node.name] = {"config": {"seed": seed}}
+    run_config = {"ops": ops}
     result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False,
                                     asset_selection=None if selection is None else [dg.AssetKey.from_user_string(selection)])
     steps: dict[str, float] = {}

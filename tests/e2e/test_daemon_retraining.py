@@ -59,10 +59,16 @@ def test_daemon_retrains_when_a_new_version_is_published(tmp_path: Path) -> None
         assert scores.inputs == {"leads": 2}
         import dagster as dg
 
-        with dg.DagsterInstance.from_ref(dg.InstanceRef.from_dir(str(home))) as instance:
-            runs = instance.get_runs(filters=dg.RunsFilter(job_name="retrain_leads"))
-            assert any(r.tags.get("dagster/sensor_name") == "leads_new_version_sensor" for r in runs)
-            assert any(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            while True:
+                runs = instance.get_runs(filters=dg.RunsFilter(job_name="retrain_leads"))
+                assert runs, "the daemon launched no retraining run"
+                assert all(r.tags.get("trigger") == "new_version" for r in runs), [r.tags for r in runs]
+                if any(r.status == dg.DagsterRunStatus.SUCCESS for r in runs):
+                    break
+                assert not any(r.status == dg.DagsterRunStatus.FAILURE for r in runs), "the retraining run failed"
+                assert time.monotonic() < deadline, f"run not finished: {[r.status for r in runs]}"
+                time.sleep(2)
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         try:
