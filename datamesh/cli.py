@@ -345,6 +345,47 @@ def train(
     console.print(f"model {product} v{outcome.model_version.version}: {outcome.report.best.name} {status}")
 
 
+@app.command()
+def models(
+    product: Annotated[str, typer.Argument(help="A labelled product, e.g. churn_features")],
+    comparison: Annotated[bool, typer.Option(help="Also print the candidate comparison of the champion")] = True,
+) -> None:
+    """List the registered models of a product (versions, candidate, metric, champion).
+
+    Example: `mesh models churn_features`
+    """
+    from ml.products import registry
+
+    try:
+        mesh = _mesh()
+        mesh.contract(product)
+        reg = registry(mesh)
+        champion = reg.champion(product)
+        rows = []
+        for v in reg.list_versions(product):
+            card = reg.get(product, v).card
+            rows.append((v, "*" if champion and champion.version == v else "", card.candidate,
+                         f"{card.primary_metric}={card.score:.4f}", json.dumps(card.training_data),
+                         "" if card.threshold is None else f"{card.threshold:.3f}", card.created_at))
+    except PlatformError as exc:
+        _fail(exc)
+    _print_rows(["version", "champion", "candidate", "cv metric", "trained on", "threshold", "created_at"], rows,
+                OutputFormat.TABLE, title=f"Models of {product}")
+    if comparison and champion is not None:
+        card = champion.card
+        metrics = [m for m in (card.primary_metric, "pr_auc", "f1", "log_loss", "brier", "mae", "r2")
+                   if any(m in row for row in card.comparison)]
+        table = Table(title=f"Candidates of model v{champion.version} (cross-validated on {card.n_training_rows:,} rows)")
+        table.add_column("candidate")
+        table.add_column("status")
+        for m in metrics:
+            table.add_column(m, justify="right")
+        for row in card.comparison:
+            table.add_row(str(row.get("candidate")), str(row.get("status", "")),
+                          *[f"{row[m]:.4f}" if isinstance(row.get(m), int | float) else "" for m in metrics])
+        console.print(table)
+
+
 @contract_app.command("validate")
 def contract_validate(paths: Annotated[list[Path] | None, typer.Argument(help="Contract files (default: all)")] = None) -> None:
     """Validate contract files; errors name the file, the field and what was expected.

@@ -49,7 +49,8 @@ def run_demo(*, customers: int = 50_000, seed: int = 42, lake_url: str | None = 
             ops[node.name] = {"config": {**training, "profile": "full"} if regression else training}
         elif node.name in ("segment_customers", "detect_anomalous_accounts"):
             ops[node.name] = {"config": {"seed": seed}}
-    run_config = {"ops": ops}
+    # INFO, not DEBUG: show our progress lines (training, publishing) without every engine event.
+    run_config = {"ops": ops, "loggers": {"console": {"config": {"log_level": "INFO"}}}}
     result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False,
                                     asset_selection=None if selection is None else [dg.AssetKey.from_user_string(selection)])
     steps: dict[str, float] = {}
