@@ -55,36 +55,6 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
 
 
-class _HashingSink:
-    """A write-only file object that hashes and counts what passes through."""
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-        self.closed = False
-
-    def write(self, data: bytes | memoryview) -> int:
-        self.sha256.update(data)
-        self.size += len(data)
-        self._stream.write(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.size
-
-    def flush(self) -> None:
-        self._stream.flush()
-
-    def writable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        if not self.closed:
-            self._stream.close()
-            self.closed = True
-
-
 class Publisher:
     """Stage, check and commit one new version of a product.
 
@@ -122,7 +92,7 @@ class Publisher:
         self.schema = contract.arrow_schema()
         self._files: list[FileEntry] = []
         self._writer: pq.ParquetWriter | None = None
-        self._sink: _HashingSink | None = None
+        self._sink: pa.BufferOutputStream | None = None
         self._path: str | None = None
         self._rows_in_file = 0
         self._committed = False
@@ -174,8 +144,10 @@ class Publisher:
                 self._close_part()
 
     def _open_part(self) -> None:
+        # Each part is encoded into memory (bounded by rows_per_file), then hashed in one
+        # call and written to the lake in one stream: no per-page Python callbacks.
         self._path = f"{self.staging_dir}/part-{len(self._files):05d}.parquet"
-        self._sink = _HashingSink(self.lake.open_output(self._path))
+        self._sink = pa.BufferOutputStream()
         self._writer = pq.ParquetWriter(self._sink, self.schema, compression=self.compression)
         self._rows_in_file = 0
 
@@ -184,9 +156,12 @@ class Publisher:
             return
         self._writer.close()
         assert self._sink is not None and self._path is not None
-        self._sink.close()
+        buffer = self._sink.getvalue()
+        digest = _POOL.submit(lambda: hashlib.sha256(memoryview(buffer)).hexdigest())  # GIL-free, other core
+        with self.lake.open_output(self._path) as out:
+            out.write(buffer)
         self._files.append(FileEntry(path=self.lake.relative(self._path), rows=self._rows_in_file,
-                                     bytes=self._sink.size, sha256=self._sink.sha256.hexdigest()))
+                                     bytes=buffer.size, sha256=digest.result()))
         self._writer = self._sink = self._path = None
         self._rows_in_file = 0
 
@@ -298,9 +273,7 @@ class Publisher:
                 self._writer.close()
             except Exception:  # noqa: BLE001 - best effort on an aborted write
                 pass
-            if self._sink is not None:
-                self._sink.close()
-            self._writer = None
+            self._writer = self._sink = None
         if not self._committed:
             self.lake.delete_dir(self.staging_dir)
 
