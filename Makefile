@@ -39,8 +39,8 @@ test-unit: install ## Unit tests only (no servers)
 ui: install ## Open the Dagster UI on the demo (dagster dev)
 	mkdir -p .dagster_home && DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev -m orchestration.definitions
 
-bench: install ## Benchmarks: stage times, peak memory, publish overhead vs bare pyarrow
-	$(BIN)/python -m benchmarks.run --customers $(CUSTOMERS)
+bench: install ## Benchmarks (BENCH_ARGS="--sections publish,s3,trino,ml"): stage times, peak memory, ratios
+	$(BIN)/python -m benchmarks.run --customers $(CUSTOMERS) $(BENCH_ARGS)
 
 stack-up: install ## Start the native stack (Trino + S3 server) as background processes
 	$(BIN)/mesh stack up
