@@ -36,10 +36,23 @@ def httpfs_extension_path() -> Path:
     return path
 
 
+def _spill_dir() -> Path:
+    import tempfile
+
+    path = Path(tempfile.gettempdir()) / "datamesh-duckdb-spill"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+#: Memory for contract checks during a publish: large keys spill to disk beyond it.
+CHECK_MEMORY_LIMIT = "1536MB"
+
+
 def connect(lake: Lake | None = None, *, memory_limit: str = "3GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """A new in-memory DuckDB connection able to read the lake's files."""
     con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     con.execute(f"SET memory_limit = {sql_string(memory_limit)}")
+    con.execute(f"SET temp_directory = {sql_string(str(_spill_dir()))}")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     if lake is not None and lake.is_s3:

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from datamesh.catalog import Catalog, FileEntry, Manifest
 from datamesh.contracts import Contract
-from datamesh.duckdb_engine import connect
+from datamesh.duckdb_engine import CHECK_MEMORY_LIMIT, connect
 from datamesh.errors import ConflictError, PlatformError, PublishError, RegistrationError, SchemaMismatchError
 from datamesh.quality import RuleResult, check_files, check_schema, enforce, read_footers, run_rules
 
@@ -43,7 +43,7 @@ _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mesh-check")
 
 def _check_table(contract: Contract, table: pa.Table) -> list[RuleResult]:
     # One thread: the Parquet encoder has the other core.
-    con = connect(threads=1)
+    con = connect(threads=1, memory_limit=CHECK_MEMORY_LIMIT)
     try:
         con.register("__mesh_input", table)
         return run_rules(con, contract, "__mesh_input")
@@ -206,7 +206,7 @@ class Publisher:
                 )
             results = self._early_check.result()
         else:
-            con = connect(self.lake)
+            con = connect(self.lake, memory_limit=CHECK_MEMORY_LIMIT)
             try:
                 results = check_files(con, self.lake, self.contract, paths)
             finally:
