@@ -812,15 +812,26 @@ def _services(state: _StackState, layout: _Layout, inst: Installation, credentia
     return services
 
 
+NODE_MAP_REFRESH_SECONDS = 6.0
+
+
 def _trino_health_check(name: str, url: str, coordinator_port: int, is_coordinator: bool) -> Callable[[], bool]:
-    if is_coordinator:
-        return lambda: _trino_node_ready(url)
+    # Coordinator and workers alike: healthy once the coordinator lists the node as active,
+    # i.e. it can schedule on it. /v1/info alone answers seconds earlier, and a first
+    # query in that window fails with NO_NODES_AVAILABLE.
+    # The coordinator's node scheduler caches its node map for 5 s, so a node is only
+    # schedulable a few seconds after it is listed: wait that long after first seeing it.
+    first_seen: list[float] = []
 
     def worker_ready() -> bool:
         if not _trino_node_ready(url):
             return False
         active = _trino_active_node_ids(HOST, coordinator_port)
-        return active is not None and name in active
+        if active is None or name not in active:
+            return False
+        if not first_seen:
+            first_seen.append(time.monotonic())
+        return time.monotonic() - first_seen[0] >= NODE_MAP_REFRESH_SECONDS
 
     return worker_ready
 

@@ -58,8 +58,26 @@ class TrinoClient:
         return trino.dbapi.connect(host=self.host, port=self.port, user=self.user, catalog=self.catalog,
                                    http_scheme="http", request_timeout=self.request_timeout)
 
-    def query(self, sql: str, params: list[Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run one statement; returns (column names, rows)."""
+    def query(self, sql: str, params: list[Any] | None = None, *, retries: int = 5) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run one statement; returns (column names, rows).
+
+        A freshly (re)started Trino answers NO_NODES_AVAILABLE for a few seconds;
+        such queries are retried with a short backoff.
+        """
+        import time
+
+        import trino
+
+        for attempt in range(retries + 1):
+            try:
+                return self._query_once(sql, params)
+            except trino.exceptions.TrinoQueryError as exc:
+                if exc.error_name != "NO_NODES_AVAILABLE" or attempt == retries:
+                    raise TrinoError(f"Trino query failed: {exc.error_name}: {exc.message}") from None
+                time.sleep(2.0)
+        raise AssertionError("unreachable")
+
+    def _query_once(self, sql: str, params: list[Any] | None) -> tuple[list[str], list[tuple[Any, ...]]]:
         import trino
 
         try:
@@ -72,8 +90,8 @@ class TrinoClient:
                 return cols, rows
             finally:
                 conn.close()
-        except trino.exceptions.TrinoQueryError as exc:
-            raise TrinoError(f"Trino query failed: {exc.error_name}: {exc.message}") from None
+        except trino.exceptions.TrinoQueryError:
+            raise
         except (OSError, trino.exceptions.TrinoConnectionError) as exc:  # type: ignore[attr-defined]
             raise TrinoError(f"Cannot reach Trino at {self.host}:{self.port} ({exc}). "
                              "Is it running? (`mesh stack status`)") from None
