@@ -815,7 +815,8 @@ def _services(state: _StackState, layout: _Layout, inst: Installation, credentia
 NODE_MAP_REFRESH_SECONDS = 6.0
 
 
-def _trino_health_check(name: str, url: str, coordinator_port: int, is_coordinator: bool) -> Callable[[], bool]:
+def _trino_health_check(name: str, url: str, coordinator_port: int, is_coordinator: bool,
+                        settle_seconds: float = NODE_MAP_REFRESH_SECONDS) -> Callable[[], bool]:
     # Coordinator and workers alike: healthy once the coordinator lists the node as active,
     # i.e. it can schedule on it. /v1/info alone answers seconds earlier, and a first
     # query in that window fails with NO_NODES_AVAILABLE.
@@ -831,7 +832,7 @@ def _trino_health_check(name: str, url: str, coordinator_port: int, is_coordinat
             return False
         if not first_seen:
             first_seen.append(time.monotonic())
-        return time.monotonic() - first_seen[0] >= NODE_MAP_REFRESH_SECONDS
+        return time.monotonic() - first_seen[0] >= settle_seconds
 
     return worker_ready
 
@@ -1061,7 +1062,7 @@ def status(home: Path | None = None) -> StackStatus:
         elif name == S3_SERVICE:
             healthy = _s3_healthy(url)
         else:
-            healthy = _trino_health_check(name, url, state.trino_port, name == COORDINATOR_SERVICE)()
+            healthy = _trino_health_check(name, url, state.trino_port, name == COORDINATOR_SERVICE, settle_seconds=0)()
         result.append(
             ServiceStatus(
                 name=name, url=url, pid=pid, running=pid is not None, healthy=healthy, log_file=layout.log_file(name)
