@@ -387,6 +387,9 @@ def apply_retention_rule(catalog: Catalog, contract: Contract, *, keep: int, orp
     lake = catalog.lake
     paths = catalog.paths_for(contract)
     versions = catalog.versions(contract.id)
+    run_dirs = lake.list_dir(paths.data)
+    if len(versions) <= keep and len(run_dirs) <= len(versions):
+        return []  # nothing to remove and no orphans: skip reading manifests (cheap on S3)
     latest = catalog.latest_version(contract.id)
     removed = []
     for version in versions[:-keep]:
@@ -398,7 +401,7 @@ def apply_retention_rule(catalog: Catalog, contract: Contract, *, keep: int, orp
         removed.append(version)
     live_runs = {catalog.manifest(contract.id, v).run_id for v in catalog.versions(contract.id)}
     now = time.time()
-    for info in lake.list_dir(paths.data):
+    for info in run_dirs:
         run_id = info.base_name
         if run_id in live_runs:
             continue
