@@ -218,17 +218,11 @@ class Lake:
         if self.is_s3:
             self.write_bytes(path, data)
             return
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        tmp = _durable_temp_file(Path(path), data)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
+            os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
 
     def create_only(self, path: str, data: bytes) -> None:
@@ -236,20 +230,13 @@ class Lake:
         if self.is_s3:
             self._s3_create_only(path, data)
             return
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        tmp = _durable_temp_file(Path(path), data)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                raise ConflictError(f"{path} already exists: another writer committed it first.") from None
+            os.link(tmp, path)  # fails if the target exists; never exposes a partial file
+        except FileExistsError:
+            raise ConflictError(f"{path} already exists: another writer committed it first.") from None
         finally:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
 
     def s3_client(self) -> Any:
         """A boto3 client for the S3 operations pyarrow lacks (conditional writes)."""
@@ -293,3 +280,18 @@ class Lake:
                 raise ConflictError(f"s3://{path} already exists: another writer committed it first.") from None
         except bex.BotoCoreError as exc:
             raise self._wrap(exc, "commit", path) from exc
+
+
+def _durable_temp_file(target: Path, data: bytes) -> Path:
+    """Write ``data`` to a fsynced temporary file beside ``target`` and return its path."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
