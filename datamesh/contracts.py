@@ -9,7 +9,6 @@ one (``apiVersion``, ``kind``, ``id``, ``version``, ``status``, ``domain``,
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Iterator
 from enum import Enum
@@ -386,12 +385,6 @@ class Contract(_Model):
         sla = self.sla("retention")
         return int(sla.value) if sla is not None else None
 
-    def describe_markdown(self) -> str:
-        lines = [f"**{self.name}** (`{self.domain}.{self.id}`, contract v{self.version})", "",
-                 self.description.purpose, "", f"Grain: {self.description.grain}", "",
-                 f"Owner: {self.owner.team} <{self.owner.contact}>"]
-        return "\n".join(lines)
-
 
 # -- loading --------------------------------------------------------------------------
 
@@ -612,8 +605,3 @@ _ODCS_LOGICAL = {
     ColumnType.DOUBLE: "number", ColumnType.BOOLEAN: "boolean", ColumnType.DATE: "date",
     ColumnType.TIMESTAMP: "date",
 }
-
-
-def closest(name: str, choices: Iterable[str]) -> str | None:
-    match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
-    return match[0] if match else None

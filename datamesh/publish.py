@@ -433,14 +433,3 @@ def code_version() -> str:
         return ref[:12]
     except OSError:
         return "unknown"
-
-
-def retry_on_conflict(fn: Callable[[], Manifest], attempts: int = 3) -> Manifest:
-    """Retry a publish that lost a commit race (re-stages from scratch)."""
-    for i in range(attempts):
-        try:
-            return fn()
-        except ConflictError:
-            if i == attempts - 1:
-                raise
-    raise AssertionError("unreachable")

@@ -65,18 +65,11 @@ def create_only(fs: pafs.FileSystem, path: str, data: bytes) -> None:
     """
     local = _local_path(fs, path)
     if local is not None:
-        directory = os.path.dirname(local)
-        os.makedirs(directory, exist_ok=True)
-        tmp = os.path.join(directory, f".{os.path.basename(local)}.{uuid.uuid4().hex}.tmp")
+        tmp = _durable_temp(local, data)
         try:
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
             os.link(tmp, local)
         finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            os.unlink(tmp)
         return
     if fs.get_file_info(path).type != pafs.FileType.NotFound:
         raise FileExistsError(path)
@@ -95,6 +88,16 @@ def atomic_write(fs: pafs.FileSystem, path: str, data: bytes) -> None:
         with fs.open_output_stream(path) as out:
             out.write(data)
         return
+    tmp = _durable_temp(local, data)
+    try:
+        os.replace(tmp, local)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _durable_temp(local: str, data: bytes) -> str:
+    """Write ``data`` to a fsynced temporary file beside ``local``; return its path."""
     directory = os.path.dirname(local)
     os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, f".{os.path.basename(local)}.{uuid.uuid4().hex}.tmp")
@@ -103,10 +106,11 @@ def atomic_write(fs: pafs.FileSystem, path: str, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, local)
-    finally:
+    except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        raise
+    return tmp
 
 
 @dataclass(frozen=True)
