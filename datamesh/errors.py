@@ -34,6 +34,14 @@ class StorageError(PlatformError):
     """The lake cannot be read or written."""
 
 
+class TamperedError(StorageError):
+    """A committed file differs from what its manifest recorded; the version is refused, never served."""
+
+
+class BrokenProductError(StorageError):
+    """A product's pointer or manifest is unreadable; that one product is unavailable until repaired."""
+
+
 class PublishError(PlatformError):
     """A publish was refused; the previously served version is untouched."""
 
@@ -60,6 +68,18 @@ class VersionNotFoundError(PlatformError):
 
 class QueryError(PlatformError):
     """A SQL query against products failed."""
+
+
+class ReadOnlyError(QueryError):
+    """A statement that could write (COPY, ATTACH, CREATE, SET ...) was sent to a read-only session."""
+
+
+class BreakingChangeError(ContractError):
+    """A changed contract breaks consumers of the last published version without a major version bump."""
+
+
+class OwnershipError(PlatformError):
+    """The acting identity may not change this product (e.g. replace a registered contract)."""
 
 
 class StackError(PlatformError):
