@@ -111,10 +111,10 @@ def bench_pipeline(customers: int, lake_url: str) -> dict[str, Any]:
 
 
 def bench_s3(n: int, repeats: int) -> dict[str, Any]:
-    from datamesh import stack
+    import nativestack
 
     home = Path(tempfile.mkdtemp(prefix="bench-stack-"))
-    ep = stack.start(home=home, s3_port=_free_port(), trino_port=_free_port(), echo=say)
+    ep = nativestack.start(home=home, s3_port=_free_port(), trino_port=_free_port(), echo=say)
     try:
         from datamesh.platform import Mesh
         from datamesh.settings import Settings
@@ -126,7 +126,7 @@ def bench_s3(n: int, repeats: int) -> dict[str, Any]:
 
         return bench_publish(s3_mesh, "", n, repeats)
     finally:
-        stack.stop(home, echo=say)
+        nativestack.stop(home, echo=say)
 
 
 def _free_port() -> int:
@@ -161,12 +161,12 @@ def bench_trino(customers: int, repeats: int, source_lake: str | None = None) ->
     With ``source_lake`` (a local lake where the pipeline already ran, e.g. at 1M customers)
     the products the queries need are copied to S3 instead of re-running the pipeline there.
     """
-    from datamesh import stack
+    import nativestack
     from datamesh.paths import DBT_PROJECT_DIR
     from datamesh.settings import get_settings
 
     home = Path(tempfile.mkdtemp(prefix="bench-stack-"))
-    ep = stack.start(home=home, s3_port=_free_port(), trino_port=_free_port(), echo=say)
+    ep = nativestack.start(home=home, s3_port=_free_port(), trino_port=_free_port(), echo=say)
     try:
         os.environ.update(ep.as_settings_env())
         get_settings.cache_clear()
@@ -212,7 +212,7 @@ def bench_trino(customers: int, repeats: int, source_lake: str | None = None) ->
         return {"customers": customers, "churn_features_rows": rows, "queries": results,
                 "prepare_wall_s": pipeline["wall_seconds"]}
     finally:
-        stack.stop(home, echo=say)
+        nativestack.stop(home, echo=say)
 
 
 def bench_scoring(lake_url: str, repeats: int) -> dict[str, Any]:

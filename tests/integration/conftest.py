@@ -18,7 +18,8 @@ import pytest
 import trino
 from pyarrow import fs as pafs
 
-from datamesh import stack
+import nativestack
+from nativestack import StackEndpoints
 
 STACK_START_TIMEOUT_S = 300.0
 
@@ -29,12 +30,12 @@ def free_ports(count: int) -> list[int]:
         ports = []
         for _ in range(count):
             sock = sockets.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind((stack.HOST, 0))
+            sock.bind((nativestack.HOST, 0))
             ports.append(sock.getsockname()[1])
     return ports
 
 
-def s3_filesystem(endpoints: stack.StackEndpoints, *, secret_key: str | None = None) -> pafs.S3FileSystem:
+def s3_filesystem(endpoints: StackEndpoints, *, secret_key: str | None = None) -> pafs.S3FileSystem:
     """A pyarrow S3 file system for a running stack (optionally with another secret)."""
     return pafs.S3FileSystem(
         access_key=endpoints.access_key,
@@ -47,7 +48,7 @@ def s3_filesystem(endpoints: stack.StackEndpoints, *, secret_key: str | None = N
     )
 
 
-def trino_connection(endpoints: stack.StackEndpoints) -> trino.dbapi.Connection:
+def trino_connection(endpoints: StackEndpoints) -> trino.dbapi.Connection:
     """A Trino DB-API connection to a running stack's coordinator, catalog ``lake``."""
     return trino.dbapi.connect(
         host=endpoints.trino_host,
@@ -65,30 +66,30 @@ def native_stack_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def native_stack(native_stack_home: Path) -> Iterator[stack.StackEndpoints]:
+def native_stack(native_stack_home: Path) -> Iterator[StackEndpoints]:
     """S3 server + single-node Trino, started once per session; yields their endpoints."""
     s3_port, trino_port = free_ports(2)
     try:
-        endpoints = stack.start(
+        endpoints = nativestack.start(
             home=native_stack_home, s3_port=s3_port, trino_port=trino_port, timeout=STACK_START_TIMEOUT_S
         )
     except BaseException:
-        stack.stop(native_stack_home)
+        nativestack.stop(native_stack_home)
         raise
     try:
         yield endpoints
     finally:
-        stack.stop(native_stack_home)
+        nativestack.stop(native_stack_home)
 
 
 @pytest.fixture(scope="session")
-def lake_fs(native_stack: stack.StackEndpoints) -> pafs.S3FileSystem:
+def lake_fs(native_stack: StackEndpoints) -> pafs.S3FileSystem:
     """pyarrow S3 file system on the session stack's S3 server."""
     return s3_filesystem(native_stack)
 
 
 @pytest.fixture()
-def trino_cursor(native_stack: stack.StackEndpoints) -> Iterator[trino.dbapi.Cursor]:
+def trino_cursor(native_stack: StackEndpoints) -> Iterator[trino.dbapi.Cursor]:
     """A cursor on the session stack's Trino coordinator (catalog ``lake``)."""
     connection = trino_connection(native_stack)
     try:

@@ -9,19 +9,19 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from datamesh import stack
 from datamesh.errors import ConflictError, QualityError, RegistrationError, StorageError
 from datamesh.parity import check_product
 from datamesh.platform import Mesh
 from datamesh.publish import Publisher
 from datamesh.settings import Settings
 from datamesh.trino import Registrar, TrinoClient, sync
+from nativestack import StackEndpoints
 from tests.conftest import ORDERS_CONTRACT, WIDGETS_CONTRACT, widgets_table
 
 pytestmark = pytest.mark.integration
 
 
-def s3_settings(ep: stack.StackEndpoints, contracts: Path, prefix: str, *, trino: bool = True, **overrides: object) -> Settings:
+def s3_settings(ep: StackEndpoints, contracts: Path, prefix: str, *, trino: bool = True, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "lake_url": f"s3://{ep.bucket}/{prefix}",
         "contracts_dir": contracts,
@@ -51,15 +51,15 @@ def s3_contracts(tmp_path: Path, domain: str) -> Path:
 
 
 @pytest.fixture()
-def s3_mesh(native_stack: stack.StackEndpoints, s3_contracts: Path, domain: str) -> Mesh:
+def s3_mesh(native_stack: StackEndpoints, s3_contracts: Path, domain: str) -> Mesh:
     return Mesh.from_settings(s3_settings(native_stack, s3_contracts, f"tests/{domain}"))
 
 
-def trino(ep: stack.StackEndpoints) -> TrinoClient:
+def trino(ep: StackEndpoints) -> TrinoClient:
     return TrinoClient(ep.trino_host, ep.trino_port)
 
 
-def test_publish_read_back_and_register(s3_mesh: Mesh, native_stack: stack.StackEndpoints, domain: str) -> None:
+def test_publish_read_back_and_register(s3_mesh: Mesh, native_stack: StackEndpoints, domain: str) -> None:
     m1 = s3_mesh.publish("widgets", widgets_table(10))
     m2 = s3_mesh.publish("widgets", widgets_table(25, color="green"))
     assert (m1.version, m2.version) == (1, 2)
@@ -82,7 +82,7 @@ def test_publish_read_back_and_register(s3_mesh: Mesh, native_stack: stack.Stack
     assert report.compared > 10
 
 
-def test_failed_publish_keeps_previous_version_everywhere(s3_mesh: Mesh, native_stack: stack.StackEndpoints,
+def test_failed_publish_keeps_previous_version_everywhere(s3_mesh: Mesh, native_stack: StackEndpoints,
                                                           domain: str) -> None:
     s3_mesh.publish("widgets", widgets_table(4))
     with pytest.raises(QualityError, match="color_accepted_values"):
@@ -120,7 +120,7 @@ def test_commit_race_on_s3_has_one_winner(s3_mesh: Mesh) -> None:
     assert s3_mesh.catalog.versions("widgets") == [1]
 
 
-def test_trino_down_during_publish_then_sync_repairs(native_stack: stack.StackEndpoints, s3_contracts: Path,
+def test_trino_down_during_publish_then_sync_repairs(native_stack: StackEndpoints, s3_contracts: Path,
                                                      domain: str) -> None:
     good = Mesh.from_settings(s3_settings(native_stack, s3_contracts, f"tests/{domain}"))
     good.publish("widgets", widgets_table(3))
@@ -135,7 +135,7 @@ def test_trino_down_during_publish_then_sync_repairs(native_stack: stack.StackEn
     assert t.query(f"select count(*) from {domain}.widgets")[1] == [(6,)]
 
 
-def test_sync_reports_files_deleted_out_of_band(s3_mesh: Mesh, native_stack: stack.StackEndpoints,
+def test_sync_reports_files_deleted_out_of_band(s3_mesh: Mesh, native_stack: StackEndpoints,
                                                 domain: str) -> None:
     s3_mesh.publish("widgets", widgets_table(3))
     m2 = s3_mesh.publish("widgets", widgets_table(8))
@@ -147,19 +147,19 @@ def test_sync_reports_files_deleted_out_of_band(s3_mesh: Mesh, native_stack: sta
     assert t.query(f"select count(*) from {domain}.widgets")[1] == [(3,)]
 
 
-def test_wrong_credentials(native_stack: stack.StackEndpoints, s3_contracts: Path, domain: str) -> None:
+def test_wrong_credentials(native_stack: StackEndpoints, s3_contracts: Path, domain: str) -> None:
     with pytest.raises(StorageError, match="credentials were rejected"):
         Mesh.from_settings(s3_settings(native_stack, s3_contracts, f"tests/{domain}", trino=False,
                                        s3_secret_access_key="not-the-secret"))
 
 
-def test_missing_bucket(native_stack: stack.StackEndpoints, s3_contracts: Path, domain: str) -> None:
+def test_missing_bucket(native_stack: StackEndpoints, s3_contracts: Path, domain: str) -> None:
     with pytest.raises(StorageError, match="Bucket 'no-such-bucket-here' of lake .* does not exist"):
         Mesh.from_settings(s3_settings(native_stack, s3_contracts, "x", trino=False,
                                        lake_url="s3://no-such-bucket-here/lake"))
 
 
-def test_s3_server_unreachable(native_stack: stack.StackEndpoints, s3_contracts: Path, domain: str) -> None:
+def test_s3_server_unreachable(native_stack: StackEndpoints, s3_contracts: Path, domain: str) -> None:
     with pytest.raises(StorageError, match="Is the S3 server at http://127.0.0.1:1 running"):
         Mesh.from_settings(s3_settings(native_stack, s3_contracts, "x", trino=False,
                                        s3_endpoint_url="http://127.0.0.1:1"))
@@ -176,7 +176,7 @@ def test_streamed_publish_to_s3_rolls_files(s3_mesh: Mesh) -> None:
         assert s.sql("select count(distinct widget_id) from widgets").fetchone()[0] == 60
 
 
-def test_composite_key_product_registers(s3_mesh: Mesh, native_stack: stack.StackEndpoints, domain: str) -> None:
+def test_composite_key_product_registers(s3_mesh: Mesh, native_stack: StackEndpoints, domain: str) -> None:
     s3_mesh.publish("widgets", widgets_table(2))
     table = pa.table({"order_id": pa.array([1, 1, 2], pa.int64()), "line_number": pa.array([1, 2, 1], pa.int32()),
                       "widget_id": pa.array([0, 1, 1], pa.int64())})

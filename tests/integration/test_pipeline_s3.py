@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from datamesh import stack
 from datamesh.paths import DBT_PROJECT_DIR
+from nativestack import StackEndpoints
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -28,7 +28,7 @@ def _normalise(rows: list[tuple]) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def pipeline(native_stack: stack.StackEndpoints, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def pipeline(native_stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     from datamesh.platform import Mesh
     from datamesh.settings import get_settings
     from orchestration.demo import run_demo

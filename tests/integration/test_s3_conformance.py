@@ -19,7 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from pyarrow import fs as pafs
 
-from datamesh.stack import StackEndpoints
+from nativestack import StackEndpoints
 from tests.integration.conftest import s3_filesystem
 
 pytestmark = pytest.mark.integration

@@ -19,8 +19,13 @@ import pytest
 import trino
 from pyarrow import fs as pafs
 
-from datamesh import stack
+import nativestack
 from datamesh.errors import PlatformError, StackError
+from nativestack import StackEndpoints
+from nativestack.layout import Layout
+from nativestack.lifecycle import wait_healthy
+from nativestack.processes import spawn, terminate
+from nativestack.services import Service
 from tests.integration.conftest import STACK_START_TIMEOUT_S, free_ports, s3_filesystem, trino_connection
 
 pytestmark = pytest.mark.integration
@@ -34,18 +39,18 @@ def query(cursor: trino.dbapi.Cursor, sql: str) -> list[list[object]]:
 # --- lifecycle of the session stack -----------------------------------------------------
 
 
-def test_status_reports_both_services_healthy(native_stack: stack.StackEndpoints, native_stack_home: Path) -> None:
-    report = stack.status(native_stack_home)
+def test_status_reports_both_services_healthy(native_stack: StackEndpoints, native_stack_home: Path) -> None:
+    report = nativestack.status(native_stack_home)
 
     assert report.running
     assert [s.name for s in report.services] == ["s3", "trino-coordinator"]
     assert all(s.pid and s.log_file.is_file() for s in report.services)
 
 
-def test_start_again_is_idempotent(native_stack: stack.StackEndpoints, native_stack_home: Path) -> None:
-    pids = {s.name: s.pid for s in stack.status(native_stack_home).services}
+def test_start_again_is_idempotent(native_stack: StackEndpoints, native_stack_home: Path) -> None:
+    pids = {s.name: s.pid for s in nativestack.status(native_stack_home).services}
 
-    again = stack.start(
+    again = nativestack.start(
         home=native_stack_home,
         s3_port=int(native_stack.s3_endpoint.rsplit(":", 1)[1]),
         trino_port=native_stack.trino_port,
@@ -53,30 +58,30 @@ def test_start_again_is_idempotent(native_stack: stack.StackEndpoints, native_st
     )
 
     assert again == native_stack
-    assert {s.name: s.pid for s in stack.status(native_stack_home).services} == pids
+    assert {s.name: s.pid for s in nativestack.status(native_stack_home).services} == pids
 
 
 def test_start_with_other_settings_while_running_is_refused(
-    native_stack: stack.StackEndpoints, native_stack_home: Path
+    native_stack: StackEndpoints, native_stack_home: Path
 ) -> None:
     s3_port, trino_port = free_ports(2)
 
     with pytest.raises(StackError, match="already runs"):
-        stack.start(home=native_stack_home, s3_port=s3_port, trino_port=trino_port, echo=lambda _: None)
+        nativestack.start(home=native_stack_home, s3_port=s3_port, trino_port=trino_port, echo=lambda _: None)
 
 
-def test_credentials_are_random_and_private(native_stack: stack.StackEndpoints, native_stack_home: Path) -> None:
+def test_credentials_are_random_and_private(native_stack: StackEndpoints, native_stack_home: Path) -> None:
     credentials_file = native_stack_home / "credentials.json"
 
     assert stat.S_IMODE(credentials_file.stat().st_mode) == 0o600
     assert json.loads(credentials_file.read_text())["secret_key"] == native_stack.secret_key
     assert len(native_stack.secret_key) >= 32
     assert native_stack.secret_key not in repr(native_stack)
-    assert stack.endpoints(native_stack_home) == native_stack
+    assert nativestack.endpoints(native_stack_home) == native_stack
 
 
 def test_objects_persist_as_files_in_the_state_directory(
-    lake_fs: pafs.S3FileSystem, native_stack: stack.StackEndpoints, native_stack_home: Path, unique_prefix: str
+    lake_fs: pafs.S3FileSystem, native_stack: StackEndpoints, native_stack_home: Path, unique_prefix: str
 ) -> None:
     with lake_fs.open_output_stream(f"{native_stack.bucket}/{unique_prefix}/kept.txt") as out:
         out.write(b"on disk")
@@ -86,7 +91,7 @@ def test_objects_persist_as_files_in_the_state_directory(
     ).read_bytes() == b"on disk"
 
 
-def test_settings_env_points_the_platform_at_the_stack(native_stack: stack.StackEndpoints) -> None:
+def test_settings_env_points_the_platform_at_the_stack(native_stack: StackEndpoints) -> None:
     env = native_stack.as_settings_env()
 
     assert env["MESH_LAKE_URL"] == f"s3://{native_stack.bucket}/"
@@ -94,9 +99,9 @@ def test_settings_env_points_the_platform_at_the_stack(native_stack: stack.Stack
     assert env["MESH_TRINO_PORT"] == str(native_stack.trino_port)
 
 
-def test_cli_status_and_env(native_stack: stack.StackEndpoints, native_stack_home: Path) -> None:
+def test_cli_status_and_env(native_stack: StackEndpoints, native_stack_home: Path) -> None:
     home = ["--home", str(native_stack_home)]
-    run = [sys.executable, "-m", "datamesh.stack"]
+    run = [sys.executable, "-m", "nativestack"]
     status_result = subprocess.run([*run, "status", *home], capture_output=True, text=True, check=False, timeout=60)
     env_result = subprocess.run([*run, "env", *home], capture_output=True, text=True, check=True, timeout=60)
 
@@ -173,7 +178,7 @@ def write_version(fs: pafs.S3FileSystem, location: str, table: pa.Table) -> None
 def test_external_table_over_parquet_reads_every_column(
     trino_cursor: trino.dbapi.Cursor,
     lake_fs: pafs.S3FileSystem,
-    native_stack: stack.StackEndpoints,
+    native_stack: StackEndpoints,
     unique_prefix: str,
     trino_schema: str,
 ) -> None:
@@ -194,7 +199,7 @@ def test_external_table_over_parquet_reads_every_column(
 def test_view_swap_and_comments(
     trino_cursor: trino.dbapi.Cursor,
     lake_fs: pafs.S3FileSystem,
-    native_stack: stack.StackEndpoints,
+    native_stack: StackEndpoints,
     unique_prefix: str,
     trino_schema: str,
 ) -> None:
@@ -228,7 +233,7 @@ def test_view_swap_and_comments(
 def test_external_table_reads_nested_directories(
     trino_cursor: trino.dbapi.Cursor,
     lake_fs: pafs.S3FileSystem,
-    native_stack: stack.StackEndpoints,
+    native_stack: StackEndpoints,
     unique_prefix: str,
     trino_schema: str,
 ) -> None:
@@ -256,13 +261,13 @@ def two_node_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     try:
         yield home
     finally:
-        stack.stop(home)
+        nativestack.stop(home)
 
 
 @pytest.fixture(scope="module")
-def two_node_stack(two_node_home: Path) -> stack.StackEndpoints:
+def two_node_stack(two_node_home: Path) -> StackEndpoints:
     s3_port, trino_port, worker_port = free_ports(3)
-    return stack.start(
+    return nativestack.start(
         workers=1,
         home=two_node_home,
         s3_port=s3_port,
@@ -272,7 +277,7 @@ def two_node_stack(two_node_home: Path) -> stack.StackEndpoints:
     )
 
 
-def test_two_node_mode_shows_both_nodes_active(two_node_stack: stack.StackEndpoints) -> None:
+def test_two_node_mode_shows_both_nodes_active(two_node_stack: StackEndpoints) -> None:
     with trino_connection(two_node_stack) as connection:
         nodes = query(
             connection.cursor(), "SELECT node_id, coordinator, state FROM system.runtime.nodes ORDER BY node_id"
@@ -281,7 +286,7 @@ def test_two_node_mode_shows_both_nodes_active(two_node_stack: stack.StackEndpoi
     assert nodes == [["trino-coordinator", True, "active"], ["trino-worker-1", False, "active"]]
 
 
-def test_two_node_mode_runs_table_scans_on_the_worker(two_node_stack: stack.StackEndpoints) -> None:
+def test_two_node_mode_runs_table_scans_on_the_worker(two_node_stack: StackEndpoints) -> None:
     fs = s3_filesystem(two_node_stack)
     location = f"{two_node_stack.bucket}/products/shop/orders/v1"
     write_version(fs, location, orders_table(1))
@@ -302,7 +307,7 @@ def test_two_node_mode_runs_table_scans_on_the_worker(two_node_stack: stack.Stac
     assert tasks == [["trino-worker-1"]]  # the coordinator does not execute tasks in this mode
 
 
-def test_restart_keeps_data_and_metastore(two_node_stack: stack.StackEndpoints, two_node_home: Path) -> None:
+def test_restart_keeps_data_and_metastore(two_node_stack: StackEndpoints, two_node_home: Path) -> None:
     """Stop the two-node stack and start a single node on the same state: tables survive."""
     location = f"{two_node_stack.bucket}/products/shop/returns/v1"
     write_version(s3_filesystem(two_node_stack), location, orders_table(1))
@@ -315,11 +320,11 @@ def test_restart_keeps_data_and_metastore(two_node_stack: stack.StackEndpoints, 
             f"WITH (external_location = 's3://{location}/', format = 'PARQUET')",
         )
 
-    stack.stop(two_node_home)
-    assert not stack.status(two_node_home).running
+    nativestack.stop(two_node_home)
+    assert not nativestack.status(two_node_home).running
 
     started = time.monotonic()
-    single = stack.start(
+    single = nativestack.start(
         home=two_node_home,
         s3_port=int(two_node_stack.s3_endpoint.rsplit(":", 1)[1]),
         trino_port=two_node_stack.trino_port,
@@ -331,7 +336,7 @@ def test_restart_keeps_data_and_metastore(two_node_stack: stack.StackEndpoints, 
 
     assert single.secret_key == two_node_stack.secret_key
     assert rows == [[3]]
-    assert [s.name for s in stack.status(two_node_home).services] == ["s3", "trino-coordinator"]
+    assert [s.name for s in nativestack.status(two_node_home).services] == ["s3", "trino-coordinator"]
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -342,36 +347,36 @@ def test_stack_error_belongs_to_the_platform_hierarchy() -> None:
 
 
 def test_status_and_stop_of_an_empty_home(tmp_path: Path) -> None:
-    stack.stop(tmp_path, echo=lambda _: None)
+    nativestack.stop(tmp_path, echo=lambda _: None)
 
-    assert stack.status(tmp_path).services == ()
-    assert not stack.status(tmp_path).running
+    assert nativestack.status(tmp_path).services == ()
+    assert not nativestack.status(tmp_path).running
     with pytest.raises(StackError, match="No stack has been started"):
-        stack.endpoints(tmp_path)
+        nativestack.endpoints(tmp_path)
 
 
 def test_busy_port_names_the_service_and_port(tmp_path: Path) -> None:
     import socket
 
     with socket.socket() as busy:
-        busy.bind((stack.HOST, 0))
+        busy.bind((nativestack.HOST, 0))
         busy.listen()
         port = busy.getsockname()[1]
         (trino_port,) = free_ports(1)
         with pytest.raises(StackError, match=rf"Cannot start s3: port {port} .* in use"):
-            stack.start(home=tmp_path, s3_port=port, trino_port=trino_port, echo=lambda _: None)
+            nativestack.start(home=tmp_path, s3_port=port, trino_port=trino_port, echo=lambda _: None)
 
-    assert stack.status(tmp_path).running is False
+    assert nativestack.status(tmp_path).running is False
 
 
 def test_missing_jdk_is_reported(tmp_path: Path) -> None:
     with pytest.raises(StackError, match="MESH_JAVA_HOME"):
-        stack.start(home=tmp_path, java_home=tmp_path / "no-jdk", echo=lambda _: None)
+        nativestack.start(home=tmp_path, java_home=tmp_path / "no-jdk", echo=lambda _: None)
 
 
 def test_service_that_dies_while_starting_reports_its_log(tmp_path: Path) -> None:
-    layout = stack._Layout(tmp_path)
-    service = stack._Service(
+    layout = Layout(tmp_path)
+    service = Service(
         name="broken",
         url="http://127.0.0.1:1",
         argv=["/bin/sh", "-c", "echo 'config error: no such property foo.bar' >&2; exit 3"],
@@ -380,7 +385,7 @@ def test_service_that_dies_while_starting_reports_its_log(tmp_path: Path) -> Non
         program="/bin/sh",
         healthy=lambda: False,
     )
-    service.process, service.log_offset = stack._spawn(
+    service.process, service.log_offset = spawn(
         service.argv,
         env=service.env,
         log_file=layout.log_file("broken"),
@@ -389,7 +394,7 @@ def test_service_that_dies_while_starting_reports_its_log(tmp_path: Path) -> Non
     )
 
     with pytest.raises(StackError) as raised:
-        stack._wait_healthy([service], layout, timeout=30, echo=lambda _: None)
+        wait_healthy([service], layout, timeout=30, echo=lambda _: None)
 
     message = str(raised.value)
     assert "broken exited with code 3" in message
@@ -398,8 +403,8 @@ def test_service_that_dies_while_starting_reports_its_log(tmp_path: Path) -> Non
 
 
 def test_service_that_never_gets_healthy_times_out_with_its_log(tmp_path: Path) -> None:
-    layout = stack._Layout(tmp_path)
-    service = stack._Service(
+    layout = Layout(tmp_path)
+    service = Service(
         name="slow",
         url="http://127.0.0.1:1",
         argv=["/bin/sh", "-c", "echo still warming up; exec sleep 60"],
@@ -408,13 +413,13 @@ def test_service_that_never_gets_healthy_times_out_with_its_log(tmp_path: Path) 
         program="sleep",
         healthy=lambda: False,
     )
-    service.process, service.log_offset = stack._spawn(
+    service.process, service.log_offset = spawn(
         service.argv, env=service.env, log_file=layout.log_file("slow"), pid_file=layout.pid_file("slow"), cwd=tmp_path
     )
     try:
         with pytest.raises(StackError, match=r"slow did not become healthy within 1s(.|\n)*still warming up"):
-            stack._wait_healthy([service], layout, timeout=1, echo=lambda _: None)
+            wait_healthy([service], layout, timeout=1, echo=lambda _: None)
     finally:
-        stack._terminate(service.process.pid, timeout=5)
+        terminate(service.process.pid, timeout=5)
 
     assert service.process.poll() is not None

@@ -27,7 +27,7 @@ import jsonschema
 import pytest
 import yaml
 
-from datamesh import stack
+import nativestack
 from datamesh.paths import PROJECT_ROOT
 from datamesh.settings import Settings
 
@@ -39,7 +39,7 @@ DOCKER_DIR = PROJECT_ROOT / "docker"
 COMPOSE_SCHEMA = DOCKER_DIR / "schema" / "compose-spec.json"
 DAGSTER_DIR = DOCKER_DIR / "dagster"
 MINIO_INIT = DOCKER_DIR / "minio" / "minio-init.sh"
-TRINO_ETC = stack.STACK_DIR / "trino" / "etc"
+TRINO_ETC = nativestack.STACK_DIR / "trino" / "etc"
 TRINO_CONTAINER_ETC = PurePosixPath("/etc/trino")
 
 SERVICES = {"minio", "minio-init", "trino", "postgres", "dagster-webserver", "dagster-daemon"}
@@ -349,7 +349,7 @@ def _without_comments(path: Path) -> str:
 
 def test_trino_runs_the_native_stacks_release(compose: dict[str, Any]) -> None:
     image = compose["services"]["trino"]["image"]
-    assert image == f"trinodb/trino:{stack.load_pins().trino_version}"
+    assert image == f"trinodb/trino:{nativestack.load_pins().trino_version}"
 
 
 def test_trino_mounts_exactly_the_native_stack_configuration(compose: dict[str, Any]) -> None:
@@ -383,7 +383,7 @@ def test_trino_container_is_a_single_coordinator_on_the_lake(rendered: dict[str,
     assert env["TRINO_DISCOVERY_URI"].endswith(f":{port}")
     assert any(str(p["target"]) == port for p in service["ports"])
     assert f"localhost/{port}" in " ".join(service["healthcheck"]["test"])
-    assert env["LAKE_METASTORE_DIR"] == f"s3://{env_bucket(rendered)}/{stack.METASTORE_PREFIX}"
+    assert env["LAKE_METASTORE_DIR"] == f"s3://{env_bucket(rendered)}/{nativestack.METASTORE_PREFIX}"
     command = " ".join(service["command"])
     assert "--data-dir=" in command  # node.properties has no data dir; the native stack passes one too
     assert "node.bind-ip" not in command and "node.internal-address" not in command

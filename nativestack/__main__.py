@@ -1,0 +1,91 @@
+"""``python -m nativestack up|down|status|fetch|env``: the native stack from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from datamesh.errors import StackError
+from nativestack.artifacts import fetch
+from nativestack.defaults import DEFAULT_BUCKET, DEFAULT_S3_PORT, DEFAULT_TRINO_PORT, ENV_CACHE, ENV_HOME
+from nativestack.lifecycle import endpoints, start, status, stop
+
+PROG = "python -m nativestack"
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help=f"state directory (default ${ENV_HOME} or ~/.local/state/datamesh/stack)",
+    )
+    common.add_argument(
+        "--cache", type=Path, default=None, help=f"artifacts cache (default ${ENV_CACHE} or ~/.cache/datamesh/stack)"
+    )
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Run the native stack (S3 server + Trino) as background processes.",
+        epilog=f"Example: {PROG} up --workers 1 && {PROG} status",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", parents=[common], help="fetch if needed, start and wait until healthy")
+    up.add_argument("--workers", type=int, default=0, help="Trino workers besides the coordinator (default 0)")
+    up.add_argument("--s3-port", type=int, default=DEFAULT_S3_PORT, help=f"default {DEFAULT_S3_PORT}")
+    up.add_argument(
+        "--trino-port",
+        type=int,
+        default=DEFAULT_TRINO_PORT,
+        help=f"default {DEFAULT_TRINO_PORT}; workers use the next ports",
+    )
+    up.add_argument("--bucket", default=DEFAULT_BUCKET, help=f"lake bucket to create (default {DEFAULT_BUCKET})")
+    up.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for health (default 180)")
+    commands.add_parser("down", parents=[common], help="stop all services (data is kept)")
+    commands.add_parser(
+        "status", parents=[common], help="show services, pids, health and logs (exit 3 if not all healthy)"
+    )
+    commands.add_parser("fetch", parents=[common], help="download/build the pinned artifacts into the cache")
+    commands.add_parser("env", parents=[common], help=f'print MESH_* exports for the stack: eval "$({PROG} env)"')
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m nativestack``; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "up":
+            lake = start(
+                args.workers,
+                home=args.home,
+                cache_dir=args.cache,
+                s3_port=args.s3_port,
+                trino_port=args.trino_port,
+                bucket=args.bucket,
+                timeout=args.timeout,
+            )
+            print(f"S3:    {lake.s3_endpoint} (bucket {lake.bucket}, region {lake.region})")
+            print(f"Trino: {lake.trino_url} (catalog {lake.trino_catalog})")
+            print(f'Client settings: eval "$({PROG} env)"')
+        elif args.command == "down":
+            stop(args.home)
+        elif args.command == "status":
+            report = status(args.home)
+            print(report.describe())
+            return 0 if report.running else 3
+        elif args.command == "fetch":
+            fetch(args.cache)
+        elif args.command == "env":
+            for key, value in endpoints(args.home).as_settings_env().items():
+                print(f"export {key}={shlex.quote(value)}")
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,377 @@
+"""Start, stop and inspect a native stack, and what clients need to reach it.
+
+``start()`` fetches missing artifacts, launches the services in the
+background and waits until each is healthy; ``stop()`` and ``status()`` find
+them again from the state directory, from any process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datamesh.errors import StackError
+from nativestack.artifacts import Installation, fetch
+from nativestack.credentials import S3Credentials, load_or_create_credentials
+from nativestack.defaults import (
+    DEFAULT_BUCKET,
+    DEFAULT_REGION,
+    DEFAULT_S3_PORT,
+    DEFAULT_TRINO_PORT,
+    ENV_JAVA_HOME,
+    HOST,
+    Echo,
+    default_cache_dir,
+    default_home,
+    default_java_home,
+    print_progress,
+)
+from nativestack.health import s3_healthy, trino_health_check
+from nativestack.layout import Layout
+from nativestack.processes import file_lock, log_tail, port_free, read_pid, spawn, terminate
+from nativestack.services import (
+    COORDINATOR_SERVICE,
+    S3_SERVICE,
+    Service,
+    StackState,
+    program_of,
+    services_for,
+    worker_name,
+)
+
+__all__ = [
+    "ServiceStatus",
+    "StackEndpoints",
+    "StackStatus",
+    "endpoints",
+    "start",
+    "status",
+    "stop",
+    "wait_healthy",
+]
+
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class StackEndpoints:
+    """Everything a client needs to reach a running stack."""
+
+    s3_endpoint: str
+    access_key: str
+    secret_key: str = field(repr=False)
+    region: str
+    bucket: str
+    trino_host: str
+    trino_port: int
+    trino_catalog: str = "lake"
+
+    @property
+    def trino_url(self) -> str:
+        return f"http://{self.trino_host}:{self.trino_port}"
+
+    @property
+    def lake_url(self) -> str:
+        return f"s3://{self.bucket}/"
+
+    def as_settings_env(self) -> dict[str, str]:
+        """The ``MESH_*`` variables that point the platform settings at this stack."""
+        return {
+            "MESH_LAKE_URL": self.lake_url,
+            "MESH_S3_ENDPOINT_URL": self.s3_endpoint,
+            "MESH_S3_ACCESS_KEY_ID": self.access_key,
+            "MESH_S3_SECRET_ACCESS_KEY": self.secret_key,
+            "MESH_S3_REGION": self.region,
+            "MESH_TRINO_HOST": self.trino_host,
+            "MESH_TRINO_PORT": str(self.trino_port),
+            "MESH_TRINO_CATALOG": self.trino_catalog,
+        }
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """One background process of the stack."""
+
+    name: str
+    url: str
+    pid: int | None
+    running: bool
+    healthy: bool
+    log_file: Path
+
+
+@dataclass(frozen=True)
+class StackStatus:
+    """The state of every service recorded in a state directory."""
+
+    home: Path
+    services: tuple[ServiceStatus, ...]
+
+    @property
+    def running(self) -> bool:
+        return bool(self.services) and all(s.running and s.healthy for s in self.services)
+
+    def describe(self) -> str:
+        if not self.services:
+            return f"no stack recorded in {self.home}"
+        lines = [f"stack in {self.home}:"]
+        for s in self.services:
+            state = "healthy" if s.running and s.healthy else ("starting/unhealthy" if s.running else "stopped")
+            lines.append(f"  {s.name:<20} {state:<18} pid={s.pid or '-':<8} {s.url}  log={s.log_file}")
+        return "\n".join(lines)
+
+
+def start(
+    workers: int = 0,
+    *,
+    home: Path | None = None,
+    cache_dir: Path | None = None,
+    s3_port: int = DEFAULT_S3_PORT,
+    trino_port: int = DEFAULT_TRINO_PORT,
+    worker_ports: Sequence[int] | None = None,
+    bucket: str = DEFAULT_BUCKET,
+    region: str = DEFAULT_REGION,
+    credentials: S3Credentials | None = None,
+    java_home: Path | None = None,
+    timeout: float = 180.0,
+    echo: Echo = print_progress,
+) -> StackEndpoints:
+    """Start the S3 server and Trino (coordinator + ``workers`` workers) in the background.
+
+    Fetches missing artifacts first, creates ``bucket``, and waits until every
+    service is healthy (at most ``timeout`` seconds). With ``workers=0`` the
+    coordinator also executes queries; otherwise it only coordinates. Worker
+    ports default to ``trino_port + 1 ...``. Idempotent: services already
+    running with the same settings are kept. On failure everything started
+    by this call is stopped and a :class:`StackError` names the service, its
+    log file and the log's last lines.
+    """
+    if workers < 0:
+        raise StackError(f"workers must be >= 0, got {workers}.")
+    ports = tuple(worker_ports) if worker_ports is not None else tuple(trino_port + i for i in range(1, workers + 1))
+    if len(ports) != workers:
+        raise StackError(f"{workers} worker(s) requested but {len(ports)} worker port(s) given: {list(ports)}.")
+    all_ports = [s3_port, trino_port, *ports]
+    if len(set(all_ports)) != len(all_ports):
+        raise StackError(f"Stack ports must differ: s3={s3_port}, trino={trino_port}, workers={list(ports)}.")
+    java = (java_home or default_java_home()).resolve()
+    if not (java / "bin" / "java").is_file():
+        raise StackError(
+            f"Trino 476 needs a Java 24+ JDK, but {java}/bin/java does not exist. "
+            f"Set {ENV_JAVA_HOME} to a JDK 25 home (e.g. /usr/lib/jvm/temurin-25-jdk-amd64)."
+        )
+    if not _BUCKET_NAME.match(bucket):
+        raise StackError(
+            f"Invalid bucket name '{bucket}': expected 3-63 lowercase letters, digits or '-', "
+            "starting and ending with a letter or digit (e.g. 'lake')."
+        )
+    if credentials is not None and not (credentials.access_key and credentials.secret_key):
+        raise StackError("S3 credentials need a non-empty access key and secret key.")
+    cache = (cache_dir or default_cache_dir()).resolve()
+    layout = Layout((home or default_home()).resolve())
+    layout.home.mkdir(parents=True, exist_ok=True)
+    inst = fetch(cache, echo=echo)
+    state = StackState(
+        s3_port=s3_port,
+        trino_port=trino_port,
+        worker_ports=ports,
+        bucket=bucket,
+        region=region,
+        java_home=str(java),
+        cache_dir=str(cache),
+    )
+    with file_lock(layout.lock_file):
+        recorded = StackState.load(layout.state_file)
+        running = _running_services(layout, recorded, inst) if recorded is not None else []
+        if recorded is not None and running and recorded != state:
+            raise StackError(
+                f"A stack with other settings already runs from {layout.home} "
+                f"(s3 port {recorded.s3_port}, trino port {recorded.trino_port}, "
+                f"{len(recorded.worker_ports)} worker(s)). Stop it first: python -m nativestack down"
+            )
+        if running and credentials is not None and credentials != load_or_create_credentials(layout, None):
+            raise StackError(
+                f"The stack in {layout.home} already runs with other S3 credentials. "
+                "Stop it first (python -m nativestack down) to change them."
+            )
+        creds = load_or_create_credentials(layout, credentials)
+        for directory in (layout.s3_data, layout.s3_meta, layout.s3_iam):
+            directory.mkdir(parents=True, exist_ok=True)
+        state.save(layout.state_file)
+        services = services_for(state, layout, inst, creds)
+        started: list[Service] = []
+        try:
+            s3, trino_nodes = services[0], services[1:]
+            _launch([s3], layout, started, echo)
+            wait_healthy([s3], layout, timeout, echo)
+            _ensure_bucket(inst, s3.url, creds, bucket, region, layout)
+            _launch(trino_nodes, layout, started, echo)
+            wait_healthy(trino_nodes, layout, timeout, echo)
+        except BaseException:
+            for service in reversed(started):
+                if service.process is not None:
+                    terminate(service.process.pid, timeout=10.0)
+                    layout.pid_file(service.name).unlink(missing_ok=True)
+            raise
+    return _endpoints(state, creds)
+
+
+def stop(home: Path | None = None, *, timeout: float = 30.0, echo: Echo = print_progress) -> None:
+    """Stop every service recorded in the state directory (workers first, S3 last).
+
+    Each gets SIGTERM to its process group, then SIGKILL after ``timeout``
+    seconds. Data, logs and credentials stay in place.
+    """
+    layout = Layout((home or default_home()).resolve())
+    state = StackState.load(layout.state_file)
+    names = state.service_names() if state else []
+    # Also catch pid files of services a previous, larger stack left behind.
+    run_dir = layout.run_dir
+    extra = sorted(p.stem for p in run_dir.glob("*.pid")) if run_dir.is_dir() else []
+    names += [n for n in extra if n not in names]
+    order = sorted(names, key=lambda n: (n == S3_SERVICE, n == COORDINATOR_SERVICE, n))
+    with file_lock(layout.lock_file):
+        for name in order:
+            pid_file = layout.pid_file(name)
+            pid = read_pid(pid_file, program_of(name))
+            if pid is not None:
+                echo(f"{name}: stopping (pid {pid})")
+                terminate(pid, timeout)
+            pid_file.unlink(missing_ok=True)
+
+
+def status(home: Path | None = None) -> StackStatus:
+    """The state of the services recorded in the state directory."""
+    layout = Layout((home or default_home()).resolve())
+    state = StackState.load(layout.state_file)
+    if state is None:
+        return StackStatus(home=layout.home, services=())
+    ports = {S3_SERVICE: state.s3_port, COORDINATOR_SERVICE: state.trino_port}
+    ports.update({worker_name(i): p for i, p in enumerate(state.worker_ports, start=1)})
+    result = []
+    for name in state.service_names():
+        url = f"http://{HOST}:{ports[name]}"
+        pid = read_pid(layout.pid_file(name), program_of(name))
+        if pid is None:
+            healthy = False
+        elif name == S3_SERVICE:
+            healthy = s3_healthy(url)
+        else:
+            healthy = trino_health_check(name, url, state.trino_port, name == COORDINATOR_SERVICE, settle_seconds=0)()
+        result.append(
+            ServiceStatus(
+                name=name, url=url, pid=pid, running=pid is not None, healthy=healthy, log_file=layout.log_file(name)
+            )
+        )
+    return StackStatus(home=layout.home, services=tuple(result))
+
+
+def endpoints(home: Path | None = None) -> StackEndpoints:
+    """Connection details of the stack recorded in ``home`` (running or not)."""
+    layout = Layout((home or default_home()).resolve())
+    state = StackState.load(layout.state_file)
+    if state is None or not layout.credentials_file.is_file():
+        raise StackError(f"No stack has been started from {layout.home}. Start one: python -m nativestack up")
+    return _endpoints(state, load_or_create_credentials(layout, None))
+
+
+def wait_healthy(services: Sequence[Service], layout: Layout, timeout: float, echo: Echo) -> None:
+    """Poll every service until healthy; raise with its log's tail if one exits or ``timeout`` passes."""
+    began = time.monotonic()
+    deadline = began + timeout
+    pending = list(services)
+    while pending:
+        for service in list(pending):
+            if service.process is not None and service.process.poll() is not None:
+                log_file = layout.log_file(service.name)
+                raise StackError(
+                    f"{service.name} exited with code {service.process.returncode} while starting. "
+                    f"Log {log_file}, last lines:\n{log_tail(log_file, service.log_offset)}"
+                )
+            if service.healthy():
+                echo(f"{service.name}: healthy at {service.url} after {time.monotonic() - began:.1f}s")
+                pending.remove(service)
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            names = ", ".join(s.name for s in pending)
+            details = "\n".join(
+                f"{s.name}: log {layout.log_file(s.name)}, last lines:\n"
+                f"{log_tail(layout.log_file(s.name), s.log_offset)}"
+                for s in pending
+            )
+            raise StackError(f"{names} did not become healthy within {timeout:.0f}s.\n{details}")
+        time.sleep(0.25)
+
+
+def _running_services(layout: Layout, state: StackState, inst: Installation) -> list[str]:
+    programs = {S3_SERVICE: str(inst.versitygw)}
+    return [
+        name
+        for name in state.service_names()
+        if read_pid(layout.pid_file(name), programs.get(name, str(inst.trino_home))) is not None
+    ]
+
+
+def _launch(services: Sequence[Service], layout: Layout, started: list[Service], echo: Echo) -> None:
+    for service in services:
+        pid = read_pid(layout.pid_file(service.name), service.program)
+        if pid is not None:
+            echo(f"{service.name}: already running (pid {pid}) at {service.url}")
+            continue
+        port = int(service.url.rsplit(":", 1)[1])
+        if not port_free(port):
+            raise StackError(
+                f"Cannot start {service.name}: port {port} on {HOST} is already in use by another program. "
+                "Choose another port (python -m nativestack up --help) or stop that program."
+            )
+        log_file = layout.log_file(service.name)
+        service.process, service.log_offset = spawn(
+            service.argv, env=service.env, log_file=log_file, pid_file=layout.pid_file(service.name), cwd=service.cwd
+        )
+        started.append(service)
+        echo(f"{service.name}: started (pid {service.process.pid}), log {log_file}")
+
+
+def _ensure_bucket(
+    inst: Installation, s3_url: str, creds: S3Credentials, bucket: str, region: str, layout: Layout
+) -> None:
+    """Create ``bucket`` (owned by the root user) unless it exists."""
+    env = {
+        **os.environ,
+        "ADMIN_ACCESS_KEY": creds.access_key,
+        "ADMIN_SECRET_KEY": creds.secret_key,
+        "ADMIN_ENDPOINT_URL": s3_url,
+        "ADMIN_REGION": region,
+    }
+    if (layout.s3_data / bucket).is_dir():
+        return
+    result = subprocess.run(
+        [str(inst.versitygw), "admin", "create-bucket", "--owner", creds.access_key, "--bucket", bucket],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if result.returncode != 0 and "BucketAlready" not in result.stdout + result.stderr:
+        raise StackError(
+            f"Could not create bucket '{bucket}' on the S3 server at {s3_url}: "
+            f"{(result.stdout + result.stderr).strip()}"
+        )
+
+
+def _endpoints(state: StackState, creds: S3Credentials) -> StackEndpoints:
+    return StackEndpoints(
+        s3_endpoint=f"http://{HOST}:{state.s3_port}",
+        access_key=creds.access_key,
+        secret_key=creds.secret_key,
+        region=state.region,
+        bucket=state.bucket,
+        trino_host=HOST,
+        trino_port=state.trino_port,
+    )

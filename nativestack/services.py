@@ -1,0 +1,164 @@
+"""What runs: the settings a stack was started with, and the service definitions built from them.
+
+One S3 server (versitygw, ``posix`` backend) and a Trino coordinator plus
+``len(worker_ports)`` workers, configured by ``stack/trino/etc`` whose
+``${ENV:...}`` values are set here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from nativestack.artifacts import Installation
+from nativestack.credentials import S3Credentials
+from nativestack.defaults import HOST, STACK_DIR
+from nativestack.health import s3_healthy, trino_health_check
+from nativestack.layout import Layout
+
+__all__ = [
+    "COORDINATOR_SERVICE",
+    "METASTORE_PREFIX",
+    "S3_SERVICE",
+    "Service",
+    "StackState",
+    "program_of",
+    "services_for",
+    "worker_name",
+]
+
+METASTORE_PREFIX = "_trino_metastore"
+"""Key prefix in the lake bucket holding Trino's file metastore."""
+
+S3_SERVICE = "s3"
+COORDINATOR_SERVICE = "trino-coordinator"
+
+
+def worker_name(index: int) -> str:
+    """The service name of the ``index``-th Trino worker (from 1)."""
+    return f"trino-worker-{index}"
+
+
+def program_of(name: str) -> str:
+    """A substring of the command line of service ``name``, to recognise its pid without a cache path."""
+    return "versitygw" if name == S3_SERVICE else "trino"
+
+
+@dataclass
+class Service:
+    """One background process to launch and probe."""
+
+    name: str
+    url: str
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    program: str  # a substring of the running process' command line
+    healthy: Callable[[], bool]
+    process: subprocess.Popen[bytes] | None = None
+    log_offset: int = 0
+
+
+@dataclass(frozen=True)
+class StackState:
+    """What ``start`` recorded in ``stack.json``."""
+
+    s3_port: int
+    trino_port: int
+    worker_ports: tuple[int, ...]
+    bucket: str
+    region: str
+    java_home: str
+    cache_dir: str
+
+    @classmethod
+    def load(cls, path: Path) -> StackState | None:
+        try:
+            data: dict[str, Any] = json.loads(path.read_text())
+            data["worker_ports"] = tuple(data["worker_ports"])
+            return cls(**data)
+        except (FileNotFoundError, ValueError, TypeError, KeyError):
+            return None
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    def service_names(self) -> list[str]:
+        return [S3_SERVICE, COORDINATOR_SERVICE, *(worker_name(i) for i in range(1, len(self.worker_ports) + 1))]
+
+
+def services_for(state: StackState, layout: Layout, inst: Installation, credentials: S3Credentials) -> list[Service]:
+    """The S3 server first, then the Trino coordinator, then the workers."""
+    s3_url = f"http://{HOST}:{state.s3_port}"
+    s3 = Service(
+        name=S3_SERVICE,
+        url=s3_url,
+        argv=[
+            str(inst.versitygw),
+            "--port",
+            f"{HOST}:{state.s3_port}",
+            "--region",
+            state.region,
+            "--iam-dir",
+            str(layout.s3_iam),
+            "posix",
+            # Metadata in a sidecar folder instead of extended attributes:
+            # works on file systems without user xattrs (tmpfs, some overlays).
+            "--sidecar",
+            str(layout.s3_meta),
+            str(layout.s3_data),
+        ],
+        env={**os.environ, "ROOT_ACCESS_KEY": credentials.access_key, "ROOT_SECRET_KEY": credentials.secret_key},
+        cwd=layout.home,
+        program=str(inst.versitygw),
+        healthy=lambda: s3_healthy(s3_url),
+    )
+    coordinator_url = f"http://{HOST}:{state.trino_port}"
+    common_env = {
+        **os.environ,
+        "LAKE_S3_ENDPOINT": s3_url,
+        "LAKE_S3_REGION": state.region,
+        "LAKE_S3_ACCESS_KEY": credentials.access_key,
+        "LAKE_S3_SECRET_KEY": credentials.secret_key,
+        "LAKE_METASTORE_DIR": f"s3://{state.bucket}/{METASTORE_PREFIX}",
+        "TRINO_DISCOVERY_URI": coordinator_url,
+        "TRINO_INCLUDE_COORDINATOR": "false" if state.worker_ports else "true",
+    }
+    nodes: list[tuple[str, int, bool]] = [(COORDINATOR_SERVICE, state.trino_port, True)]
+    nodes += [(worker_name(i), port, False) for i, port in enumerate(state.worker_ports, start=1)]
+    services = [s3]
+    for name, port, is_coordinator in nodes:
+        url = f"http://{HOST}:{port}"
+        node_env = {
+            **common_env,
+            "TRINO_COORDINATOR": "true" if is_coordinator else "false",
+            "TRINO_HTTP_PORT": str(port),
+            "TRINO_NODE_ID": name,
+        }
+        data_dir = layout.trino_data(name)
+        services.append(
+            Service(
+                name=name,
+                url=url,
+                argv=[
+                    str(inst.trino_launcher),
+                    "run",
+                    f"--etc-dir={STACK_DIR / 'trino' / 'etc'}",
+                    f"--data-dir={data_dir}",
+                    f"--jvm-dir={state.java_home}",
+                    f"-Dnode.bind-ip={HOST}",
+                    f"-Dnode.internal-address={HOST}",
+                ],
+                env=node_env,
+                cwd=layout.home,
+                program=str(inst.trino_home),
+                healthy=trino_health_check(name, url, state.trino_port, is_coordinator),
+            )
+        )
+    return services
