@@ -19,8 +19,12 @@ import pyarrow as pa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from datamesh.errors import ContractError, UnknownProductError, did_you_mean
-from datamesh.names import validate_name
+from datamesh.errors import ContractError, InvalidNameError, QueryError, UnknownProductError, did_you_mean
+from datamesh.names import NAME_RULE, is_valid_name, snake_case, validate_name
+from datamesh.sql_guard import ensure_single_select
+
+#: What ``{product}`` in a SQL rule is replaced with when the rule is checked or run.
+PRODUCT_RELATION = "__mesh_product"
 
 
 class ColumnType(str, Enum):
@@ -108,6 +112,10 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
+SQL_RULE_HINT = ("A SQL rule is one query that returns one number, "
+                 "e.g. `select count(*) from {product} where price < 0`.")
+
+
 class QualityRule(_Model):
     """One quality rule. Column-level rules get ``column`` filled in on load."""
 
@@ -139,9 +147,17 @@ class QualityRule(_Model):
             bounds = [self.must_be, self.must_be_less_than, self.must_be_greater_than, self.must_be_between]
             if all(b is None for b in bounds):
                 raise ValueError("rule sql needs one of mustBe, mustBeLessThan, mustBeGreaterThan, mustBeBetween")
+            try:
+                ensure_single_select(self.sql_for(PRODUCT_RELATION), where="the query", hint=SQL_RULE_HINT)
+            except QueryError as exc:
+                raise ValueError(str(exc).replace(PRODUCT_RELATION, "{product}")) from None
         if self.name is not None:
             validate_name(self.name, kind="rule name")
         return self
+
+    def sql_for(self, relation: str) -> str:
+        """The SQL rule's query with ``{product}`` replaced by ``relation``."""
+        return (self.query or "").replace("{product}", relation)
 
     @property
     def key(self) -> str:
@@ -390,20 +406,55 @@ class Contract(_Model):
 
 
 def _format_validation_error(exc: ValidationError, path: Path, raw: dict[str, Any]) -> str:
-    problems = []
+    """One short line per problem; many problems of one kind (e.g. column names) share one line."""
+    problems: list[str] = []
+    bad_columns: list[str] = []
+    missing: list[str] = []
     for err in exc.errors():
         loc = _location(err.get("loc", ()), raw)
-        if err.get("type") == "extra_forbidden":
+        error = (err.get("ctx") or {}).get("error")
+        if _is_column_name(err.get("loc", ())) and isinstance(error, InvalidNameError):
+            bad_columns.append(err.get("input"))  # type: ignore[arg-type]
+        elif err.get("type") == "extra_forbidden":
             field = str(err["loc"][-1])
             parent = _parent_model(err["loc"])
             hint = did_you_mean(field, _field_names(parent)) if parent else ""
             problems.append(f"unknown field '{loc}'.{hint}")
         elif err.get("type") == "missing":
-            problems.append(f"missing required field '{loc}'")
+            missing.append(loc)
         else:
             msg = err.get("msg", "invalid").removeprefix("Value error, ")
-            problems.append(f"field '{loc}': {msg} (got {err.get('input')!r})" if loc else msg)
-    return f"Invalid contract {path}: " + "; ".join(problems)
+            value = err.get("input")
+            quiet = isinstance(error, InvalidNameError) or isinstance(value, dict | list) or repr(value) in msg
+            got = "" if quiet else f" (got {value!r})"
+            problems.append(f"field '{loc}': {msg}{got}" if loc else msg)
+    if missing:
+        fields = ", ".join(f"'{m}'" for m in missing)
+        problems.insert(0, f"missing required field{'s' if len(missing) > 1 else ''} {fields}")
+    if bad_columns:
+        problems.insert(0, _column_names_line(bad_columns))
+    if len(problems) == 1:
+        return f"Invalid contract {path}: {problems[0]}"
+    return f"Invalid contract {path}: {len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems)
+
+
+def _is_column_name(loc: tuple[Any, ...]) -> bool:
+    return len(loc) == 3 and loc[0] == "columns" and isinstance(loc[1], int) and loc[2] == "name"
+
+
+def _column_names_line(names: list[object]) -> str:
+    """'2 column names are not snake_case: customerID → customer_id, ...' (one line for all)."""
+    def suggestion(name: object) -> str:
+        if not isinstance(name, str):
+            return f"{name!r} (not text)"
+        shown = name if name and name.isprintable() and name == name.strip() else repr(name)
+        better = snake_case(name)
+        return f"{shown} → {better}" if is_valid_name(better) else shown
+
+    count = len(names)
+    subject = "1 column name is" if count == 1 else f"{count} column names are"
+    return (f"{subject} not snake_case: {', '.join(suggestion(n) for n in names)}. "
+            f"Names are {NAME_RULE}.")
 
 
 def _location(loc: tuple[Any, ...], raw: Any) -> str:

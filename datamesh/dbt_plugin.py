@@ -14,10 +14,19 @@ Configured in ``sql/profiles.yml``::
     plugins:
       - module: datamesh.dbt_plugin
         alias: mesh
+        config:
+          context_file: "{{ env_var('DBT_TARGET_PATH', 'target') }}/mesh_context.json"
+
+The plugin is an edge: it builds its settings once, from the ``MESH_*``
+environment dbt runs in, overridden by the run's context file when an
+orchestrator wrote one into dbt's target folder (lake, contracts, acting
+identity and the orchestrator's run id). A plain ``dbt build`` has no context
+file and uses the environment alone.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -28,23 +37,43 @@ from dbt.adapters.duckdb.utils import TargetConfig
 from duckdb import DuckDBPyConnection
 
 from datamesh.duckdb_engine import configure_s3, read_parquet_sql
-from datamesh.errors import VersionNotFoundError
+from datamesh.errors import PlatformError, SettingsError, VersionNotFoundError
 from datamesh.names import quote_ident
 from datamesh.platform import Mesh
 from datamesh.publish import Publisher
+from datamesh.settings import build_settings
 
 log = logging.getLogger(__name__)
 
-#: Environment variable holding the Dagster/CLI run id to record in manifests.
-RUN_ID_ENV = "MESH_RUN_ID"
-#: Where external marts are staged before publish (see macros/mesh_staging_location.sql).
+#: Name of the run context file an orchestrator writes into dbt's target folder.
+CONTEXT_FILE = "mesh_context.json"
+_CONTEXT_KEYS = ("lake_url", "contracts_dir", "actor", "run_id")
+#: Where external marts are staged before publish (dbt's own setting, read by
+#: macros/mesh_staging_location.sql through env_var as well).
 STAGING_ENV = "MESH_DBT_STAGING_DIR"
 STAGING_DEFAULT = "target/mesh_staging"
 
 
+def read_context(path: str | None) -> dict[str, str]:
+    """The orchestrator's run context ({} when there is none); a malformed file is a clear error."""
+    if not path or not Path(path).is_file():
+        return {}
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"dbt run context {path} is unreadable ({exc}); delete it and re-run.") from None
+    if not isinstance(raw, dict) or not all(isinstance(raw.get(k), str | None) for k in _CONTEXT_KEYS):
+        raise SettingsError(f"dbt run context {path} is malformed: expected string values for {_CONTEXT_KEYS}.")
+    return {k: raw[k] for k in _CONTEXT_KEYS if raw.get(k)}
+
+
 class Plugin(BasePlugin):
     def initialize(self, plugin_config: dict[str, Any]) -> None:
-        self.mesh = Mesh.from_settings()
+        try:
+            settings = build_settings(**read_context(plugin_config.get("context_file")))
+            self.mesh = Mesh.from_settings(settings)
+        except PlatformError as exc:
+            raise RuntimeError(f"mesh dbt plugin: {exc}") from None
         self.versions: dict[str, int] = {}
         Path(os.environ.get(STAGING_ENV, STAGING_DEFAULT)).mkdir(parents=True, exist_ok=True)
 
@@ -61,7 +90,7 @@ class Plugin(BasePlugin):
                 continue
             # Pin the version for the whole dbt invocation: every connection sees the same one.
             self.versions[contract.id] = manifest.version
-            relation = read_parquet_sql(catalog.file_uris(manifest))
+            relation = read_parquet_sql(catalog.verified_file_uris(manifest))
             conn.execute(
                 f"CREATE OR REPLACE VIEW {quote_ident(contract.domain)}.{quote_ident(contract.id)} "
                 f"AS SELECT * FROM {relation}"
@@ -75,8 +104,7 @@ class Plugin(BasePlugin):
             raise ValueError(f"dbt model '{product}' has no external location to publish from.")
         inputs = {p: self.versions[p] for p in contract.lineage.inputs if p in self.versions}
         metadata = {"producer": "dbt", "dbt_model": product}
-        with Publisher(self.mesh.catalog, contract, inputs=inputs, metadata=metadata,
-                       run_id=os.environ.get(RUN_ID_ENV) or None) as pub:
+        with Publisher(self.mesh.catalog, contract, inputs=inputs, metadata=metadata) as pub:
             pub.add_file(location.path)
             manifest = pub.commit()
         log.info("published %s version %s (%s rows)", product, manifest.version, manifest.row_count)

@@ -8,17 +8,20 @@ PyPI package (never downloaded at run time).
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from datamesh.errors import QueryError, StorageError, VersionNotFoundError
+from datamesh.errors import BrokenProductError, QueryError, StorageError, VersionNotFoundError
 from datamesh.names import quote_ident, sql_string
+from datamesh.sql_guard import ensure_read_only, lock_down
 
 if TYPE_CHECKING:
     from datamesh.catalog import Catalog
+    from datamesh.contracts import Contract
     from datamesh.storage import Lake
 
 
@@ -87,7 +90,42 @@ def read_parquet_sql(uris: list[str]) -> str:
     return f"read_parquet([{files}])"
 
 
-_PIN_PATTERN = re.compile(r"\b([a-z][a-z0-9_]*)__v(\d+)\b")
+_PIN_PATTERN = re.compile(r"\b([a-z][a-z0-9_]*)__v([0-9]{1,9})\b")
+
+
+def check_version_number(product_id: str, version: object) -> int:
+    """``version`` if it is a whole number >= 1; VersionNotFoundError otherwise."""
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise VersionNotFoundError(
+            f"Product '{product_id}' has no version {version!r}: versions are whole numbers from 1 "
+            f"(e.g. {product_id}__v1, or --pin {product_id}=1)."
+        )
+    return version
+
+
+def error_relation(contract: Contract, message: str) -> str:
+    """A relation with the product's columns that raises ``message`` whenever it is read."""
+    columns = ", ".join(f"CAST(NULL AS {c.type.duckdb}) AS {quote_ident(c.name)}" for c in contract.columns)
+    return f"(SELECT {columns} WHERE error({sql_string(message)}))"
+
+
+def _base_tables(node: Any) -> tuple[list[tuple[str, str]], set[str]]:
+    """(schema, table) of every table a serialized query reads, and every CTE name it defines."""
+    tables: list[tuple[str, str]] = []
+    ctes: set[str] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if item.get("type") == "BASE_TABLE":
+                tables.append((str(item.get("schema_name") or "").lower(), str(item.get("table_name") or "").lower()))
+            cte_map = item.get("cte_map")
+            if isinstance(cte_map, dict):
+                ctes.update(str(e.get("key", "")).lower() for e in cte_map.get("map", []) if isinstance(e, dict))
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return tables, ctes
 
 
 class MeshSession:
@@ -96,6 +134,14 @@ class MeshSession:
     ``customers`` and ``crm.customers`` read the latest version;
     ``crm.customers__v3`` (or ``customers__v3``) reads version 3. Pinned views
     are created on demand when a query mentions them.
+
+    Every view reads exactly the files its manifest committed, checked with
+    :meth:`Catalog.verified_file_uris`. A product whose pointer, manifest or
+    files are broken does not break the session: it is listed in
+    :attr:`broken` and its views raise that product's error when read, so
+    queries over the other products keep working. The session is read-only:
+    :meth:`sql` runs queries only, and after set-up the connection can read
+    nothing outside the lake's products and its settings are locked.
     """
 
     def __init__(self, catalog: Catalog, *, pins: dict[str, int] | None = None,
@@ -104,44 +150,116 @@ class MeshSession:
         self.con = connect(catalog.lake, memory_limit=memory_limit, threads=threads)
         self.views: dict[str, int] = {}
         self.missing: list[str] = []
-        pins = pins or {}
-        for product in pins:
-            catalog.contracts.get(product)
+        #: Product id -> why it cannot be read in this session (its views raise this message).
+        self.broken: dict[str, str] = {}
+        self._broken_errors: dict[str, StorageError] = {}
+        self._pinned: dict[tuple[str, int], str] = {}
+        resolved_pins: dict[str, int] = {}
+        for product, version in (pins or {}).items():
+            contract = catalog.contracts.get(product)
+            resolved_pins[contract.id] = check_version_number(contract.id, version)
         for domain in catalog.contracts.domains:
             self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(domain)}")
         for contract in catalog.contracts:
-            version = pins.get(contract.id)
+            version = resolved_pins.get(contract.id)
             try:
                 manifest = catalog.manifest(contract.id, version)
+                self._create_views(contract, contract.id, read_parquet_sql(catalog.verified_file_uris(manifest)))
             except VersionNotFoundError:
                 if version is not None:
                     raise
                 self.missing.append(contract.id)
                 continue
-            relation = read_parquet_sql(catalog.file_uris(manifest))
-            domain, name = quote_ident(contract.domain), quote_ident(contract.id)
-            self.con.execute(f"CREATE OR REPLACE VIEW {domain}.{name} AS SELECT * FROM {relation}")
-            self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {domain}.{name}")
+            except StorageError as exc:  # BrokenProductError, TamperedError, an unreadable store
+                self._mark_broken(contract, exc)
+                continue
+            except duckdb.Error as exc:
+                self._mark_broken(contract, BrokenProductError(
+                    f"Product '{contract.id}' version {manifest.version}: DuckDB cannot read its files "
+                    f"({str(exc).splitlines()[0]}). Run `mesh verify {contract.id}`, then "
+                    f"`mesh repair {contract.id}`."
+                ))
+                continue
             self.views[contract.id] = manifest.version
+        lake = catalog.lake
+        lock_down(self.con, [lake.uri(lake.path("products"))])
+
+    def _create_views(self, contract: Contract, view: str, relation: str) -> None:
+        domain = quote_ident(contract.domain)
+        self.con.execute(f'CREATE OR REPLACE VIEW {domain}."{view}" AS SELECT * FROM {relation}')
+        self.con.execute(f'CREATE OR REPLACE VIEW "{view}" AS SELECT * FROM {domain}."{view}"')
+
+    def _mark_broken(self, contract: Contract, exc: StorageError) -> None:
+        message = str(exc)
+        if f"'{contract.id}'" not in message:
+            message = f"Product '{contract.id}' is unavailable in this session: {message}"
+        if f"mesh repair {contract.id}" not in message:
+            message += f" Once the lake is reachable, `mesh verify {contract.id}` / `mesh repair {contract.id}`."
+        self.broken[contract.id] = message
+        self._broken_errors[contract.id] = exc
+        self._create_views(contract, contract.id, error_relation(contract, message))
 
     def pin(self, product_id: str, version: int) -> str:
-        """Create (if needed) the view of one pinned version; returns its qualified name."""
+        """Create (if needed) the view of one pinned version; returns its qualified name.
+
+        The version's manifest and files are verified first: a missing or
+        changed file raises TamperedError naming it.
+        """
         contract = self.catalog.contracts.get(product_id)
+        check_version_number(contract.id, version)
+        key = (contract.id, version)
+        if key in self._pinned:
+            return self._pinned[key]
         manifest = self.catalog.manifest(contract.id, version)
+        relation = read_parquet_sql(self.catalog.verified_file_uris(manifest))
         view = f"{contract.id}__v{version}"
-        relation = read_parquet_sql(self.catalog.file_uris(manifest))
-        self.con.execute(f"CREATE OR REPLACE VIEW {quote_ident(contract.domain)}.\"{view}\" AS SELECT * FROM {relation}")
-        self.con.execute(f"CREATE OR REPLACE VIEW \"{view}\" AS SELECT * FROM {quote_ident(contract.domain)}.\"{view}\"")
-        return f"{contract.domain}.{view}"
+        try:
+            self._create_views(contract, view, relation)
+        except duckdb.Error as exc:
+            raise QueryError(
+                f"Product '{contract.id}' version {version}: DuckDB cannot read its files "
+                f"({str(exc).splitlines()[0]}). Run `mesh verify {contract.id}`."
+            ) from None
+        self._pinned[key] = f"{contract.domain}.{view}"
+        return self._pinned[key]
 
     def _prepare(self, sql: str) -> None:
         for name, version in set(_PIN_PATTERN.findall(sql)):
             if name in self.catalog.contracts:
                 self.pin(name, int(version))
 
+    def _refuse_broken(self, sql: str) -> None:
+        """Raise a broken product's own error before running a query that reads it.
+
+        Best effort (DuckDB's parse tree; nothing is executed): when it cannot
+        tell, the product's view still raises the same message when read.
+        """
+        if not self.broken:
+            return
+        try:
+            row = self.con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
+            tree = json.loads(row[0]) if row else {}
+        except (duckdb.Error, ValueError, TypeError):
+            return
+        if not isinstance(tree, dict) or tree.get("error"):
+            return
+        tables, ctes = _base_tables(tree.get("statements", []))
+        for schema, table in tables:
+            if table not in self.broken or (not schema and table in ctes):
+                continue
+            if schema in ("", self.catalog.contracts.get(table).domain):
+                raise type(self._broken_errors[table])(self.broken[table])
+
     def sql(self, query: str, params: list[Any] | None = None) -> duckdb.DuckDBPyRelation | None:
-        """Run a query; product views and pinned versions resolve automatically."""
+        """Run a read-only query; product views and pinned versions resolve automatically.
+
+        Statements that could write (COPY, ATTACH, CREATE, SET, ...) raise
+        ReadOnlyError; a query reading a broken product raises that product's
+        error (BrokenProductError / TamperedError) naming ``mesh repair``.
+        """
+        ensure_read_only(query)
         self._prepare(query)
+        self._refuse_broken(query)
         try:
             return self.con.sql(query, params=params)
         except duckdb.Error as exc:

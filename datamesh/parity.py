@@ -15,10 +15,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+import duckdb
+
 from datamesh.contracts import ColumnType, Contract, RuleType
+from datamesh.errors import QueryError, StorageError, TrinoError, VersionNotFoundError
 from datamesh.names import quote_ident
 
 if TYPE_CHECKING:
+    from datamesh.catalog import Catalog
     from datamesh.duckdb_engine import MeshSession
     from datamesh.trino import TrinoClient
 
@@ -65,6 +69,12 @@ class ParityReport:
     def ok(self) -> bool:
         return not self.differences
 
+    def lines(self) -> list[str]:
+        """Plain text (no markup): a verdict line, then one line per difference."""
+        verdict = "same" if self.ok else "DIFFERENT"
+        return [f"{self.product} v{self.version}: {self.compared} values compared, {verdict}",
+                *(f"  {d}" for d in self.differences)]
+
 
 def _same(a: Any, b: Any) -> bool:
     if a is None or b is None:
@@ -105,3 +115,40 @@ def check_product(session: MeshSession, trino: TrinoClient, contract: Contract, 
         if not _same(a, b):
             report.differences.append(f"{key}: duckdb={a!r} trino={b!r}")
     return report
+
+
+def check_all(session: MeshSession, client: TrinoClient, catalog: Catalog,
+              products: list[str] | None = None) -> list[ParityReport]:
+    """Compare EVERY version of each product (default: all) that is committed or registered in Trino.
+
+    A version only one side has, or one that is broken or tampered with in
+    the lake, is a report with that difference (``mesh trino sync`` fixes
+    registration drift; ``mesh verify`` / ``mesh repair`` the lake). Unknown
+    product ids raise UnknownProductError.
+    """
+    from datamesh.trino import Registrar, version_table
+
+    contracts = [catalog.contracts.get(p) for p in products] if products else list(catalog.contracts)
+    registrar = Registrar(client, catalog)
+    reports: list[ParityReport] = []
+    for contract in contracts:
+        committed = set(catalog.versions(contract.id))
+        registered = registrar.registered_versions(contract)
+        for version in sorted(committed | registered):
+            table = f"{contract.domain}.{version_table(contract.id, version)}"
+            if version not in committed:
+                reports.append(ParityReport(contract.id, version, differences=[
+                    f"Trino has table {table} but the lake has no such committed version; run `mesh trino sync`"]))
+                continue
+            if version not in registered:
+                reports.append(ParityReport(contract.id, version, differences=[
+                    f"committed in the lake but Trino has no table {table}; run `mesh trino sync`"]))
+                continue
+            try:
+                reports.append(check_product(session, client, contract, version))
+            except (StorageError, VersionNotFoundError, QueryError, TrinoError) as exc:
+                reports.append(ParityReport(contract.id, version, differences=[f"not compared: {exc}"]))
+            except duckdb.Error as exc:
+                reports.append(ParityReport(contract.id, version, differences=[
+                    f"not compared: DuckDB failed: {str(exc).splitlines()[0]}"]))
+    return reports

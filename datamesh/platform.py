@@ -1,9 +1,14 @@
-"""The platform facade: settings, lake, contracts and catalog in one object."""
+"""The platform facade: settings, lake, contracts and catalog in one object.
+
+Every publish path (CLI, dbt marts, ML products, the demo, Python) goes
+through a :class:`Mesh`'s catalog, so the one Trino registration hook and the
+acting identity apply to all of them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +17,8 @@ import pyarrow as pa
 from datamesh.catalog import Catalog, Manifest
 from datamesh.contracts import Contract, ContractRegistry
 from datamesh.duckdb_engine import MeshSession
+from datamesh.errors import OwnershipError
+from datamesh.identity import Identity
 from datamesh.publish import publish_file, publish_table
 from datamesh.settings import Settings, get_settings
 from datamesh.storage import Lake
@@ -27,20 +34,37 @@ class Mesh:
     catalog: Catalog
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> Mesh:
+    def from_settings(cls, settings: Settings | None = None, *, contracts: ContractRegistry | None = None) -> Mesh:
         settings = settings or get_settings()
         lake = Lake.from_settings(settings)
         lake.check()
-        contracts = ContractRegistry.from_dir(settings.contracts_dir)
-        catalog = Catalog(lake, contracts)
-        if settings.trino_host and lake.is_s3:
-            from datamesh.trino import Registrar, TrinoClient, commit_hook
+        contracts = contracts if contracts is not None else ContractRegistry.from_dir(settings.contracts_dir)
+        return cls(settings, lake, contracts, _catalog(settings, lake, contracts))
 
-            catalog.commit_hooks.append(commit_hook(Registrar(TrinoClient.from_settings(settings), catalog)))
-        return cls(settings, lake, contracts, catalog)
+    @property
+    def identity(self) -> Identity:
+        return self.settings.identity
 
     def contract(self, product_id: str) -> Contract:
         return self.contracts.get(product_id)
+
+    def with_contract(self, contract: Contract) -> Mesh:
+        """This mesh plus one new product declared by a contract outside the registry.
+
+        A contract given this way may only *declare* a product: it never replaces
+        the registered contract of an existing product (that would let any caller
+        publish someone else's product under rules of their own).
+        """
+        if contract.id in self.contracts:
+            registered = self.contracts.get(contract.id)
+            raise OwnershipError(
+                f"Product '{registered.domain}.{registered.id}' is registered by {registered.source_path}; "
+                f"the contract {contract.source_path} may only declare a new product, never replace a "
+                "registered one. Nothing was published. Publish without --contract, or change the registered "
+                "contract through its owners (a breaking change needs a major version bump)."
+            )
+        contracts = ContractRegistry([*self.contracts, contract])
+        return replace(self, contracts=contracts, catalog=_catalog(self.settings, self.lake, contracts))
 
     def session(self, pins: dict[str, int] | None = None) -> MeshSession:
         return MeshSession(self.catalog, pins=pins, memory_limit=self.settings.duckdb_memory_limit,
@@ -57,11 +81,14 @@ class Mesh:
         return publish_file(self.catalog, self.contract(product_id), path, file_format=file_format,
                             progress=progress)
 
-    def input_versions(self, contract: Contract) -> dict[str, int]:
-        """Latest versions of a product's lineage inputs (for provenance)."""
-        out = {}
-        for upstream in contract.lineage.inputs:
-            version = self.catalog.latest_version(upstream)
-            if version is not None:
-                out[upstream] = version
-        return out
+
+def _catalog(settings: Settings, lake: Lake, contracts: ContractRegistry) -> Catalog:
+    """The catalog every publish goes through, with the Trino registration hook when Trino is configured."""
+    catalog = Catalog(lake, contracts)
+    catalog.identity = settings.identity
+    catalog.run_id = settings.run_id
+    if settings.trino_host and lake.is_s3:
+        from datamesh.trino import Registrar, TrinoClient, commit_hook
+
+        catalog.commit_hooks.append(commit_hook(Registrar(TrinoClient.from_settings(settings), catalog)))
+    return catalog

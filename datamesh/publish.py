@@ -19,7 +19,6 @@ import logging
 import os
 import socket
 import time
-import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -27,14 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from datamesh.catalog import Catalog, FileEntry, Manifest
+from datamesh.catalog import Catalog, FileEntry, Manifest, pointer_bytes, run_id_problem
 from datamesh.contracts import Contract
 from datamesh.duckdb_engine import CHECK_MEMORY_LIMIT, connect
-from datamesh.errors import ConflictError, PlatformError, PublishError, RegistrationError, SchemaMismatchError
+from datamesh.errors import ConflictError, OwnershipError, PlatformError, PublishError, RegistrationError
+from datamesh.provenance import RUN_ID_TIME_FORMAT, code_version, new_run_id
 from datamesh.quality import RuleResult, check_files, check_schema, enforce, read_footers, run_rules
+from datamesh.user_files import read_user_file
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,6 @@ def _check_table(contract: Contract, table: pa.Table) -> list[RuleResult]:
         return run_rules(con, contract, "__mesh_input")
     finally:
         con.close()
-
-
-def new_run_id() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
 
 
 class Publisher:
@@ -84,7 +81,14 @@ class Publisher:
         self.contract = contract
         self.paths = catalog.paths_for(contract)
         self.inputs = dict(inputs or {})
-        self.run_id = run_id or new_run_id()
+        # Refuse before anything is staged: who may publish, under which contract.
+        if catalog.identity is not None:
+            catalog.identity.authorize_publish(contract.id, contract.domain)
+        ensure_registered_contract(catalog, contract)
+        self.run_id = run_id or new_run_id(catalog.run_id)
+        problem = run_id_problem(self.run_id)
+        if problem:
+            raise PublishError(f"Product '{contract.id}': {problem}. Pass no run_id to get a generated one.")
         self.metadata = dict(metadata or {})
         self.rows_per_file = rows_per_file
         self.compression = compression
@@ -195,6 +199,7 @@ class Publisher:
             self.write(self.schema.empty_table())
             self._close_part()
         paths = [self.lake.path(f.path) for f in self._files]
+        self._stamp_staged_files(paths)
         self._say(f"checking {self._rows_text()} against the contract")
         if self._early_check is not None and self._early_rows == self._rows:
             metas = read_footers(self.lake, self.contract, paths)
@@ -226,7 +231,8 @@ class Publisher:
             inputs=self.inputs,
             quality=tuple(r.as_dict() for r in results),
             metadata=self.metadata,
-            writer={"host": socket.gethostname(), "pid": os.getpid(), "code_version": code_version()},
+            writer=self._writer_info(),
+            contract_doc=self.contract.model_dump(mode="json", by_alias=True, exclude={"source_path"}),
         )
         try:
             self.lake.create_only(self.paths.manifest(version), manifest.to_json())
@@ -237,7 +243,7 @@ class Publisher:
                 "Re-run the publish to create the next version."
             ) from None
         self._committed = True
-        self.lake.replace(self.paths.latest, f'{{"version": {version}, "run_id": "{self.run_id}"}}'.encode())
+        self.lake.replace(self.paths.latest, pointer_bytes(version, self.run_id))
         self._say(f"committed version {version} ({self._rows:,} rows, {len(self._files)} files)")
         hook_errors = []
         for hook in self.catalog.commit_hooks:
@@ -259,6 +265,31 @@ class Publisher:
             )
         return manifest
 
+    def _writer_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(), "code_version": code_version()}
+        if self.catalog.identity is not None:
+            info["actor"] = str(self.catalog.identity)
+        if self.catalog.run_id:
+            info["orchestrator_run_id"] = self.catalog.run_id
+        return info
+
+    def _stamp_staged_files(self, paths: list[str]) -> None:
+        """Record each staged file's size check and modification time as the store reports them (one batched call).
+
+        Readers compare against these: same size and mtime is trusted, a
+        different mtime (a copied lake, a same-size overwrite) is hashed.
+        """
+        stamped = []
+        for entry, info in zip(self._files, self.lake.file_infos(paths), strict=True):
+            if info.size != entry.bytes:
+                raise PublishError(
+                    f"Product '{self.contract.id}': staged file {self.lake.uri(self.lake.path(entry.path))} holds "
+                    f"{info.size} bytes but {entry.bytes} were written; the storage lost data. Nothing was "
+                    "published; retry the publish."
+                )
+            stamped.append(entry.model_copy(update={"mtime_ns": info.mtime_ns}))
+        self._files = stamped
+
     def _rows_text(self) -> str:
         return f"{self._rows:,} rows in {len(self._files)} files"
 
@@ -275,7 +306,7 @@ class Publisher:
                 pass
             self._writer = self._sink = None
         if not self._committed:
-            self.lake.delete_dir(self.staging_dir)
+            self.lake.delete_dir_within(self.staging_dir, self.paths.data)
 
     def _say(self, message: str) -> None:
         if self.progress:
@@ -293,6 +324,31 @@ class Publisher:
                     raise
                 # Keep the original error; staged files are invisible and swept by retention.
                 log.warning("could not remove staged files of %s: %s", self.contract.id, cleanup_error)
+
+
+def ensure_registered_contract(catalog: Catalog, contract: Contract) -> None:
+    """A product is published only under its registered contract, compatible with its last version.
+
+    Raises OwnershipError for a contract object that is not the registered one,
+    and BreakingChangeError when the contract breaks consumers of the last
+    published version without a major version bump.
+    """
+    if contract.id not in catalog.contracts:
+        raise OwnershipError(
+            f"Product '{contract.domain}.{contract.id}' is not declared by any contract this catalog knows; "
+            "declare it first (Mesh.with_contract or mesh publish --contract)."
+        )
+    registered = catalog.contracts.get(contract.id)
+    if registered.model_dump(exclude={"source_path"}) != contract.model_dump(exclude={"source_path"}):
+        raise OwnershipError(
+            f"Product '{registered.domain}.{registered.id}' is registered by {registered.source_path}; a publish "
+            f"under another contract ({contract.source_path or 'built in code'}) is refused. Nothing was published."
+        )
+    version = catalog.latest_version(contract.id)
+    if version is not None:
+        from datamesh.contract_diff import ensure_compatible, published_doc
+
+        ensure_compatible(published_doc(catalog.manifest(contract.id, version)), contract)
 
 
 def publish_table(
@@ -325,62 +381,20 @@ def publish_file(
 ) -> Manifest:
     """Publish a user's Parquet or CSV file as a new version of ``contract``'s product."""
     path = Path(path)
-    if not path.exists():
-        raise PublishError(f"Product '{contract.id}': file {path} does not exist.")
-    fmt = (file_format or path.suffix.lstrip(".")).lower()
-    if fmt in ("parquet", "pq"):
-        try:
-            pf = pq.ParquetFile(path)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise PublishError(
-                f"Product '{contract.id}': file {path} is not a readable Parquet file ({exc}). "
-                "Check that the export finished, or publish a CSV instead."
-            ) from None
-        check_schema(contract, pf.schema_arrow, f"file {path}")
-
-        def batches() -> Iterable[pa.RecordBatch]:
-            yield from pf.iter_batches(batch_size=250_000)
-
-        return publish_table(catalog, contract, batches(), inputs=inputs, progress=progress,
-                             metadata={"source_file": path.name})
-    if fmt == "csv":
-        schema = contract.arrow_schema()
-        with open(path, "rb") as fh:
-            header = fh.readline().decode("utf-8", "replace").strip().split(",")
-        header = [h.strip().strip('"') for h in header]
-        missing = [n for n in schema.names if n not in header]
-        extra = [n for n in header if n not in schema.names]
-        if missing or extra:
-            problems = [f"missing column '{m}'" for m in missing] + [f"extra column '{e}' not in the contract" for e in extra]
-            raise SchemaMismatchError(
-                f"Product '{contract.id}': file {path} does not match contract {contract.source_path}: "
-                + "; ".join(problems) + ". Fix the CSV header or the contract."
-            )
-        try:
-            reader = pacsv.open_csv(
-                path,
-                read_options=pacsv.ReadOptions(block_size=16 << 20),
-                convert_options=pacsv.ConvertOptions(column_types={f.name: f.type for f in schema},
-                                                     include_columns=schema.names, strings_can_be_null=True,
-                                                     timestamp_parsers=[pacsv.ISO8601]),
-            )
-            table = reader.read_all()
-        except pa.ArrowInvalid as exc:
-            raise PublishError(
-                f"Product '{contract.id}': file {path} could not be parsed with the contract's types: {exc}. "
-                "Fix the values or the column types in the contract."
-            ) from None
-        return publish_table(catalog, contract, table.select(schema.names), inputs=inputs, progress=progress,
-                             metadata={"source_file": path.name})
-    raise PublishError(f"Product '{contract.id}': unsupported file format '{fmt}' for {path}; expected parquet or csv.")
+    data = read_user_file(contract, path, file_format)
+    return publish_table(catalog, contract, data, inputs=inputs, progress=progress,
+                         metadata={"source_file": path.name})
 
 
 def apply_retention_rule(catalog: Catalog, contract: Contract, *, keep: int, orphan_grace_seconds: float = 3600) -> list[int]:
     """Delete all but the newest ``keep`` versions, and orphaned staging data.
 
-    A version is removed manifest first (so it stops being resolvable) and
-    then its files. Staged data no manifest references is removed once older
-    than ``orphan_grace_seconds`` (younger ones may belong to a running publish).
+    Every manifest is read and validated first and every path to delete is
+    checked to lie inside this product's own prefix; on any problem the rule
+    refuses (BrokenProductError / StorageError) before deleting anything. A
+    version is removed manifest first (so it stops being resolvable) and then
+    its files. Staged data no manifest references is removed once older than
+    ``orphan_grace_seconds`` (younger ones may belong to a running publish).
     """
     if keep < 1:
         raise PublishError(f"Product '{contract.id}': retention must keep at least 1 version, got {keep}.")
@@ -391,45 +405,33 @@ def apply_retention_rule(catalog: Catalog, contract: Contract, *, keep: int, orp
     if len(versions) <= keep and len(run_dirs) <= len(versions):
         return []  # nothing to remove and no orphans: skip reading manifests (cheap on S3)
     latest = catalog.latest_version(contract.id)
-    removed = []
-    for version in versions[:-keep]:
-        if version == latest:
-            continue
-        manifest = catalog.manifest(contract.id, version)
-        lake.delete_file(paths.manifest(version))
-        lake.delete_dir(paths.run_dir(manifest.run_id))
-        removed.append(version)
-    live_runs = {catalog.manifest(contract.id, v).run_id for v in catalog.versions(contract.id)}
+    # Plan: read (and so validate) every manifest before deleting anything.
+    manifests = {v: catalog.manifest(contract.id, v) for v in versions}
+    doomed = [v for v in versions[:-keep] if v != latest]
+    live_runs = {m.run_id for v, m in manifests.items() if v not in doomed}
+    doomed_runs = {manifests[v].run_id for v in doomed}
     now = time.time()
+    orphans = []
     for info in run_dirs:
         run_id = info.base_name
-        if run_id in live_runs:
+        if info.type != pafs.FileType.Directory or run_id in live_runs or run_id in doomed_runs:
             continue
         try:
-            started = datetime.strptime(run_id.split("-")[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
+            started = datetime.strptime(run_id.split("-")[0], RUN_ID_TIME_FORMAT).replace(tzinfo=UTC).timestamp()
         except ValueError:
             continue
         if now - started > orphan_grace_seconds:
-            lake.delete_dir(info.path)
-    return removed
-
-
-def code_version() -> str:
-    """The git commit of the platform code, if known."""
-    from datamesh.paths import PROJECT_ROOT
-
-    head = PROJECT_ROOT / ".git" / "HEAD"
-    try:
-        ref = head.read_text().strip()
-        if ref.startswith("ref: "):
-            ref_path = PROJECT_ROOT / ".git" / ref[5:]
-            if ref_path.exists():
-                return ref_path.read_text().strip()[:12]
-            packed = PROJECT_ROOT / ".git" / "packed-refs"
-            for line in packed.read_text().splitlines() if packed.exists() else []:
-                if line.endswith(ref[5:]):
-                    return line.split()[0][:12]
-            return "unknown"
-        return ref[:12]
-    except OSError:
-        return "unknown"
+            orphans.append(info.path)
+    deletes = [(paths.manifest(v), paths.manifests, False) for v in doomed]
+    deletes += [(paths.run_dir(manifests[v].run_id), paths.data, True) for v in doomed
+                if manifests[v].run_id not in live_runs]
+    deletes += [(path, paths.data, True) for path in orphans]
+    for path, prefix, _ in deletes:
+        lake.check_within(path, prefix)
+    # Execute, in plan order: manifests first, then their data, then orphans.
+    for path, prefix, is_dir in deletes:
+        if is_dir:
+            lake.delete_dir_within(path, prefix)
+        else:
+            lake.delete_file_within(path, prefix)
+    return doomed

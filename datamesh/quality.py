@@ -3,10 +3,19 @@
 The schema is read from every file's Parquet footer; the rules run as SQL in
 DuckDB over ``read_parquet([exact files])``. Simple rules are folded into one
 aggregate query (one scan); SQL expectations and composite keys run alone.
+
+A contract's SQL rule must be one SELECT (checked again here, not only when
+the contract loads), and every rule runs on a connection locked down to the
+files being checked (:func:`datamesh.sql_guard.lock_down`). A DuckDB error
+while checking (a damaged Parquet page, a string that is not UTF-8, a file
+gone missing) becomes a :class:`PublishError` naming the product, the file
+and the rule, never a raw DuckDB traceback.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -14,11 +23,15 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from datamesh.contracts import Contract, QualityRule, RuleType, Severity
+from datamesh.contracts import PRODUCT_RELATION, SQL_RULE_HINT, Contract, QualityRule, RuleType, Severity
 from datamesh.duckdb_engine import read_parquet_sql
-from datamesh.errors import PublishError, QualityError, SchemaMismatchError
+from datamesh.errors import PublishError, QualityError, QueryError, SchemaMismatchError
 from datamesh.names import quote_ident
+from datamesh.sql_guard import ensure_single_select, lock_down
 from datamesh.storage import Lake
+
+_NOTHING_PUBLISHED = "Nothing was published; the previous version is still served."
+_FILE_IN_ERROR = re.compile(r'file "([^"]+)"')
 
 
 @dataclass(frozen=True)
@@ -127,9 +140,23 @@ def _message(contract: Contract, rule: QualityRule, observed: float, passed: boo
     return f"rule '{rule.key}' failed: {what}{ex}; expected {rule.expectation()}"
 
 
-def run_rules(con: duckdb.DuckDBPyConnection, contract: Contract, relation: str) -> list[RuleResult]:
-    """Evaluate every contract rule on a relation (a view or ``read_parquet(...)``)."""
-    con.execute(f"CREATE OR REPLACE TEMP VIEW __mesh_product AS SELECT * FROM {relation}")
+def run_rules(
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    relation: str,
+    *,
+    files: Sequence[str] = (),
+    allowed_paths: Sequence[str] = (),
+) -> list[RuleResult]:
+    """Evaluate every contract rule on a relation (a registered table or ``read_parquet(...)``).
+
+    ``files`` are the files behind the relation (named in errors);
+    ``allowed_paths`` the folders they live in. The connection is locked down
+    to those folders before any rule runs, so use a connection of its own.
+    """
+    check = _Check(con, contract, files)
+    check.run(f"CREATE OR REPLACE TEMP VIEW {PRODUCT_RELATION} AS SELECT * FROM {relation}", (), "reading the data")
+    lock_down(con, list(allowed_paths))
     rules = contract.rules()
     observed: dict[str, float] = {}
     params: list[Any] = []
@@ -139,8 +166,9 @@ def run_rules(con: duckdb.DuckDBPyConnection, contract: Contract, relation: str)
         if expr is not None:
             exprs.append((rule, expr))
     if exprs:
-        sql = "SELECT " + ", ".join(f"{e} AS c{i}" for i, (_, e) in enumerate(exprs)) + " FROM __mesh_product"
-        row = con.execute(sql, params).fetchone()
+        sql = "SELECT " + ", ".join(f"{e} AS c{i}" for i, (_, e) in enumerate(exprs)) + f" FROM {PRODUCT_RELATION}"
+        what = ("rule " if len(exprs) == 1 else "rules ") + ", ".join(f"'{r.key}'" for r, _ in exprs)
+        row = check.run(sql, params, what)
         assert row is not None
         for (rule, _), value in zip(exprs, row, strict=True):
             observed[rule.key] = float(value or 0)
@@ -153,23 +181,18 @@ def run_rules(con: duckdb.DuckDBPyConnection, contract: Contract, relation: str)
                 key = rule.columns or (rule.column or "",)
                 cols = ", ".join(quote_ident(c) for c in key)
                 not_null = " AND ".join(f"{quote_ident(c)} IS NOT NULL" for c in key) if rule.column else "TRUE"
-                q = (f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM __mesh_product "
+                q = (f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {PRODUCT_RELATION} "
                      f"WHERE {not_null} GROUP BY {cols} HAVING count(*) > 1)")
             else:
-                q = (rule.query or "").replace("{product}", "__mesh_product")
-            try:
-                value = con.execute(q).fetchone()
-            except duckdb.Error as exc:
-                raise QualityError(
-                    f"Product '{contract.id}': SQL rule '{rule.key}' in {contract.source_path} could not run: "
-                    f"{str(exc).splitlines()[0]}. Fix the query in the contract."
-                ) from None
-            observed[rule.key] = float((value or [0])[0] or 0)
+                q = rule.sql_for(PRODUCT_RELATION)
+                check.ensure_sql_rule(rule, q)
+            value = check.run(q, (), f"rule '{rule.key}'", sql_rule=rule if rule.rule is RuleType.SQL else None)
+            observed[rule.key] = float(_number(contract, rule, (value or [0])[0]))
         value = observed[rule.key]
         passed = _passes(rule, value)
         examples: list[Any] = []
         if not passed and rule.column and rule.rule in (RuleType.ACCEPTED_VALUES, RuleType.RANGE, RuleType.UNIQUE):
-            examples = _examples(con, rule)
+            examples = _examples(check, rule)
         results.append(RuleResult(
             key=rule.key, rule=rule.rule.value, column=rule.column, severity=rule.severity.value,
             passed=passed, observed=value, expected=rule.expectation(),
@@ -178,18 +201,113 @@ def run_rules(con: duckdb.DuckDBPyConnection, contract: Contract, relation: str)
     return results
 
 
-def _examples(con: duckdb.DuckDBPyConnection, rule: QualityRule) -> list[Any]:
+def _number(contract: Contract, rule: QualityRule, value: Any) -> float:
+    if value is None:
+        return 0.0
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise QualityError(
+            f"Product '{contract.id}': SQL rule '{rule.key}' in {contract.source_path} returned {value!r}, "
+            f"not a number. {SQL_RULE_HINT}"
+        ) from None
+
+
+class _Check:
+    """Runs the checking queries of one product; DuckDB errors become platform errors."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, contract: Contract, files: Sequence[str]) -> None:
+        self.con = con
+        self.contract = contract
+        self.files = list(files)
+
+    def ensure_sql_rule(self, rule: QualityRule, sql: str) -> None:
+        try:
+            ensure_single_select(sql, where=f"SQL rule '{rule.key}'", hint=SQL_RULE_HINT)
+        except QueryError as exc:
+            raise QualityError(
+                f"Product '{self.contract.id}': contract {self.contract.source_path}: "
+                f"{str(exc).replace(PRODUCT_RELATION, '{product}')} {_NOTHING_PUBLISHED}"
+            ) from None
+
+    def run(self, sql: str, params: Sequence[Any], what: str, *,
+            sql_rule: QualityRule | None = None) -> tuple[Any, ...] | None:
+        try:
+            return self.con.execute(sql, list(params)).fetchone()
+        except duckdb.Error as exc:
+            raise self.error(exc, what, sql_rule) from None
+
+    def rows(self, sql: str, params: Sequence[Any], what: str) -> list[tuple[Any, ...]]:
+        try:
+            return self.con.execute(sql, list(params)).fetchall()
+        except duckdb.Error as exc:
+            raise self.error(exc, what, None) from None
+
+    def error(self, exc: duckdb.Error, what: str, sql_rule: QualityRule | None) -> PublishError:
+        text = (str(exc).splitlines()[0] if str(exc) else type(exc).__name__).rstrip("!. ")
+        product = f"Product '{self.contract.id}'"
+        named = _FILE_IN_ERROR.search(text)
+        if named:
+            where = f"file {named.group(1)}"
+        elif len(self.files) == 1:
+            where = f"file {self.files[0]}"
+        elif self.files:
+            shown = ", ".join(self.files[:3]) + (f" and {len(self.files) - 3} more" if len(self.files) > 3 else "")
+            where = f"files {shown}"
+        else:
+            where = "the data"
+        if isinstance(exc, duckdb.PermissionException) and sql_rule is not None:
+            return QualityError(
+                f"{product}: SQL rule '{sql_rule.key}' in {self.contract.source_path} was refused: {text}. "
+                "A rule reads only {product} (the data being checked), no other file or URL. "
+                f"Fix the query in the contract. {_NOTHING_PUBLISHED}"
+            )
+        kind = _data_problem(exc, text)
+        if kind is None and sql_rule is not None:
+            return QualityError(
+                f"{product}: SQL rule '{sql_rule.key}' in {self.contract.source_path} could not run: "
+                f"{text.replace(PRODUCT_RELATION, '{product}')}. Fix the query in the contract. {_NOTHING_PUBLISHED}"
+            )
+        advice = {
+            "encoding": "A string column holds bytes that are not valid UTF-8: re-export the file with UTF-8 "
+                        "text (or fix the bad values), then publish again.",
+            "missing": "A file went missing while it was checked: publish again, and do not change the lake "
+                       "while a publish runs.",
+            "corrupt": "The file is damaged or was not written completely: re-export it and publish again.",
+        }.get(kind or "", "Check the data and publish again; if it persists, report this message.")
+        return PublishError(f"{product}: {what} could not be checked on {where}: {text}. {advice} {_NOTHING_PUBLISHED}")
+
+
+def _data_problem(exc: duckdb.Error, text: str) -> str | None:
+    """'encoding', 'missing' or 'corrupt' when a DuckDB error is about the data, else None."""
+    lowered = text.lower()
+    if "utf8" in lowered or "utf-8" in lowered or "string encoding" in lowered:
+        return "encoding"
+    if "no files found" in lowered or "no such file" in lowered or ("does not exist" in lowered and "file" in lowered):
+        return "missing"
+    if isinstance(exc, duckdb.IOException) or any(
+        word in lowered for word in ("parquet", "failed to read file", "decompress", "corrupt", "snappy", "zstd",
+                                     "checksum", "thrift")
+    ):
+        return "corrupt"
+    return None
+
+
+def _examples(check: _Check, rule: QualityRule) -> list[Any]:
     col = quote_ident(rule.column or "")
+    what = f"rule '{rule.key}'"
     if rule.rule is RuleType.ACCEPTED_VALUES:
-        rows = con.execute(
-            f"SELECT DISTINCT {col} FROM __mesh_product WHERE {col} IS NOT NULL AND NOT list_contains(?, {col}) LIMIT 3",
-            [list(rule.values or ())]).fetchall()
+        rows = check.rows(
+            f"SELECT DISTINCT {col} FROM {PRODUCT_RELATION} WHERE {col} IS NOT NULL AND NOT list_contains(?, {col}) "
+            "LIMIT 3", [list(rule.values or ())], what)
     elif rule.rule is RuleType.RANGE:
         lo = rule.min if rule.min is not None else float("-inf")
         hi = rule.max if rule.max is not None else float("inf")
-        rows = con.execute(f"SELECT DISTINCT {col} FROM __mesh_product WHERE {col} < ? OR {col} > ? LIMIT 3", [lo, hi]).fetchall()
+        rows = check.rows(f"SELECT DISTINCT {col} FROM {PRODUCT_RELATION} WHERE {col} < ? OR {col} > ? LIMIT 3",
+                          [lo, hi], what)
     else:
-        rows = con.execute(f"SELECT {col} FROM __mesh_product WHERE {col} IS NOT NULL GROUP BY {col} HAVING count(*) > 1 LIMIT 3").fetchall()
+        rows = check.rows(f"SELECT {col} FROM {PRODUCT_RELATION} WHERE {col} IS NOT NULL GROUP BY {col} "
+                          "HAVING count(*) > 1 LIMIT 3", [], what)
     return [r[0] for r in rows]
 
 
@@ -209,4 +327,6 @@ def enforce(contract: Contract, results: list[RuleResult], version: int | None =
 def check_files(con: duckdb.DuckDBPyConnection, lake: Lake, contract: Contract, paths: list[str]) -> list[RuleResult]:
     """Schema (footers) and rules over exactly these files."""
     read_footers(lake, contract, paths)
-    return run_rules(con, contract, read_parquet_sql([lake.uri(p) for p in paths]))
+    uris = [lake.uri(p) for p in paths]
+    folders = sorted({uri.rsplit("/", 1)[0] + "/" for uri in uris})
+    return run_rules(con, contract, read_parquet_sql(uris), files=uris, allowed_paths=folders)

@@ -8,14 +8,58 @@ file in the working directory.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from datamesh.errors import SettingsError
+from datamesh.errors import PlatformError, SettingsError
+from datamesh.identity import Identity
 from datamesh.paths import CONTRACTS_DIR, DBT_PROJECT_DIR, DEFAULT_LAKE_DIR
+
+
+@dataclass(frozen=True)
+class LakeLocation:
+    """Where the lake lives, parsed once: a local folder or ``s3://bucket/prefix``."""
+
+    scheme: Literal["file", "s3"]
+    #: Local: the absolute folder. S3: ``bucket`` or ``bucket/prefix`` (no slashes around).
+    root: str
+    bucket: str = ""
+
+    @classmethod
+    def parse(cls, url: str | Path) -> LakeLocation:
+        text = str(url).strip()
+        if not text:
+            raise SettingsError("MESH_LAKE_URL is empty: give a local folder or s3://bucket/prefix.")
+        if "\n" in text or "\r" in text or "\x00" in text:
+            raise SettingsError(f"MESH_LAKE_URL {text!r} contains a control character.")
+        if text.startswith("s3://"):
+            root = text[len("s3://"):].strip("/")
+            if not root:
+                raise SettingsError(f"Lake URL {text!r} names no bucket; expected s3://bucket[/prefix].")
+            parts = root.split("/")
+            if any(p in ("", ".", "..") for p in parts):
+                raise SettingsError(f"Lake URL {text!r}: empty, '.' or '..' path segments are not allowed.")
+            return cls("s3", root, parts[0])
+        if "://" in text and not text.startswith("file://"):
+            raise SettingsError(f"Unsupported lake URL {text!r}: expected a local path or s3://bucket/prefix.")
+        path = Path(text.removeprefix("file://")).expanduser().resolve()
+        return cls("file", str(path))
+
+    @property
+    def is_s3(self) -> bool:
+        return self.scheme == "s3"
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.root}/" if self.is_s3 else self.root
+
+    def __str__(self) -> str:
+        return self.url
 
 
 class Settings(BaseSettings):
@@ -43,9 +87,43 @@ class Settings(BaseSettings):
     duckdb_memory_limit: str = "3GB"
     duckdb_threads: int | None = None
 
+    actor: str = Field(
+        default="platform",
+        description="Who is acting: 'platform', 'analyst' or 'publisher:<domain>' (a domain's publisher).",
+    )
+    run_id: str | None = Field(
+        default=None, description="The orchestrator's run id to record in manifests (set by Dagster, not by hand)."
+    )
+
+    @field_validator("lake_url")
+    @classmethod
+    def _valid_lake(cls, v: str) -> str:
+        try:
+            LakeLocation.parse(v)
+        except PlatformError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+    @field_validator("actor")
+    @classmethod
+    def _valid_actor(cls, v: str) -> str:
+        try:
+            Identity.parse(v)
+        except PlatformError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+    @property
+    def lake(self) -> LakeLocation:
+        return LakeLocation.parse(self.lake_url)
+
+    @property
+    def identity(self) -> Identity:
+        return Identity.parse(self.actor)
+
     @property
     def is_s3(self) -> bool:
-        return self.lake_url.startswith("s3://")
+        return self.lake.is_s3
 
 
 @lru_cache(maxsize=1)
@@ -53,5 +131,22 @@ def get_settings() -> Settings:
     """The process-wide settings (cached; call ``get_settings.cache_clear()`` in tests)."""
     try:
         return Settings()
-    except ValidationError as exc:  # pragma: no cover - exercised via CLI
-        raise SettingsError(f"Invalid MESH_* settings: {exc}. Fix the environment or .env file.") from exc
+    except ValidationError as exc:
+        raise SettingsError(describe_settings_error(exc)) from None
+
+
+def build_settings(**overrides: object) -> Settings:
+    """Settings from the environment with explicit overrides (the edges use this); clear errors."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(describe_settings_error(exc)) from None
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        name = "MESH_" + "_".join(str(p) for p in err.get("loc", ())).upper()
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ").rstrip(".")
+        problems.append(f"{name}: {msg}")
+    return "Invalid settings: " + "; ".join(problems) + ". Fix the environment or the .env file."

@@ -14,7 +14,9 @@ implemented per backend:
 
 from __future__ import annotations
 
+import hashlib
 import os
+import posixpath
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -160,6 +162,42 @@ class Lake:
                 raise FileNotFoundError(path) from exc
             raise self._wrap(exc, "read", path) from exc
 
+    def read_head(self, path: str, size: int) -> bytes:
+        """At most the first ``size`` bytes (so a caller can refuse an oversized file unread)."""
+        try:
+            with self.fs.open_input_stream(path) as f:
+                return f.read(size)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            if "Path does not exist" in str(exc) or "NoSuchKey" in str(exc):
+                raise FileNotFoundError(path) from exc
+            raise self._wrap(exc, "read", path) from exc
+
+    def file_infos(self, paths: list[str]) -> list[pafs.FileInfo]:
+        """One ``FileInfo`` per path (type NotFound for a missing one), in one batched call."""
+        if not paths:
+            return []
+        try:
+            return list(self.fs.get_file_info(paths))
+        except OSError as exc:
+            raise self._wrap(exc, "inspect", paths[0]) from exc
+
+    def sha256(self, path: str, *, chunk_bytes: int = 8 << 20) -> str:
+        """The SHA-256 of a file, read as a stream (constant memory)."""
+        digest = hashlib.sha256()
+        try:
+            with self.fs.open_input_stream(path) as f:
+                while chunk := f.read(chunk_bytes):
+                    digest.update(chunk)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            if "Path does not exist" in str(exc) or "NoSuchKey" in str(exc):
+                raise FileNotFoundError(path) from exc
+            raise self._wrap(exc, "read", path) from exc
+        return digest.hexdigest()
+
     def write_bytes(self, path: str, data: bytes) -> None:
         try:
             self._ensure_parent(path)
@@ -193,6 +231,56 @@ class Lake:
         except OSError as exc:
             raise self._wrap(exc, "list", path) from exc
         return sorted((i for i in infos if i.type == pafs.FileType.File), key=lambda i: i.path)
+
+    # -- confined deletes ----------------------------------------------------------------
+
+    def check_within(self, path: str, prefix: str, *, action: str = "delete") -> str:
+        """Return ``path`` normalised if it lies strictly under ``prefix``; else raise StorageError.
+
+        Every delete of a product's files goes through this check, so a
+        tampered manifest (``run_id: ../../other_product``) can never make the
+        platform delete outside the product it is working on.
+        """
+        norm_prefix = _normalise(prefix)
+        norm_path = _normalise(path)
+        problem = ""
+        if "\x00" in path or "\\" in path:
+            problem = "contains a NUL byte or a backslash"
+        elif not norm_prefix.startswith(_normalise(self.root) + "/"):
+            problem = f"its allowed prefix {self.uri(norm_prefix)} is not inside the lake root {self.uri(self.root)}"
+        elif not norm_path.startswith(norm_prefix + "/") or norm_path == norm_prefix:
+            problem = f"it resolves to {self.uri(norm_path)}, which is not strictly inside {self.uri(norm_prefix)}"
+        elif not self.is_s3 and os.path.lexists(norm_prefix):
+            real_prefix = os.path.realpath(norm_prefix)
+            real_path = os.path.realpath(norm_path)
+            if not real_path.startswith(real_prefix + os.sep):
+                problem = f"through a symbolic link it resolves to {real_path}, outside {real_prefix}"
+        if problem:
+            raise StorageError(
+                f"Refused to {action} {self.uri(path)}: {problem}. Nothing was changed. A manifest or pointer "
+                "naming such a path was edited by hand or by an attacker; run `mesh verify` and `mesh repair "
+                "<product>`."
+            )
+        return norm_path
+
+    def delete_dir_within(self, path: str, prefix: str) -> None:
+        """Delete a directory tree, but only if it lies strictly under ``prefix`` (else StorageError)."""
+        self.delete_dir(self.check_within(path, prefix))
+
+    def delete_file_within(self, path: str, prefix: str) -> None:
+        """Delete one file, but only if it lies strictly under ``prefix`` (else StorageError)."""
+        self.delete_file(self.check_within(path, prefix))
+
+    def move_within(self, src: str, dst: str, prefix: str) -> None:
+        """Move a small object (a manifest, a pointer) to ``dst``; both must lie under ``prefix``.
+
+        Copy create-only first, then delete the source: a crash in between
+        leaves both copies, never neither.
+        """
+        src = self.check_within(src, prefix, action="move")
+        dst = self.check_within(dst, prefix, action="move a file to")
+        self.create_only(dst, self.read_bytes(src))
+        self.delete_file(src)
 
     def delete_dir(self, path: str) -> None:
         try:
@@ -280,6 +368,11 @@ class Lake:
                 raise ConflictError(f"s3://{path} already exists: another writer committed it first.") from None
         except bex.BotoCoreError as exc:
             raise self._wrap(exc, "commit", path) from exc
+
+
+def _normalise(path: str) -> str:
+    """Collapse ``.``, ``..`` and doubled slashes (no file system access)."""
+    return posixpath.normpath(path) if path else path
 
 
 def _durable_temp_file(target: Path, data: bytes) -> Path:

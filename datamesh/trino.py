@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from datamesh.errors import TrinoError, VersionNotFoundError
+from datamesh.errors import BrokenProductError, TamperedError, TrinoError, VersionNotFoundError
 from datamesh.names import quote_ident, sql_string
 
 if TYPE_CHECKING:
@@ -183,9 +183,11 @@ class Registrar:
             f"WHERE table_schema = {sql_string(contract.domain)} AND table_name LIKE {sql_string(contract.id + '__v%')}"
         )
         out = set()
+        prefix = contract.id + "__v"
         for (name,) in rows:
-            suffix = name[len(contract.id) + 3:]
-            if suffix.isdigit():
+            # LIKE treats '_' as a wildcard: keep only this product's exact version tables.
+            suffix = name[len(prefix):] if name.startswith(prefix) else ""
+            if suffix.isascii() and suffix.isdigit():
                 out.add(int(suffix))
         return out
 
@@ -208,25 +210,31 @@ class SyncReport:
         return out
 
 
+def version_problem(catalog: Catalog, manifest: Manifest) -> str | None:
+    """Why a version must not be served (a file missing, resized or overwritten), or None.
+
+    The same check every reader makes (:meth:`Catalog.verified_file_uris`):
+    size and modification time, and the SHA-256 when the time differs.
+    """
+    try:
+        catalog.verified_file_uris(manifest)
+    except (TamperedError, BrokenProductError) as exc:
+        return str(exc)
+    return None
+
+
 def version_is_complete(catalog: Catalog, manifest: Manifest) -> bool:
-    """Every file the manifest lists exists with its recorded size."""
-    lake = catalog.lake
-    for entry in manifest.files:
-        path = lake.path(entry.path)
-        try:
-            info = lake.fs.get_file_info(path)
-        except OSError:
-            return False
-        if info.size != entry.bytes:
-            return False
-    return True
+    """Every file the manifest lists is exactly the committed one (see :func:`version_problem`)."""
+    return version_problem(catalog, manifest) is None
 
 
 def sync(registrar: Registrar, *, products: list[str] | None = None) -> SyncReport:
     """Rebuild Trino registration from the manifests; repair what drifted.
 
-    Versions whose files were deleted out of band are dropped from Trino and
-    reported; the product view points at the newest complete version.
+    Versions whose manifest is invalid or whose files were deleted or changed
+    out of band (the readers' check: size, modification time, SHA-256) are
+    dropped from Trino and reported as broken; the product view points at the
+    newest intact version.
     """
     catalog = registrar.catalog
     report = SyncReport()
@@ -241,13 +249,19 @@ def sync(registrar: Registrar, *, products: list[str] | None = None) -> SyncRepo
         good: list[int] = []
         for version in versions:
             try:
-                manifest = catalog.manifest(contract.id, version)
+                manifest = catalog.manifest(contract.id, version)  # validated: BrokenProductError otherwise
             except VersionNotFoundError:
                 continue
-            if not version_is_complete(catalog, manifest):
-                report.broken.append(f"{contract.domain}.{contract.id} v{version}: files missing or changed in the lake")
+            except BrokenProductError as exc:
+                problem: str | None = f"manifest invalid: {exc}"
+            else:
+                found = version_problem(catalog, manifest)
+                problem = None if found is None else f"files missing or changed in the lake: {found}"
+            if problem:
                 if version in existing:
                     registrar.drop_version(contract, version)
+                    problem += f" Its table {contract.domain}.{version_table(contract.id, version)} was dropped."
+                report.broken.append(f"{contract.domain}.{contract.id} v{version}: {problem}")
                 continue
             if version not in existing:
                 registrar.register(contract, manifest, move_view=False)

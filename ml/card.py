@@ -1,20 +1,27 @@
 """The model card: everything known about one trained model, stored as
-``card.json`` beside the model in the registry."""
+``card.json`` beside the model in the registry.
+
+A card read back is validated field by field (pydantic); a corrupt one
+raises :class:`~ml.errors.RegistryError` naming the file, never a bare
+``KeyError`` or ``TypeError``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from functools import cache
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
+from ml.errors import RegistryError, validation_problems
 from ml.evaluation import EvaluationKey
 
-__all__ = ["ModelCard", "code_version", "utc_now_iso"]
+__all__ = ["ModelCard", "utc_now_iso"]
 
 CARD_FORMAT = 1
 
@@ -22,26 +29,6 @@ CARD_FORMAT = 1
 def utc_now_iso() -> str:
     """The current UTC time as ISO 8601 with a ``Z``, to the second."""
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def code_version(path: str | Path | None = None) -> str:
-    """The git commit of the code at ``path`` (default: this package), with
-    ``-dirty`` if tracked files changed; ``"unknown"`` outside a repository."""
-    where = Path(path) if path is not None else Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{commit}-dirty" if dirty else commit
 
 
 @dataclass(frozen=True)
@@ -106,19 +93,47 @@ class ModelCard:
         return json.dumps(self.to_dict(), indent=2, default=_json_default).encode()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ModelCard:
-        """Inverse of :meth:`to_dict`; unknown keys go to ``extra``."""
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "the model card") -> ModelCard:
+        """Inverse of :meth:`to_dict`, validated; unknown keys go to ``extra``.
+
+        Raises :class:`~ml.errors.RegistryError` naming ``source`` (the file)
+        when a field is missing or of the wrong type.
+        """
+        if not isinstance(data, Mapping):
+            raise _corrupt(source, f"expected a JSON object, got {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         known = {k: v for k, v in data.items() if k in names}
         unknown = {k: v for k, v in data.items() if k not in names and k != "format"}
         if unknown:
-            known["extra"] = {**dict(known.get("extra") or {}), **unknown}
-        return cls(**known)
+            extra = known.get("extra") or {}
+            if not isinstance(extra, Mapping):
+                raise _corrupt(source, f"field 'extra': expected an object, got {type(extra).__name__}")
+            known["extra"] = {**extra, **unknown}
+        try:
+            return _card_adapter().validate_python(known)
+        except ValidationError as exc:
+            raise _corrupt(source, validation_problems(exc)) from None
 
     @classmethod
-    def from_json(cls, data: bytes | str) -> ModelCard:
-        """Parse ``card.json``."""
-        return cls.from_dict(json.loads(data))
+    def from_json(cls, data: bytes | str, *, source: str = "the model card") -> ModelCard:
+        """Parse and validate ``card.json`` (``source`` names the file in errors)."""
+        try:
+            parsed = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise _corrupt(source, f"not valid JSON ({exc})") from None
+        return cls.from_dict(parsed, source=source)
+
+
+@cache
+def _card_adapter() -> TypeAdapter[ModelCard]:
+    return TypeAdapter(ModelCard)
+
+
+def _corrupt(source: str, problem: str) -> RegistryError:
+    return RegistryError(
+        f"Model card {source} is corrupt: {problem}. The model version it belongs to cannot be used: "
+        "restore the file from a copy, or train and register the model again (`mesh train <product>`)."
+    )
 
 
 def _json_default(value: Any) -> Any:

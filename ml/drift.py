@@ -13,19 +13,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from ml.errors import FeatureError, did_you_mean
-from ml.spec import column_kind
+from datamesh.errors import did_you_mean
+from ml.errors import FeatureError
+from ml.spec import ColumnKind, column_kind
 
 __all__ = [
     "MODERATE",
     "SIGNIFICANT",
     "DriftReport",
+    "DriftStatus",
     "FeatureDrift",
     "drift_report",
     "drift_status",
@@ -38,13 +41,21 @@ SIGNIFICANT = 0.25
 _FLOOR = 1e-4  # proportion used for empty bins, so the log stays finite
 
 
-def drift_status(psi: float) -> str:
-    """``"stable"`` (< 0.1), ``"moderate"`` (0.1-0.25) or ``"significant"`` (>= 0.25)."""
+class DriftStatus(StrEnum):
+    """How far a distribution moved, by PSI (see :func:`drift_status`)."""
+
+    STABLE = "stable"
+    MODERATE = "moderate"
+    SIGNIFICANT = "significant"
+
+
+def drift_status(psi: float) -> DriftStatus:
+    """``stable`` (< 0.1), ``moderate`` (0.1-0.25) or ``significant`` (>= 0.25)."""
     if psi >= SIGNIFICANT:
-        return "significant"
+        return DriftStatus.SIGNIFICANT
     if psi >= MODERATE:
-        return "moderate"
-    return "stable"
+        return DriftStatus.MODERATE
+    return DriftStatus.STABLE
 
 
 def _psi(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
@@ -86,9 +97,9 @@ class FeatureDrift:
     """PSI of one column."""
 
     feature: str
-    kind: str
+    kind: ColumnKind
     psi: float
-    status: str
+    status: DriftStatus
 
 
 @dataclass(frozen=True)
@@ -98,7 +109,7 @@ class DriftReport:
     features: dict[str, FeatureDrift]
     max_psi: float
     worst: str | None
-    status: str
+    status: DriftStatus
     n_reference: int
     n_current: int
 
@@ -133,13 +144,13 @@ def drift_report(reference_df: pd.DataFrame, current_df: pd.DataFrame, features:
                     + did_you_mean(column, [str(c) for c in frame.columns])
                 )
         kind = column_kind(reference_df[column].dtype, reference_df[column])
-        if kind == "numeric":
+        if kind is ColumnKind.NUMERIC:
             psi = psi_numeric(
                 reference_df[column].to_numpy(dtype="float64", na_value=np.nan),
                 current_df[column].to_numpy(dtype="float64", na_value=np.nan),
                 bins=bins,
             )
-        elif kind == "categorical":
+        elif kind is ColumnKind.CATEGORICAL:
             psi = psi_categorical(reference_df[column].to_numpy(), current_df[column].to_numpy())
         else:
             raise FeatureError(f"Drift: column '{column}' has type {reference_df[column].dtype}; expected numbers or strings.")

@@ -1,15 +1,21 @@
 """Errors raised by the ML layer.
 
-One root, :class:`MLError`, with one subclass per kind of problem. Messages say
-which product and column were wrong, what was expected and what to do. The
-root is meant to be re-parented under the platform's root error later; code
-that catches ML problems should catch :class:`MLError` or a subclass.
+:class:`MLError` is the ML branch of the platform's one error tree
+(:class:`datamesh.errors.PlatformError`), with one subclass per kind of
+problem. Messages say which product and column were wrong, what was expected
+and what to do. Catch :class:`~datamesh.errors.PlatformError` for any platform
+problem, :class:`MLError` or a subclass for ML ones. Suggestions for unknown
+names come from :func:`datamesh.errors.did_you_mean`.
 """
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from datamesh.errors import PlatformError
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 __all__ = [
     "FeatureError",
@@ -18,11 +24,11 @@ __all__ = [
     "RegistryError",
     "SpecError",
     "TrainingError",
-    "did_you_mean",
+    "validation_problems",
 ]
 
 
-class MLError(Exception):
+class MLError(PlatformError):
     """Root of every error raised by ``ml``."""
 
 
@@ -46,7 +52,18 @@ class RegistryError(MLError):
     """The model registry could not read or write a model version."""
 
 
-def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """Return ``" Did you mean 'x'?"`` for the closest choice, or ``""``."""
-    matches = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
-    return f" Did you mean '{matches[0]}'?" if matches else ""
+def validation_problems(exc: ValidationError) -> str:
+    """A pydantic error as ``field 'a.b': what was wrong (got x); ...``, for an error message."""
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        text = f"field '{where}': {error.get('msg', 'invalid')}" if where else str(error.get("msg", "invalid"))
+        if error.get("type") != "missing":
+            text += f" (got {_short(error.get('input'))})"
+        problems.append(text)
+    return "; ".join(problems)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

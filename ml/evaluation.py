@@ -15,6 +15,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,7 @@ from ml.zoo import Candidate, EnsembleKind
 
 __all__ = [
     "CandidateResult",
+    "CandidateStatus",
     "EvaluationKey",
     "FeatureImportance",
     "Folds",
@@ -135,19 +137,31 @@ def evaluation_key(data: TrainingData, spec: LearningSpec, training_data: Mappin
     )
 
 
+class CandidateStatus(StrEnum):
+    """What became of one candidate in a training run."""
+
+    OK = "ok"
+    """Cross-validated and scored."""
+    FAILED = "failed"
+    """Raised while fitting or predicting, or produced non-finite predictions (``error`` says why)."""
+    SKIPPED = "skipped"
+    """Not run (``note`` says why: not in the profile, too many rows, too few ensemble members)."""
+
+
 @dataclass
 class CandidateResult:
     """The outcome of cross-validating one candidate.
 
-    ``status`` is ``"ok"``, ``"failed"`` (``error`` says why) or
-    ``"skipped"`` (``note`` says why). ``oof`` holds the out-of-fold
+    ``status`` is a :class:`CandidateStatus` (a plain string such as ``"ok"``
+    is converted): ``ok``, ``failed`` (``error`` says why) or ``skipped``
+    (``note`` says why). ``oof`` holds the out-of-fold
     probabilities of the positive class (classification) or predictions
     (regression), aligned with the training rows.
     """
 
     name: str
     family: str
-    status: str
+    status: CandidateStatus
     candidate: Candidate | None = None
     oof: NDArray[np.float64] | None = field(default=None, repr=False)
     metrics: dict[str, float] = field(default_factory=dict)
@@ -160,10 +174,19 @@ class CandidateResult:
     key: EvaluationKey | None = field(default=None, repr=False)
     first_fold_model: Any = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        try:
+            self.status = CandidateStatus(self.status)
+        except ValueError:
+            choices = [s.value for s in CandidateStatus]
+            raise TrainingError(
+                f"Candidate '{self.name}': unknown status {self.status!r}; expected one of {choices}."
+            ) from None
+
     @property
     def ok(self) -> bool:
         """True when the candidate was scored."""
-        return self.status == "ok"
+        return self.status is CandidateStatus.OK
 
     def score(self, metric: str) -> float:
         """The cross-validated value of ``metric``."""
@@ -222,7 +245,7 @@ def cross_validate(
             return CandidateResult(
                 name=candidate.name,
                 family=str(candidate.family),
-                status="failed",
+                status=CandidateStatus.FAILED,
                 candidate=candidate,
                 error=f"{type(exc).__name__}: {exc}",
                 seconds=time.perf_counter() - start,
@@ -259,7 +282,7 @@ def score_predictions(
     return CandidateResult(
         name=candidate.name,
         family=str(candidate.family),
-        status="ok",
+        status=CandidateStatus.OK,
         candidate=candidate,
         oof=oof,
         metrics=metrics,
@@ -419,19 +442,19 @@ def comparison_table(results: Sequence[CandidateResult], metric: str, task: Task
     metric columns, ``seconds``, ``note`` (the error for failed ones)."""
     ranked = rank(results, metric)
     others = [r for r in results if not r.ok]
-    others.sort(key=lambda r: (r.status != "failed", r.name))
+    others.sort(key=lambda r: (r.status is not CandidateStatus.FAILED, r.name))
     rows: list[dict[str, Any]] = []
     for i, r in enumerate([*ranked, *others]):
         row: dict[str, Any] = {
             "rank": i + 1 if r.ok else None,
             "candidate": r.name,
             "family": r.family,
-            "status": r.status,
+            "status": r.status.value,
         }
         for m in _TABLE_METRICS[Task(str(task))]:
             row[m] = round(r.metrics[m], 4) if m in r.metrics else None
         row["seconds"] = round(r.seconds, 1)
-        row["note"] = r.error if r.status == "failed" else r.note
+        row["note"] = r.error if r.status is CandidateStatus.FAILED else r.note
         rows.append(row)
     return rows
 

@@ -15,7 +15,8 @@ import numpy as np
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
-from ml.errors import SpecError, did_you_mean
+from datamesh.errors import did_you_mean
+from ml.errors import SpecError
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray

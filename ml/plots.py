@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 from ml.metrics import CalibrationCurve, ConfusionCounts, ThresholdChoice, metric_info
 
 __all__ = [
+    "PlotKind",
     "calibration_png",
     "comparison_png",
     "confusion_matrix_png",
@@ -33,6 +35,24 @@ __all__ = [
 
 FIGSIZE = (5.0, 4.0)
 DPI = 80
+
+
+class PlotKind(StrEnum):
+    """The evaluation plots a training run stores; the file is ``<kind>.png`` (:attr:`filename`)."""
+
+    COMPARISON = "comparison"
+    CONFUSION_MATRIX = "confusion_matrix"
+    ROC = "roc"
+    PR = "pr"
+    CALIBRATION = "calibration"
+    PREDICTED_VS_ACTUAL = "predicted_vs_actual"
+    LEARNING_CURVE = "learning_curve"
+    FEATURE_IMPORTANCE = "feature_importance"
+
+    @property
+    def filename(self) -> str:
+        """``roc.png``, ``pr.png``, ..."""
+        return f"{self.value}.png"
 
 
 def _figure(size: tuple[float, float] = FIGSIZE) -> Figure:
@@ -138,7 +158,9 @@ def feature_importance_png(importances: Sequence[tuple[str, float, float]], *, m
 
 def comparison_png(rows: Sequence[Mapping[str, Any]], *, metric: str, title: str = "") -> bytes:
     """Bar chart of every scored candidate's primary metric; the best in a different colour."""
-    scored = [r for r in rows if r.get("status") == "ok" and r.get(metric) is not None][::-1]
+    from ml.evaluation import CandidateStatus  # lazily: evaluation imports the whole zoo
+
+    scored = [r for r in rows if r.get("status") == CandidateStatus.OK and r.get(metric) is not None][::-1]
     fig = _figure((5.0, max(2.5, 0.3 * len(scored) + 1.0)))
     ax = fig.add_subplot()
     values = [float(r[metric]) for r in scored]

@@ -16,7 +16,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted
 
-from ml.errors import FeatureError, LabelError, did_you_mean
+from datamesh.errors import did_you_mean
+from ml.errors import FeatureError, LabelError
 from ml.spec import FeatureSet, LearningSpec, Task, feature_set
 
 __all__ = [

@@ -15,7 +15,8 @@ import pyarrow as pa
 
 from ml.errors import LabelError, RegistryError
 from ml.registry import ModelRegistry, ModelVersion
-from ml.spec import LearningSpec, ThresholdPolicy
+from ml.spec import LearningSpec, Task, ThresholdPolicy
+from ml.zoo import DEFAULT_PROFILE, Profile
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from datamesh.contracts import Contract
     from datamesh.platform import Mesh
     from ml.champion import Decision
+    from ml.drift import DriftStatus
     from ml.training import TrainingReport
 
 Progress = Callable[[str], None]
@@ -38,17 +40,15 @@ def learning_spec(contract: Contract, *, seed: int = 42, max_training_rows: int 
             f"Product '{contract.id}' declares no label column: add an `ml:` block with `idColumn` and "
             f"`labelColumn` to {where} to train on it."
         )
-    policy = ml.threshold_policy
     return LearningSpec(
         product=contract.id,
         id_column=ml.id_column,
         label_column=ml.label_column,
         feature_columns=ml.feature_columns,
         exclude_columns=ml.exclude_columns,
-        task=ml.task,
+        task=Task(ml.task),
         primary_metric=ml.primary_metric,
-        threshold_policy=ThresholdPolicy(recall_at_least=policy.recall_at_least,
-                                         precision_at_least=policy.precision_at_least),
+        threshold_policy=ThresholdPolicy.from_contract(ml.threshold_policy, where=where),
         champion_margin=ml.champion_margin,
         cv_folds=ml.cv_folds,
         seed=seed,
@@ -59,17 +59,7 @@ def learning_spec(contract: Contract, *, seed: int = 42, max_training_rows: int 
 
 def registry(mesh: Mesh) -> ModelRegistry:
     """The model registry of this lake (``<lake>/models``), versioned like products."""
-    lake = mesh.lake
-
-    def create_only(path: str, data: bytes) -> None:
-        from datamesh.errors import ConflictError
-
-        try:
-            lake.create_only(path, data)  # If-None-Match: * on S3, link-based on a folder
-        except ConflictError:
-            raise FileExistsError(path) from None
-
-    return ModelRegistry(lake.fs, lake.path("models"), create_only=create_only)
+    return ModelRegistry(mesh.lake)
 
 
 def load_frame(mesh: Mesh, product: str, version: int | None = None) -> tuple[pd.DataFrame, Manifest]:
@@ -77,7 +67,7 @@ def load_frame(mesh: Mesh, product: str, version: int | None = None) -> tuple[pd
     import pyarrow.parquet as pq
 
     manifest = mesh.catalog.manifest(product, version)
-    table = pq.ParquetDataset(mesh.catalog.file_paths(manifest), filesystem=mesh.lake.fs).read()
+    table = pq.ParquetDataset(mesh.catalog.verified_file_paths(manifest), filesystem=mesh.lake.fs).read()
     return table.to_pandas(), manifest
 
 
@@ -95,7 +85,7 @@ def train_product(
     product: str,
     *,
     candidates: Sequence[str] | None = None,
-    profile: str = "fast",
+    profile: Profile | str = DEFAULT_PROFILE,
     include_keras: bool = True,
     seed: int = 42,
     max_training_rows: int | None = None,
@@ -164,7 +154,7 @@ def score_product(
         raise RegistryError(f"Model '{product}' has no champion yet: train it first (`mesh train {product}`).")
     model = reg.load(product, champion.version)
     manifest = mesh.catalog.manifest(product)
-    dataset = pq.ParquetDataset(mesh.catalog.file_paths(manifest), filesystem=mesh.lake.fs)
+    dataset = pq.ParquetDataset(mesh.catalog.verified_file_paths(manifest), filesystem=mesh.lake.fs)
     card = champion.card
 
     def batches() -> Iterator[pa.RecordBatch]:
@@ -271,7 +261,7 @@ class ChampionDrift:
         return max(self.features.max_psi, self.predictions_psi or 0.0)
 
     @property
-    def status(self) -> str:
+    def status(self) -> DriftStatus:
         from ml.drift import drift_status
 
         return drift_status(self.max_psi)
@@ -303,7 +293,7 @@ def drift_against_champion(mesh: Mesh, product: str, *, sample_rows: int = 200_0
         current = current.sample(sample_rows, random_state=0)
     features = drift_report(reference, current, champion.card.feature_columns)
     predictions_psi = None
-    if champion.card.task == "classification":
+    if champion.card.task == Task.CLASSIFICATION:
         from threadpoolctl import threadpool_limits
 
         model = reg.load(product, champion.version)

@@ -1,6 +1,6 @@
 """A model registry in the lake, versioned like data products.
 
-Layout under ``root`` (e.g. ``<lake>/models``)::
+Layout under ``<lake>/models``::
 
     <name>/versions/<n>/<run_id>/model.joblib   the fitted pipeline (joblib)
     <name>/versions/<n>/<run_id>/card.json      the ModelCard
@@ -9,10 +9,16 @@ Layout under ``root`` (e.g. ``<lake>/models``)::
     <name>/champion.json                        pointer to the champion version
 
 A version exists once its manifest does. Files are written first under a
-directory unique to the run, so two writers that race for the same ``n``
-never overwrite each other's files; only one manifest create succeeds and
-the loser gets :class:`RegistryError`. The champion pointer is replaced
-atomically. See docs/decisions/0031-model-registry-layout.md.
+directory unique to the run (a platform run id), so two writers that race for
+the same ``n`` never overwrite each other's files; only one manifest create
+succeeds and the loser gets :class:`RegistryError`. The champion pointer is
+replaced atomically. See docs/decisions/0031-model-registry-layout.md.
+
+Every write goes through the platform's :class:`~datamesh.storage.Lake`: files
+with ``write_bytes``, the manifest with ``create_only`` (hard link on a
+folder, ``If-None-Match: *`` on S3), the pointer with ``replace``. What is
+read back (manifest, card, pointer) is validated; a corrupt file raises
+:class:`RegistryError` naming it and what to do.
 
 Loading a model unpickles it: only point the registry at storage you trust.
 """
@@ -23,94 +29,74 @@ import dataclasses
 import hashlib
 import io
 import json
-import os
-import re
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import joblib
-import pyarrow.fs as pafs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from datamesh.errors import ConflictError, InvalidNameError, did_you_mean
+from datamesh.names import validate_name
+from datamesh.provenance import RUN_ID_PATTERN, new_run_id
+from datamesh.storage import Lake
 from ml.card import ModelCard, utc_now_iso
-from ml.errors import RegistryError, did_you_mean
+from ml.errors import RegistryError, validation_problems
 
-__all__ = ["ModelRegistry", "ModelVersion", "atomic_write", "create_only"]
+__all__ = ["DEFAULT_PREFIX", "ModelRegistry", "ModelVersion"]
 
+DEFAULT_PREFIX = "models"
 MANIFEST_FORMAT = 1
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-_PLOT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}$")
+_MANIFEST = "manifest.json"
+_CHAMPION = "champion.json"
+_PNG = ".png"
 
 
-def _local_path(fs: pafs.FileSystem, path: str) -> str | None:
-    """The OS path behind ``path`` if ``fs`` is a local file system, else None."""
-    if isinstance(fs, pafs.LocalFileSystem):
-        return path
-    if isinstance(fs, pafs.SubTreeFileSystem) and isinstance(fs.base_fs, pafs.LocalFileSystem):
-        return os.path.join(fs.base_path, path.lstrip("/"))
-    return None
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-def create_only(fs: pafs.FileSystem, path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` only if nothing is there yet.
+class _FileEntry(_Record):
+    """One file of a version, as the manifest records it."""
 
-    On a local file system the bytes go to a temporary file that is then
-    hard-linked to ``path``: the link fails if ``path`` exists, is atomic
-    between processes and never exposes a partly written file (the same
-    protocol as the platform's product manifests). On other file systems it
-    is check-then-write, which is NOT atomic: the platform's conditional
-    write (``If-None-Match: *`` on S3) should replace it there. Raises
-    :class:`FileExistsError` if the path exists.
-    """
-    local = _local_path(fs, path)
-    if local is not None:
-        tmp = _durable_temp(local, data)
-        try:
-            os.link(tmp, local)
-        finally:
-            os.unlink(tmp)
-        return
-    if fs.get_file_info(path).type != pafs.FileType.NotFound:
-        raise FileExistsError(path)
-    with fs.open_output_stream(path) as out:
-        out.write(data)
+    path: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(alias="bytes", ge=0)
+
+    @field_validator("path")
+    @classmethod
+    def _inside_version(cls, value: str) -> str:
+        if value.startswith("/") or any(part in ("", ".", "..") for part in value.split("/")):
+            raise ValueError("expected a relative path inside the version directory")
+        return value
 
 
-def atomic_write(fs: pafs.FileSystem, path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so readers see the old or new bytes, never a mix.
+class _Manifest(_Record):
+    """The commit record ``<name>/versions/<n>/manifest.json``."""
 
-    Local: write a temporary file beside it, fsync, rename over. Object
-    stores: a single PUT, which is atomic there.
-    """
-    local = _local_path(fs, path)
-    if local is None:
-        with fs.open_output_stream(path) as out:
-            out.write(data)
-        return
-    tmp = _durable_temp(local, data)
-    try:
-        os.replace(tmp, local)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    format: int
+    name: str
+    version: int = Field(ge=1)
+    run_id: str
+    created_at: str
+    files: dict[str, _FileEntry]
+
+    @field_validator("run_id")
+    @classmethod
+    def _valid_run_id(cls, value: str) -> str:
+        if not RUN_ID_PATTERN.match(value):
+            raise ValueError(f"expected a run id matching {RUN_ID_PATTERN.pattern}")
+        return value
 
 
-def _durable_temp(local: str, data: bytes) -> str:
-    """Write ``data`` to a fsynced temporary file beside ``local``; return its path."""
-    directory = os.path.dirname(local)
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(local)}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return tmp
+class _ChampionPointer(_Record):
+    """``<name>/champion.json``: which version is the champion, since when and why."""
+
+    name: str
+    version: int = Field(ge=1)
+    promoted_at: str
+    previous: int | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -132,25 +118,19 @@ class ModelVersion:
 
 
 class ModelRegistry:
-    """Versioned models on a ``pyarrow.fs.FileSystem`` under ``root``."""
+    """Versioned models in ``lake`` under ``<lake>/<prefix>`` (default ``<lake>/models``)."""
 
-    def __init__(self, fs: pafs.FileSystem, root: str,
-                 create_only: Callable[[str, bytes], None] | None = None) -> None:
-        """``create_only(path, data)`` replaces the module's check-then-write on object
-        stores (the platform passes its conditional ``If-None-Match: *`` write); it must
-        raise :class:`FileExistsError` when the path exists."""
-        self.fs = fs
-        self.root = root.rstrip("/")
-        self._create_only = create_only
+    def __init__(self, lake: Lake, prefix: str = DEFAULT_PREFIX) -> None:
+        self.lake = lake
+        self.root = lake.path(prefix.strip("/")) if prefix.strip("/") else lake.root
 
     # -- paths -------------------------------------------------------------------
 
     def _model_dir(self, name: str) -> str:
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise RegistryError(
-                f"Invalid model name {name!r}: expected lower-case letters, digits and underscores, "
-                "starting with a letter (at most 63 characters)."
-            )
+        try:
+            validate_name(name, kind="model name")
+        except InvalidNameError as exc:
+            raise RegistryError(str(exc)) from None
         return f"{self.root}/{name}"
 
     def _version_dir(self, name: str, version: int) -> str:
@@ -170,10 +150,12 @@ class ModelRegistry:
         """Store ``model`` (joblib), ``card`` and ``plots`` as a new version.
 
         The version number is one more than the highest committed version
-        unless ``version`` is given. Files go under a directory unique to
-        this call; the manifest is created last and create-only. Raises
-        :class:`RegistryError` if another writer committed that version
-        first (lost the race: call again for the next number).
+        unless ``version`` is given. Plot names are ``<name>`` or
+        ``<name>.png`` with a valid platform name (e.g. ``roc``, see
+        :class:`ml.plots.PlotKind`). Files go under a directory unique to
+        this call; the manifest is created last with ``Lake.create_only``.
+        Raises :class:`RegistryError` if another writer committed that
+        version first (lost the race: call again for the next number).
         """
         model_dir = self._model_dir(name)
         if version is None:
@@ -182,29 +164,24 @@ class ModelRegistry:
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise RegistryError(f"Model '{name}': version must be a positive integer, got {version!r}.")
         version_dir = f"{model_dir}/versions/{version}"
-        run_id = f"run-{utc_now_iso().replace(':', '').replace('-', '')}-{uuid.uuid4().hex[:12]}"
+        run_id = new_run_id()
         files: dict[str, dict[str, Any]] = {}
 
         def put(key: str, data: bytes) -> None:
             relative = f"{run_id}/{key}"
-            path = f"{version_dir}/{relative}"
-            self._write(path, data)
+            self.lake.write_bytes(f"{version_dir}/{relative}", data)
             files[key] = {"path": relative, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
+        keys = {plot: _plot_key(name, plot) for plot in (plots or {})}
         buffer = io.BytesIO()
         try:
             joblib.dump(model, buffer, compress=("zlib", 3))
         except Exception as exc:
             raise RegistryError(f"Model '{name}': the model cannot be pickled ({type(exc).__name__}: {exc}).") from exc
         put("model.joblib", buffer.getvalue())
-        plot_names = []
         for plot, data in (plots or {}).items():
-            key = plot if plot.endswith(".png") else f"{plot}.png"
-            if not _PLOT.match(key):
-                raise RegistryError(f"Model '{name}': invalid plot name {plot!r} (letters, digits, '_', '-', '.').")
-            put(f"plots/{key}", data)
-            plot_names.append(key)
-        card = _with_plots(card, plot_names)
+            put(f"plots/{keys[plot]}", data)
+        card = _with_plots(card, list(keys.values()))
         put("card.json", card.to_json())
         created_at = utc_now_iso()
         manifest = {
@@ -219,12 +196,8 @@ class ModelRegistry:
             "files": files,
         }
         try:
-            payload = json.dumps(manifest, indent=2).encode()
-            if self._create_only is not None:
-                self._create_only(f"{version_dir}/manifest.json", payload)
-            else:
-                create_only(self.fs, f"{version_dir}/manifest.json", payload)
-        except FileExistsError:
+            self.lake.create_only(f"{version_dir}/{_MANIFEST}", json.dumps(manifest, indent=2).encode())
+        except ConflictError:
             raise RegistryError(
                 f"Model '{name}' version {version} was committed by another writer first (lost the race); "
                 f"this run's files stay unreferenced under {version_dir}/{run_id}. Register again to get "
@@ -233,115 +206,130 @@ class ModelRegistry:
         return ModelVersion(name, version, version_dir, run_id, created_at, card, files)
 
     def promote(self, name: str, version: int, *, reason: str = "") -> ModelVersion:
-        """Make ``version`` the champion (atomic pointer replace); return it."""
-        target = self.get(name, version)
-        previous = self._champion_pointer(name)
-        pointer = {
-            "name": name,
-            "version": target.version,
-            "promoted_at": utc_now_iso(),
-            "previous": previous.get("version") if previous else None,
-            "reason": reason,
-        }
-        atomic_write(self.fs, f"{self._model_dir(name)}/champion.json", json.dumps(pointer, indent=2).encode())
-        return target
+        """Make ``version`` the champion (``Lake.replace`` of the pointer); return it.
 
-    def _write(self, path: str, data: bytes) -> None:
-        local = _local_path(self.fs, path)
-        if local is not None:
-            os.makedirs(os.path.dirname(local), exist_ok=True)
-        with self.fs.open_output_stream(path) as out:
-            out.write(data)
+        A corrupt pointer is overwritten (its previous version is then unknown).
+        """
+        target = self.get(name, version)
+        previous = self._champion_pointer(name, repairing=True)
+        pointer = _ChampionPointer(
+            name=name,
+            version=target.version,
+            promoted_at=utc_now_iso(),
+            previous=previous.version if previous else None,
+            reason=reason,
+        )
+        self.lake.replace(self._pointer_path(name), json.dumps(pointer.model_dump(), indent=2).encode())
+        return target
 
     # -- reading -----------------------------------------------------------------
 
     def list_versions(self, name: str) -> list[int]:
         """Committed versions of ``name`` (those with a manifest), ascending."""
-        base = f"{self._model_dir(name)}/versions"
-        infos = self.fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
-        numbers = sorted(int(i.base_name) for i in infos if i.type == pafs.FileType.Directory and i.base_name.isdigit())
-        if not numbers:
-            return []
-        manifests = self.fs.get_file_info([f"{base}/{n}/manifest.json" for n in numbers])
-        return [n for n, info in zip(numbers, manifests, strict=True) if info.type == pafs.FileType.File]
+        base = f"{self._model_dir(name)}/versions/"
+        numbers = set()
+        for info in self.lake.list_files(base.rstrip("/")):
+            number, _, rest = info.path.removeprefix(base).partition("/")
+            if rest == _MANIFEST and number.isascii() and number.isdigit():
+                numbers.add(int(number))
+        return sorted(numbers)
 
     def get(self, name: str, version: int) -> ModelVersion:
         """The committed version ``version`` of ``name``."""
-        version_dir = self._version_dir(name, version)
-        try:
-            manifest = json.loads(self._read(f"{version_dir}/manifest.json"))
-        except FileNotFoundError:
-            known = self.list_versions(name)
-            raise RegistryError(
-                f"Model '{name}' has no version {version}; committed versions: {known or 'none'}."
-            ) from None
-        card = ModelCard.from_json(self._read_file(version_dir, manifest, "card.json"))
+        version_dir, manifest = self._manifest(name, version)
+        source = f"{version_dir}/{manifest.files['card.json'].path}" if "card.json" in manifest.files else "card.json"
+        card = ModelCard.from_json(self._read_file(version_dir, manifest, "card.json"), source=source)
         return ModelVersion(
             name=name,
-            version=int(manifest["version"]),
+            version=manifest.version,
             prefix=version_dir,
-            run_id=str(manifest["run_id"]),
-            created_at=str(manifest["created_at"]),
+            run_id=manifest.run_id,
+            created_at=manifest.created_at,
             card=card,
-            files=manifest["files"],
+            files={key: entry.model_dump(by_alias=True) for key, entry in manifest.files.items()},
         )
 
     def load(self, name: str, version: int) -> Any:
         """Unpickle the model of ``version`` (checksum verified)."""
-        version_dir = self._version_dir(name, version)
-        try:
-            manifest = json.loads(self._read(f"{version_dir}/manifest.json"))
-        except FileNotFoundError:
-            raise RegistryError(
-                f"Model '{name}' has no version {version}; committed versions: {self.list_versions(name) or 'none'}."
-            ) from None
+        version_dir, manifest = self._manifest(name, version)
         data = self._read_file(version_dir, manifest, "model.joblib")
         return joblib.load(io.BytesIO(data))
 
     def read_plot(self, name: str, version: int, plot: str) -> bytes:
         """The PNG bytes of a stored plot."""
-        mv = self.get(name, version)
-        key = f"plots/{plot if plot.endswith('.png') else plot + '.png'}"
-        if key not in mv.files:
-            raise RegistryError(f"Model '{name}' version {version} has no plot '{plot}'." + did_you_mean(plot, mv.plots))
-        return self._read_file(mv.prefix, {"files": mv.files}, key)
+        version_dir, manifest = self._manifest(name, version)
+        key = f"plots/{plot if plot.endswith(_PNG) else plot + _PNG}"
+        if key not in manifest.files:
+            stored = [k.removeprefix("plots/") for k in manifest.files if k.startswith("plots/")]
+            raise RegistryError(f"Model '{name}' version {version} has no plot '{plot}'." + did_you_mean(plot, stored))
+        return self._read_file(version_dir, manifest, key)
 
     def champion(self, name: str) -> ModelVersion | None:
         """The current champion of ``name``, or None if none was promoted."""
         pointer = self._champion_pointer(name)
         if pointer is None:
             return None
-        return self.get(name, int(pointer["version"]))
+        return self.get(name, pointer.version)
 
-    def _champion_pointer(self, name: str) -> dict[str, Any] | None:
+    def _pointer_path(self, name: str) -> str:
+        return f"{self._model_dir(name)}/{_CHAMPION}"
+
+    def _champion_pointer(self, name: str, *, repairing: bool = False) -> _ChampionPointer | None:
+        path = self._pointer_path(name)
         try:
-            return json.loads(self._read(f"{self._model_dir(name)}/champion.json"))
+            data = self.lake.read_bytes(path)
         except FileNotFoundError:
             return None
-
-    def _read(self, path: str) -> bytes:
         try:
-            with self.fs.open_input_stream(path) as stream:
-                return stream.read()
+            return _ChampionPointer.model_validate_json(data)
+        except ValidationError as exc:
+            if repairing:
+                return None
+            raise RegistryError(
+                f"Champion pointer {path} is corrupt: {validation_problems(exc)}. Promote a version again to "
+                f"rewrite it (ModelRegistry.promote('{name}', <version>); committed versions: "
+                f"{self.list_versions(name) or 'none'})."
+            ) from None
+
+    def _manifest(self, name: str, version: int) -> tuple[str, _Manifest]:
+        version_dir = self._version_dir(name, version)
+        path = f"{version_dir}/{_MANIFEST}"
+        try:
+            data = self.lake.read_bytes(path)
         except FileNotFoundError:
-            raise
-        except OSError as exc:
-            if self.fs.get_file_info(path).type == pafs.FileType.NotFound:
-                raise FileNotFoundError(path) from exc
-            raise RegistryError(f"Cannot read {path}: {exc}") from exc
-
-    def _read_file(self, version_dir: str, manifest: Mapping[str, Any], key: str) -> bytes:
-        entry = manifest["files"].get(key)
-        if entry is None:
-            raise RegistryError(f"{version_dir}/manifest.json lists no '{key}'.")
-        path = f"{version_dir}/{entry['path']}"
+            raise RegistryError(
+                f"Model '{name}' has no version {version}; committed versions: {self.list_versions(name) or 'none'}."
+            ) from None
         try:
-            data = self._read(path)
+            return version_dir, _Manifest.model_validate_json(data)
+        except ValidationError as exc:
+            raise RegistryError(
+                f"Manifest {path} is corrupt: {validation_problems(exc)}. Version {version} of model '{name}' "
+                "cannot be used: restore the file from a copy, or register the model again for a new version."
+            ) from None
+
+    def _read_file(self, version_dir: str, manifest: _Manifest, key: str) -> bytes:
+        entry = manifest.files.get(key)
+        if entry is None:
+            raise RegistryError(f"{version_dir}/{_MANIFEST} lists no '{key}'.")
+        path = f"{version_dir}/{entry.path}"
+        try:
+            data = self.lake.read_bytes(path)
         except FileNotFoundError:
             raise RegistryError(f"{path} is listed in the manifest but missing.") from None
-        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        if hashlib.sha256(data).hexdigest() != entry.sha256:
             raise RegistryError(f"{path} does not match its checksum in the manifest (corrupt or overwritten).")
         return data
+
+
+def _plot_key(model: str, plot: str) -> str:
+    """``roc`` or ``roc.png`` -> ``roc.png``; the name must be a valid platform name."""
+    stem = plot.removesuffix(_PNG) if isinstance(plot, str) else plot
+    try:
+        validate_name(stem, kind="plot name")
+    except InvalidNameError as exc:
+        raise RegistryError(f"Model '{model}': {exc}") from None
+    return f"{stem}{_PNG}"
 
 
 def _with_plots(card: ModelCard, plots: list[str]) -> ModelCard:

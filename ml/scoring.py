@@ -16,7 +16,8 @@ import numpy as np
 import pyarrow as pa
 from threadpoolctl import threadpool_limits
 
-from ml.errors import FeatureError, SpecError, TrainingError, did_you_mean
+from datamesh.errors import did_you_mean
+from ml.errors import FeatureError, SpecError, TrainingError
 from ml.spec import LearningSpec, Task
 
 __all__ = ["model_features", "prediction_schema", "score_batches"]

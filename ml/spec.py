@@ -4,6 +4,9 @@ A spec names the id and label columns, which columns are features, the task,
 the metric that ranks candidates, the threshold policy and the champion
 margin. It is built from the ``ml:`` block of a product contract
 (:func:`ml.products.learning_spec`); ``contract_path`` is named in errors.
+The contract declares the vocabulary (:class:`datamesh.contracts.MLSection`):
+:class:`Task` holds the values of its ``task`` and :class:`ThresholdPolicy`
+is its ``thresholdPolicy`` resolved for training.
 """
 
 from __future__ import annotations
@@ -18,10 +21,15 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from ml.errors import FeatureError, LabelError, SpecError, did_you_mean
+from datamesh.contracts import MLSection
+from datamesh.contracts import ThresholdPolicy as ContractThresholdPolicy
+from datamesh.errors import did_you_mean
+from ml.errors import FeatureError, LabelError, SpecError
 from ml.metrics import metric_info
 
 __all__ = [
+    "DEFAULT_TASK",
+    "ColumnKind",
     "FeatureSet",
     "LearningSpec",
     "Task",
@@ -33,22 +41,55 @@ __all__ = [
 
 
 class Task(StrEnum):
-    """What is predicted: a binary class or a number."""
+    """What is predicted: a binary class or a number.
+
+    The members are the values a contract's ``ml.task`` accepts
+    (``MLSection.task``); ``Task(contract.ml.task)`` converts one.
+    """
 
     CLASSIFICATION = "classification"
     REGRESSION = "regression"
 
 
+DEFAULT_TASK = Task(MLSection.model_fields["task"].default)
+"""The task of a spec that names none: the contract's default for ``ml.task``."""
+
 _DEFAULT_METRIC = {Task.CLASSIFICATION: "roc_auc", Task.REGRESSION: "rmse"}
+
+
+class ColumnKind(StrEnum):
+    """How a model can take a column (see :func:`column_kind`)."""
+
+    NUMERIC = "numeric"
+    CATEGORICAL = "categorical"
+    UNSUPPORTED = "unsupported"
+
+
+def _contract_policy_keys() -> dict[str, str]:
+    """Every spelling of the contract's threshold-policy goals (alias and field name) -> field name."""
+    keys: dict[str, str] = {}
+    for name, info in ContractThresholdPolicy.model_fields.items():
+        if name != "maximize":
+            keys[info.alias or name] = name
+            keys[name] = name
+    return keys
+
+
+_POLICY_KEYS = {**_contract_policy_keys(), "fixed": "fixed"}
+_POLICY_SPELLING = ", ".join(k for k in _POLICY_KEYS if "_" not in k)  # as in contracts: recallAtLeast, ...
+_MAXIMIZE_KEYS = ("maximize", "maximise")
 
 
 @dataclass(frozen=True)
 class ThresholdPolicy:
     """How the decision threshold is chosen from the precision-recall curve.
 
-    Set at most one of the fields; with none set the threshold maximises F1.
-    ``ThresholdPolicy(recall_at_least=0.8)`` takes the highest threshold that
-    still finds 80 % of the positives.
+    The contract's ``ml.thresholdPolicy`` (:class:`datamesh.contracts.ThresholdPolicy`)
+    resolved for training: :meth:`from_contract` builds it, then it is
+    validated (at most one goal, each in (0, 1]). ``fixed``, a constant
+    threshold, can be set from code only. With no field set the threshold
+    maximises F1. ``ThresholdPolicy(recall_at_least=0.8)`` takes the highest
+    threshold that still finds 80 % of the positives.
     """
 
     recall_at_least: float | None = None
@@ -81,28 +122,35 @@ class ThresholdPolicy:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None, *, where: str = "the threshold policy") -> ThresholdPolicy:
-        """Build from ``{recall_at_least: 0.8}`` or the contract's ``{recallAtLeast: 0.8}``;
-        ``{maximize: f1}`` or an empty mapping means maximise F1."""
+    def from_contract(
+        cls, policy: ContractThresholdPolicy, *, where: str = "the threshold policy"
+    ) -> ThresholdPolicy:
+        """The policy a contract's ``ml.thresholdPolicy`` declares (``maximize: f1`` = no goal)."""
+        try:
+            return cls(recall_at_least=policy.recall_at_least, precision_at_least=policy.precision_at_least)
+        except SpecError as exc:
+            raise SpecError(f"`ml.thresholdPolicy` in {where}: {exc}") from None
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any] | ContractThresholdPolicy | None, *, where: str = "the threshold policy"
+    ) -> ThresholdPolicy:
+        """Build from ``{recall_at_least: 0.8}``, the contract's ``{recallAtLeast: 0.8}`` or
+        the contract's parsed policy; ``{maximize: f1}`` or an empty mapping means maximise F1."""
+        if isinstance(data, ContractThresholdPolicy):
+            return cls.from_contract(data, where=where)
         if not data:
             return cls()
-        keys = {
-            "recallAtLeast": "recall_at_least",
-            "precisionAtLeast": "precision_at_least",
-            "recall_at_least": "recall_at_least",
-            "precision_at_least": "precision_at_least",
-            "fixed": "fixed",
-        }
         kwargs: dict[str, float] = {}
         for key, value in data.items():
-            if key in ("maximize", "maximise") and str(value).lower() == "f1":
+            if key in _MAXIMIZE_KEYS and str(value).lower() == "f1":
                 continue
-            if key not in keys:
+            if key not in _POLICY_KEYS:
                 raise SpecError(
-                    f"Unknown key '{key}' in {where}; expected one of "
-                    "recallAtLeast, precisionAtLeast, fixed, maximize: f1." + did_you_mean(key, keys)
+                    f"Unknown key '{key}' in {where}; expected one of {_POLICY_SPELLING}, maximize: f1."
+                    + did_you_mean(key, _POLICY_KEYS)
                 )
-            kwargs[keys[key]] = value
+            kwargs[_POLICY_KEYS[key]] = value
         return cls(**kwargs)
 
 
@@ -121,7 +169,7 @@ class LearningSpec:
     label_column: str
     feature_columns: tuple[str, ...] | None = None
     exclude_columns: tuple[str, ...] = ()
-    task: Task = Task.CLASSIFICATION
+    task: Task = DEFAULT_TASK
     primary_metric: str | None = None
     threshold_policy: ThresholdPolicy = field(default_factory=ThresholdPolicy)
     positive_label: str | int | bool | None = None
@@ -213,8 +261,8 @@ class FeatureSet:
 Columns = pd.DataFrame | pa.Schema | Mapping[str, Any]
 
 
-def column_kind(dtype: Any, values: pd.Series | None = None) -> str:
-    """``"numeric"``, ``"categorical"`` or ``"unsupported"`` for a pandas/numpy
+def column_kind(dtype: Any, values: pd.Series | None = None) -> ColumnKind:
+    """:class:`ColumnKind` (numeric, categorical or unsupported) of a pandas/numpy
     dtype or a pyarrow type. Object columns are inspected when ``values`` is
     given (decimals and Python numbers are numeric, strings categorical)."""
     if isinstance(dtype, pa.DataType):
@@ -222,31 +270,31 @@ def column_kind(dtype: Any, values: pd.Series | None = None) -> str:
     if isinstance(dtype, pd.ArrowDtype):
         return _arrow_kind(dtype.pyarrow_dtype)
     if isinstance(dtype, pd.CategoricalDtype):
-        return "categorical"
+        return ColumnKind.CATEGORICAL
     if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
-        return "numeric"
+        return ColumnKind.NUMERIC
     if isinstance(dtype, pd.StringDtype):
-        return "categorical"
+        return ColumnKind.CATEGORICAL
     if pd.api.types.is_object_dtype(dtype):
         if values is None:
-            return "categorical"
+            return ColumnKind.CATEGORICAL
         inferred = pd.api.types.infer_dtype(values, skipna=True)
         if inferred in ("boolean", "integer", "floating", "decimal", "mixed-integer-float", "empty"):
-            return "numeric"
+            return ColumnKind.NUMERIC
         if inferred in ("string", "mixed", "categorical", "mixed-integer"):
-            return "categorical"
-        return "unsupported"
-    return "unsupported"
+            return ColumnKind.CATEGORICAL
+        return ColumnKind.UNSUPPORTED
+    return ColumnKind.UNSUPPORTED
 
 
-def _arrow_kind(t: pa.DataType) -> str:
+def _arrow_kind(t: pa.DataType) -> ColumnKind:
     if pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return "numeric"
+        return ColumnKind.NUMERIC
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return "categorical"
+        return ColumnKind.CATEGORICAL
     if pa.types.is_dictionary(t):
         return _arrow_kind(t.value_type)
-    return "unsupported"
+    return ColumnKind.UNSUPPORTED
 
 
 def _dtypes_of(columns: Columns) -> dict[str, tuple[Any, pd.Series | None]]:
@@ -322,9 +370,9 @@ def feature_set(spec: LearningSpec, columns: Columns) -> FeatureSet:
     for column in features:
         dtype, values = dtypes[column]
         kind = column_kind(dtype, values)
-        if kind == "numeric":
+        if kind is ColumnKind.NUMERIC:
             numeric.append(column)
-        elif kind == "categorical":
+        elif kind is ColumnKind.CATEGORICAL:
             categorical.append(column)
         else:
             raise FeatureError(

@@ -14,17 +14,21 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from datamesh.errors import did_you_mean
+from datamesh.provenance import code_version
 from ml import plots as P
-from ml.card import ModelCard, code_version
+from ml.card import ModelCard
 from ml.champion import Decision, decide_champion
 from ml.errors import MLError, SpecError, TrainingError
 from ml.evaluation import (
     CandidateResult,
+    CandidateStatus,
     EvaluationKey,
     FeatureImportance,
     Folds,
@@ -45,9 +49,31 @@ from ml.preparation import TrainingData, prepare_training_data
 from ml.spec import FeatureSet, LearningSpec, Task
 from ml.zoo import Candidate, ZooPlan, candidate_by_name, default_zoo, with_members
 
-__all__ = ["TrainingReport", "rescore_champion", "resolve_candidates", "train_and_evaluate"]
+__all__ = [
+    "DEFAULT_PLOTS",
+    "PlotSelection",
+    "TrainingReport",
+    "rescore_champion",
+    "resolve_candidates",
+    "train_and_evaluate",
+]
 
 Progress = Callable[[str], None]
+
+
+class PlotSelection(StrEnum):
+    """Whose plots :func:`train_and_evaluate` draws."""
+
+    ALL = "all"
+    """Every scored candidate's (``TrainingReport.candidate_plots``), the best model's and the comparison."""
+    BEST = "best"
+    """Only the best model's and the comparison chart."""
+    NONE = "none"
+    """No plots (fastest)."""
+
+
+DEFAULT_PLOTS = PlotSelection.ALL
+"""The plot selection used when none is given."""
 
 
 @dataclass
@@ -169,7 +195,7 @@ def train_and_evaluate(
     *,
     training_data: Mapping[str, str] | None = None,
     current_champion: ModelCard | None = None,
-    plots: str = "all",
+    plots: PlotSelection | str = DEFAULT_PLOTS,
     diagnostics: bool = True,
     n_threads: int | None = 1,
 ) -> TrainingReport:
@@ -196,10 +222,15 @@ def train_and_evaluate(
     candidate failed. A candidate that fails (e.g. a diverging network) is
     reported with its error and the others go on.
     """
-    if plots not in ("all", "best", "none"):
-        raise SpecError(f"plots={plots!r}; expected 'all', 'best' or 'none'.")
+    try:
+        selection = PlotSelection(plots)
+    except ValueError:
+        choices = [p.value for p in PlotSelection]
+        raise SpecError(
+            f"plots={plots!r}; expected 'all', 'best' or 'none'." + did_you_mean(str(plots), choices)
+        ) from None
     with threadpool_limits(limits=n_threads):
-        return _train_and_evaluate(frame, spec, candidates, progress, training_data, current_champion, plots, diagnostics)
+        return _train_and_evaluate(frame, spec, candidates, progress, training_data, current_champion, selection, diagnostics)
 
 
 def _train_and_evaluate(
@@ -209,7 +240,7 @@ def _train_and_evaluate(
     progress: Progress | None,
     training_data: Mapping[str, str] | None,
     current_champion: ModelCard | None,
-    plots: str,
+    plots: PlotSelection,
     diagnostics: bool,
 ) -> TrainingReport:
     say = progress or (lambda _message: None)
@@ -239,12 +270,12 @@ def _train_and_evaluate(
         results.append(result)
         say(f"[{j}/{total}] {_summary(result, metric)}")
     results.extend(
-        CandidateResult(name=name, family="", status="skipped", note=reason, key=key) for name, reason in plan.skipped
+        CandidateResult(name=name, family="", status=CandidateStatus.SKIPPED, note=reason, key=key) for name, reason in plan.skipped
     )
     timings["cross_validation"] = time.perf_counter() - phase
     ranked = rank(results, metric)
     if not ranked:
-        errors = "; ".join(f"{r.name}: {r.error}" for r in results if r.status == "failed")
+        errors = "; ".join(f"{r.name}: {r.error}" for r in results if r.status is CandidateStatus.FAILED)
         raise TrainingError(f"Product '{spec.product}': every candidate failed ({errors}).")
     notes: list[str] = []
     phase = time.perf_counter()
@@ -272,9 +303,9 @@ def _train_and_evaluate(
         phase = time.perf_counter()
         _diagnostics(report, data, folds, say)
         timings["diagnostics"] = time.perf_counter() - phase
-    if plots != "none":
+    if plots is not PlotSelection.NONE:
         phase = time.perf_counter()
-        _plots(report, data, all_candidates=plots == "all")
+        _plots(report, data, all_candidates=plots is PlotSelection.ALL)
         timings["plots"] = time.perf_counter() - phase
     if current_champion is not None:
         phase = time.perf_counter()
@@ -308,7 +339,7 @@ def _run_ensemble(
         return CandidateResult(
             name=ensemble.name,
             family=str(ensemble.family),
-            status="skipped",
+            status=CandidateStatus.SKIPPED,
             candidate=ensemble,
             note=f"needs at least 2 scored members that can be ensembled; found {len(members)}",
             key=key,
@@ -318,7 +349,7 @@ def _run_ensemble(
         return score_ensemble(built, members, data, folds, spec, key=key)
     except Exception as exc:  # noqa: BLE001 - a failed ensemble must not stop the run
         return CandidateResult(
-            name=ensemble.name, family=str(ensemble.family), status="failed", candidate=built,
+            name=ensemble.name, family=str(ensemble.family), status=CandidateStatus.FAILED, candidate=built,
             error=f"{type(exc).__name__}: {exc}", key=key,
         )
 
@@ -359,7 +390,7 @@ def _diagnostics(report: TrainingReport, data: TrainingData, folds: Folds, say: 
 def _plots(report: TrainingReport, data: TrainingData, *, all_candidates: bool) -> None:
     spec = report.spec
     metric = spec.metric
-    report.plots["comparison.png"] = P.comparison_png(report.comparison, metric=metric, title=f"{spec.product}: candidates")
+    report.plots[P.PlotKind.COMPARISON.filename] = P.comparison_png(report.comparison, metric=metric, title=f"{spec.product}: candidates")
     labels = (str(report.negative_label), str(report.positive_label))
     targets = [r for r in report.results if r.ok] if all_candidates else [report.best]
     for result in targets:
@@ -369,23 +400,23 @@ def _plots(report: TrainingReport, data: TrainingData, *, all_candidates: bool) 
         if spec.task == Task.CLASSIFICATION:
             assert result.threshold is not None and result.calibration is not None
             counts = confusion_counts(data.y, result.oof >= result.threshold.threshold)
-            figs["confusion_matrix.png"] = P.confusion_matrix_png(
+            figs[P.PlotKind.CONFUSION_MATRIX.filename] = P.confusion_matrix_png(
                 counts, labels=labels, title=f"{title} @ {result.threshold.threshold:.3f}"
             )
-            figs["roc.png"] = P.roc_png(data.y, result.oof, title=f"{title}: ROC (out of fold)")
-            figs["pr.png"] = P.pr_png(data.y, result.oof, threshold=result.threshold, title=f"{title}: precision-recall")
-            figs["calibration.png"] = P.calibration_png(result.calibration, title=f"{title}: calibration")
+            figs[P.PlotKind.ROC.filename] = P.roc_png(data.y, result.oof, title=f"{title}: ROC (out of fold)")
+            figs[P.PlotKind.PR.filename] = P.pr_png(data.y, result.oof, threshold=result.threshold, title=f"{title}: precision-recall")
+            figs[P.PlotKind.CALIBRATION.filename] = P.calibration_png(result.calibration, title=f"{title}: calibration")
         else:
-            figs["predicted_vs_actual.png"] = P.predicted_vs_actual_png(data.y, result.oof, title=f"{title}: out of fold")
+            figs[P.PlotKind.PREDICTED_VS_ACTUAL.filename] = P.predicted_vs_actual_png(data.y, result.oof, title=f"{title}: out of fold")
         report.candidate_plots[result.name] = figs
     report.plots.update(report.candidate_plots.get(report.best.name, {}))
     if report.learning_curve is not None:
         lc = report.learning_curve
-        report.plots["learning_curve.png"] = P.learning_curve_png(
+        report.plots[P.PlotKind.LEARNING_CURVE.filename] = P.learning_curve_png(
             lc.train_sizes, lc.train_scores, lc.validation_scores, metric=lc.metric, title=f"{report.best.name}: learning curve"
         )
     if report.importances:
-        report.plots["feature_importance.png"] = P.feature_importance_png(
+        report.plots[P.PlotKind.FEATURE_IMPORTANCE.filename] = P.feature_importance_png(
             [(f.feature, f.mean, f.std) for f in report.importances], metric=metric, title=f"{report.best.name}: permutation importance"
         )
 
@@ -421,7 +452,7 @@ def rescore_champion(
         candidate = _candidate_from_description(card.params, Task(spec.task))
     except (MLError, KeyError, TypeError) as exc:
         return CandidateResult(
-            name=card.candidate, family=card.family, status="failed", error=f"cannot rebuild: {exc}", key=key
+            name=card.candidate, family=card.family, status=CandidateStatus.FAILED, error=f"cannot rebuild: {exc}", key=key
         )
     for r in results:
         if r.ok and r.candidate is not None and _config(r.candidate) == _config(candidate):
@@ -435,7 +466,7 @@ def rescore_champion(
     failed = [m for m in members if not m.ok]
     if failed:
         return CandidateResult(
-            name=card.candidate, family=card.family, status="failed",
+            name=card.candidate, family=card.family, status=CandidateStatus.FAILED,
             error=f"member {failed[0].name} failed: {failed[0].error}", key=key,
         )
     return score_ensemble(candidate, members, data, folds, spec, key=key)

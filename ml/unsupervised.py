@@ -23,10 +23,11 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from datamesh.errors import did_you_mean
 from ml import plots
-from ml.errors import FeatureError, did_you_mean
+from ml.errors import FeatureError
 from ml.preparation import FrameCaster
-from ml.spec import column_kind
+from ml.spec import ColumnKind, column_kind
 
 __all__ = ["AnomalyResult", "SegmentationResult", "anomaly_scores", "detect_anomalies", "segment_customers"]
 
@@ -37,7 +38,7 @@ def _numeric_frame(frame: pd.DataFrame, features: Sequence[str], what: str) -> l
     for column in features:
         if column not in frame.columns:
             raise FeatureError(f"{what}: no column '{column}'." + did_you_mean(column, [str(c) for c in frame.columns]))
-        if column_kind(frame[column].dtype, frame[column]) != "numeric":
+        if column_kind(frame[column].dtype, frame[column]) is not ColumnKind.NUMERIC:
             raise FeatureError(
                 f"{what}: column '{column}' has type {frame[column].dtype}; only numeric and boolean columns are used."
             )

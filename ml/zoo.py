@@ -44,20 +44,24 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.svm import SVC, LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 
-from ml.errors import SpecError, did_you_mean
+from datamesh.errors import did_you_mean
+from ml.errors import SpecError
 from ml.keras_models import KerasMLPClassifier, KerasWideDeepClassifier
 from ml.preparation import MISSING_CATEGORY, FrameCaster
 from ml.spec import FeatureSet, Task
 
 __all__ = [
+    "DEFAULT_PROFILE",
     "Candidate",
     "EnsembleKind",
     "Family",
     "Preprocessing",
+    "Profile",
     "ZooPlan",
     "all_candidates",
     "candidate_by_name",
     "default_zoo",
+    "profile_named",
     "with_members",
 ]
 
@@ -94,6 +98,22 @@ class Preprocessing(StrEnum):
     DENSE_ONE_HOT = "dense_one_hot"
     ORDINAL = "ordinal"
     NATIVE_CATEGORICAL = "native_categorical"
+
+
+class Profile(StrEnum):
+    """Which part of the zoo :func:`default_zoo` runs.
+
+    * ``full``: every candidate (large data: subsampled or skipped, see
+      :func:`default_zoo`);
+    * ``fast``: a small, quick set (no SVC, no Keras, no stacking).
+    """
+
+    FULL = "full"
+    FAST = "fast"
+
+
+DEFAULT_PROFILE = Profile.FULL
+"""The profile used when none is given."""
 
 
 class EnsembleKind(StrEnum):
@@ -419,7 +439,7 @@ def default_zoo(
     task: Task | str,
     n_rows: int,
     include_keras: bool = True,
-    profile: str = "full",
+    profile: Profile | str = DEFAULT_PROFILE,
     *,
     n_jobs: int = -1,
     heavy_row_limit: int = 1_000_000,
@@ -430,15 +450,14 @@ def default_zoo(
     ``n_rows`` are kept but fit on a stratified subsample (noted, and kept
     out of ensembles). Heavy candidates are skipped above
     ``heavy_row_limit`` rows. ``profile="fast"`` runs a small, quick set
-    (no SVC, no Keras, no stacking).
+    (no SVC, no Keras, no stacking). See :class:`Profile`.
     """
     task = Task(str(task))
-    if profile not in ("full", "fast"):
-        raise SpecError(f"Unknown zoo profile '{profile}'; expected 'full' or 'fast'." + did_you_mean(profile, ["full", "fast"]))
+    profile = profile_named(profile)
     chosen: list[Candidate] = []
     skipped: list[tuple[str, str]] = []
     for candidate in all_candidates(task, n_jobs=n_jobs):
-        if profile == "fast" and candidate.name not in _FAST[task]:
+        if profile is Profile.FAST and candidate.name not in _FAST[task]:
             skipped.append((candidate.name, "not in the fast profile"))
             continue
         if candidate.family == Family.NEURAL and not include_keras:
@@ -455,6 +474,16 @@ def default_zoo(
             )
         chosen.append(candidate)
     return ZooPlan(tuple(chosen), tuple(skipped))
+
+
+def profile_named(name: Profile | str) -> Profile:
+    """The :class:`Profile` called ``name`` (``"fast"``, ``"full"``); a clear error otherwise."""
+    try:
+        return Profile(name)
+    except ValueError:
+        choices = [p.value for p in Profile]
+        expected = " or ".join(f"'{c}'" for c in choices)
+        raise SpecError(f"Unknown zoo profile '{name}'; expected {expected}." + did_you_mean(str(name), choices)) from None
 
 
 def candidate_by_name(name: str, task: Task | str, *, n_jobs: int = -1) -> Candidate:

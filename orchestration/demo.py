@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from datamesh.settings import get_settings
+from datamesh.settings import Settings, build_settings
 
 
 def _peak_rss_mib() -> tuple[float, float]:
@@ -22,13 +22,12 @@ def run_demo(*, customers: int = 50_000, seed: int = 42, lake_url: str | None = 
              profile: str = "fast", max_training_rows: int | None = 100_000) -> dict[str, Any]:
     """Materialise every asset (sources → dbt → ML → predictions) and return a summary.
 
-    The lake URL is exported as MESH_LAKE_URL so that the dbt subprocess (and
-    its mesh plugin) sees the same lake as this process.
+    The settings are built here, once, and reach every asset through the
+    ``mesh`` resource's run config (the dbt asset hands them to its subprocess
+    in a run context file); nothing is passed through the environment.
     """
-    if lake_url:
-        os.environ["MESH_LAKE_URL"] = lake_url
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    get_settings.cache_clear()
+    settings = build_settings(lake_url=lake_url)
+    os.environ.setdefault("DO_NOT_TRACK", "1")  # dbt's own telemetry opt-out, not a platform value
     started = time.perf_counter()
     progress(f"loading the code location (contracts, dbt manifest) for {customers:,} customers, seed {seed}")
     import dagster as dg
@@ -37,7 +36,7 @@ def run_demo(*, customers: int = 50_000, seed: int = 42, lake_url: str | None = 
 
     job = defs.resolve_implicit_global_asset_job_def()
     progress(f"materialising {len(list(defs.resolve_asset_graph().get_all_asset_keys()))} assets in-process "
-             f"into {get_settings().lake_url}")
+             f"into {settings.lake_url}")
     instance = dg.DagsterInstance.ephemeral()
     ops: dict[str, Any] = {"demo_sources": {"config": {"customers": customers, "seed": seed}}}
     training = {"seed": seed, "profile": profile, "include_keras": profile == "full",
@@ -50,7 +49,9 @@ def run_demo(*, customers: int = 50_000, seed: int = 42, lake_url: str | None = 
         elif node.name in ("segment_customers", "detect_anomalous_accounts"):
             ops[node.name] = {"config": {"seed": seed}}
     # INFO, not DEBUG: show our progress lines (training, publishing) without every engine event.
-    run_config = {"ops": ops, "loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    run_config = {"ops": ops, "loggers": {"console": {"config": {"log_level": "INFO"}}},
+                  "resources": {"mesh": {"config": {"lake_url": settings.lake_url,
+                                                    "contracts_dir": str(settings.contracts_dir)}}}}
     result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False,
                                     asset_selection=None if selection is None else [dg.AssetKey.from_user_string(selection)])
     steps: dict[str, float] = {}
@@ -75,28 +76,28 @@ def run_demo(*, customers: int = 50_000, seed: int = 42, lake_url: str | None = 
     summary = {
         "customers": customers,
         "seed": seed,
-        "lake": get_settings().lake_url,
+        "lake": settings.lake_url,
         "wall_seconds": round(time.perf_counter() - started, 1),
         "step_seconds": {k: round(v, 1) for k, v in steps.items()},
         "peak_rss_mib": {"this_process": round(own), "largest_child": round(children)},
-        "products": _product_summary(),
-        "models": _model_summary(),
+        "products": _product_summary(settings),
+        "models": _model_summary(settings),
     }
     return summary
 
 
-def _product_summary() -> list[dict[str, Any]]:
+def _product_summary(settings: Settings) -> list[dict[str, Any]]:
     from datamesh.platform import Mesh
 
     return [
         {k: row[k] for k in ("domain", "product", "version", "rows")}
-        for row in Mesh.from_settings().catalog.status() if row["version"] is not None
+        for row in Mesh.from_settings(settings).catalog.status() if row["version"] is not None
     ]
 
 
-def _model_summary() -> dict[str, Any]:
+def _model_summary(settings: Settings) -> dict[str, Any]:
     try:
         from orchestration.assets.ml import latest_model_summary
     except ImportError:
         return {}
-    return latest_model_summary()
+    return latest_model_summary(settings)

@@ -11,22 +11,28 @@ from dagster_dbt import DbtCliResource, DbtProject
 
 from datamesh.paths import DBT_PROJECT_DIR
 from datamesh.platform import Mesh
-from datamesh.settings import Settings
+from datamesh.settings import Settings, build_settings
 
 
 class MeshResource(dg.ConfigurableResource):
-    """The data mesh (lake + contracts). Empty fields fall back to MESH_* settings."""
+    """The data mesh (lake + contracts), the edge where Dagster builds the platform settings.
+
+    Empty fields fall back to the ``MESH_*`` environment of the code location
+    (configure them with ``dg.EnvVar`` in a deployment); the demo sets
+    ``lake_url`` through run config. The Dagster run id is recorded in every
+    manifest this resource's mesh commits.
+    """
 
     lake_url: str | None = None
     contracts_dir: str | None = None
+    actor: str | None = None
 
-    def mesh(self) -> Mesh:
-        overrides: dict[str, object] = {}
-        if self.lake_url:
-            overrides["lake_url"] = self.lake_url
-        if self.contracts_dir:
-            overrides["contracts_dir"] = self.contracts_dir
-        return Mesh.from_settings(Settings(**overrides))  # type: ignore[arg-type]
+    def settings(self, run_id: str | None = None) -> Settings:
+        return build_settings(lake_url=self.lake_url or None, contracts_dir=self.contracts_dir or None,
+                              actor=self.actor or None, run_id=run_id)
+
+    def mesh(self, run_id: str | None = None) -> Mesh:
+        return Mesh.from_settings(self.settings(run_id))
 
 
 def dbt_executable() -> str:

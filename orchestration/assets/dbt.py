@@ -2,17 +2,18 @@
 
 # No `from __future__ import annotations`: Dagster reads these annotations at definition time.
 
-import os
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from datamesh.contracts import ContractRegistry
-from datamesh.dbt_plugin import RUN_ID_ENV
+from datamesh.dbt_plugin import CONTEXT_FILE
 from orchestration.products import asset_key, description, owners, table_schema
-from orchestration.resources import dbt_project
+from orchestration.resources import MeshResource, dbt_project
 
 
 class MeshDbtTranslator(DagsterDbtTranslator):
@@ -58,20 +59,17 @@ class MeshDbtTranslator(DagsterDbtTranslator):
 def build_dbt_assets(contracts: ContractRegistry) -> dg.AssetsDefinition:
     @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project,
                 dagster_dbt_translator=MeshDbtTranslator(contracts), name="dbt_models")
-    def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, mesh: MeshResource):
         """Build staging, intermediate and mart models; marts publish through the mesh plugin."""
-        # dbt runs as a subprocess and inherits the environment: the run id ends up in manifests.
-        os.environ[RUN_ID_ENV] = _run_id(context)
-        os.environ.setdefault("DO_NOT_TRACK", "1")
-        try:
-            yield from dbt.cli(["build"], context=context).stream()
-        finally:
-            os.environ.pop(RUN_ID_ENV, None)
+        # The dbt subprocess gets this run's settings (lake, contracts, actor, run id) in a context
+        # file inside its own target folder: nothing travels through this process's environment.
+        target = Path(dbt_project.project_dir) / "target" / f"run-{context.run_id}"
+        target.mkdir(parents=True, exist_ok=True)
+        settings = mesh.settings(run_id=context.run_id)
+        (target / CONTEXT_FILE).write_text(json.dumps({
+            "lake_url": settings.lake_url, "contracts_dir": str(settings.contracts_dir),
+            "actor": settings.actor, "run_id": settings.run_id,
+        }))
+        yield from dbt.cli(["build"], context=context, target_path=target).stream()
 
     return dbt_models
-
-
-def _run_id(context: dg.AssetExecutionContext) -> str:
-    from datamesh.publish import new_run_id
-
-    return f"{new_run_id()}-{context.run_id[:8]}"

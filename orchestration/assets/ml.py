@@ -60,7 +60,7 @@ def build_training_asset(contract: Contract) -> dg.AssetsDefinition:
         from ml.products import train_product
 
         outcome = train_product(
-            mesh.mesh(), contract.id, candidates=config.candidates or None, profile=config.profile,
+            mesh.mesh(context.run_id), contract.id, candidates=config.candidates or None, profile=config.profile,
             include_keras=config.include_keras, seed=config.seed, max_training_rows=config.max_training_rows,
             progress=context.log.info,
         )
@@ -98,7 +98,7 @@ def build_predictions_asset(training: Contract, predictions: Contract) -> dg.Ass
         """Score the latest features with the champion model and publish the predictions product."""
         from ml.products import score_product
 
-        platform = mesh.mesh()
+        platform = mesh.mesh(context.run_id)
         manifest = score_product(platform, training.id, predictions_product=predictions.id, progress=context.log.info)
         relation = f"{predictions.domain}.{predictions.id}"
         with platform.session() as s:
@@ -141,12 +141,12 @@ def labelled_products(contracts: ContractRegistry) -> list[Contract]:
     return [c for c in contracts if c.ml is not None and c.ml.label_column is not None]
 
 
-def latest_model_summary() -> dict[str, Any]:
+def latest_model_summary(settings: Any = None) -> dict[str, Any]:
     """Champion of every labelled product (for the demo summary)."""
     from datamesh.platform import Mesh
     from ml.products import registry
 
-    mesh = Mesh.from_settings()
+    mesh = Mesh.from_settings(settings)
     reg = registry(mesh)
     out = {}
     for contract in mesh.contracts:
@@ -186,7 +186,7 @@ def build_unsupervised_assets(contracts: ContractRegistry, source: str = "churn_
             """K-means segments of customers (k by silhouette), with a PCA 2-D plot."""
             from ml.products import segment_product
 
-            platform = mesh.mesh()
+            platform = mesh.mesh(context.run_id)
             manifest, result = segment_product(platform, source, segments.id, seed=config.seed,
                                                progress=context.log.info)
             uri = platform.lake.uri(platform.catalog.paths_for(segments).prefix)
@@ -212,7 +212,7 @@ def build_unsupervised_assets(contracts: ContractRegistry, source: str = "churn_
             """Gaussian-mixture density of accounts (components by BIC); the least likely 1% are flagged."""
             from ml.products import anomalies_product
 
-            platform = mesh.mesh()
+            platform = mesh.mesh(context.run_id)
             manifest, result = anomalies_product(platform, source, anomalies.id, seed=config.seed,
                                                  progress=context.log.info)
             uri = platform.lake.uri(platform.catalog.paths_for(anomalies).prefix)

@@ -32,7 +32,7 @@ def build_source_assets(contracts: ContractRegistry) -> dg.AssetsDefinition:
         """Generate the operational data of the demo domains and publish each as a product version."""
         from datamesh.demo.generator import DemoConfig, iter_product
 
-        platform = mesh.mesh()
+        platform = mesh.mesh(context.run_id)
         demo = DemoConfig(customers=config.customers, seed=config.seed)
         selected = context.selected_asset_keys
         for contract in chosen:

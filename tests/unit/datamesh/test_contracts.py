@@ -99,3 +99,96 @@ def test_odcs_export(contracts_dir: Path) -> None:
     assert props["widget_id"]["primaryKey"] is True
     assert props["color"]["quality"][0]["arguments"]["validValues"] == ["red", "green", "blue"]
     assert any(q.get("type") == "sql" for q in doc["schema"][0]["quality"])
+
+
+BAD_COLUMN_NAMES = [
+    "customerID", "TotalSpend", "firstName", "lastName", "EmailAddress", "signupDate", "isActive", "planType",
+    "MonthlyFee", "countryCode", "zipCode", "phoneNumber", "lastLoginAt", "churnScore", "referralSource",
+    "accountManager", "NPS", "supportTickets", "discountRate", "billingCycle", "createdBy",
+]
+
+
+def test_many_bad_column_names_are_one_line(tmp_path: Path) -> None:
+    assert len(BAD_COLUMN_NAMES) == 21
+    columns = "".join(f"  - name: {n}\n    type: string\n" for n in BAD_COLUMN_NAMES)
+    path = write(tmp_path, WIDGETS_CONTRACT.replace("columns:\n", "columns:\n" + columns, 1))
+    with pytest.raises(ContractError) as info:
+        load_contract(path)
+    message = str(info.value)
+    assert message.count("\n") == 0
+    assert message.startswith(f"Invalid contract {path}: 21 column names are not snake_case: "
+                              "customerID → customer_id, TotalSpend → total_spend, firstName → first_name")
+    assert "NPS → nps" in message and "createdBy → created_by" in message
+    assert message.count("lowercase letters, digits and single underscores") == 1
+
+
+def test_one_bad_column_name(tmp_path: Path) -> None:
+    path = write(tmp_path, WIDGETS_CONTRACT.replace("  - name: price", "  - name: Price", 1))
+    with pytest.raises(ContractError, match="1 column name is not snake_case: Price → price. Names are lowercase"):
+        load_contract(path)
+
+
+def test_other_problems_stay_one_short_line_each(tmp_path: Path) -> None:
+    text = (WIDGETS_CONTRACT.replace("  team: shop-team\n", "", 1).replace("  - name: price", "  - name: Price", 1)
+            .replace("    type: double", "    type: float", 1).replace("  contact: shop@example.com", "  contct: x", 1))
+    path = write(tmp_path, text)
+    with pytest.raises(ContractError) as info:
+        load_contract(path)
+    lines = str(info.value).splitlines()
+    assert lines[0] == f"Invalid contract {path}: 4 problems:"
+    assert lines[1] == "  - 1 column name is not snake_case: Price → price. Names are lowercase letters, digits and " \
+                       "single underscores, starting with a letter, at most 63 characters."
+    assert lines[2] == "  - missing required fields 'owner.team', 'owner.contact'"
+    assert any("unknown field 'owner.contct'. Did you mean 'contact'?" in line for line in lines)
+    assert any("field 'columns[Price].type'" in line for line in lines)
+    assert all(len(line) < 250 for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "kind"),
+    [
+        ("id: widgets", 'id: "widgets\\n"', "product id"),
+        ("domain: shop", 'domain: "shop\\n"', "domain"),
+        ("  - name: price", '  - name: "price\\n"', "column name"),
+    ],
+)
+def test_trailing_newline_in_names_is_refused(tmp_path: Path, old: str, new: str, kind: str) -> None:
+    path = write(tmp_path, WIDGETS_CONTRACT.replace(old, new, 1))
+    with pytest.raises(ContractError) as info:
+        load_contract(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "\\n" in message  # shown escaped, so the reader sees it
+    assert ("line break" in message) or ("not snake_case" in message)
+    assert "^[a-z]" not in message
+
+
+@pytest.mark.parametrize(
+    ("query", "fragments"),
+    [
+        ("select 0 from {product}; COPY (select 1) TO '/tmp/x.csv'; select 0",
+         ["statement 2 of 3 is COPY", "COPY (select 1) TO '/tmp/x.csv'"]),
+        ("select count(*) from {product}; select 1", ["exactly one SELECT statement", "has 2"]),
+        ("copy (select * from {product}) to '/tmp/x.csv'", ["it is COPY"]),
+        ("select count(*) frm {product}", ["does not parse", "{product}"]),
+        ("explain analyze select count(*) from {product}", ["EXPLAIN"]),
+    ],
+    ids=["smuggled_copy", "two_selects", "copy_only", "syntax_error", "explain"],
+)
+def test_sql_rules_are_checked_at_load_time(tmp_path: Path, query: str, fragments: list[str]) -> None:
+    original = "select count(*) from {product} where color = 'blue' and price = 0"
+    path = write(tmp_path, WIDGETS_CONTRACT.replace(original, query.replace('"', '\\"'), 1))
+    with pytest.raises(ContractError) as info:
+        load_contract(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "quality[no_free_blue_widgets]" in message
+    assert "__mesh_product" not in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_sql_rule_with_placeholder_in_a_subquery_loads(tmp_path: Path) -> None:
+    original = "select count(*) from {product} where color = 'blue' and price = 0"
+    query = "with c as (select * from {product}) select count(*) from c where price = 0"
+    assert load_contract(write(tmp_path, WIDGETS_CONTRACT.replace(original, query, 1))).quality

@@ -53,3 +53,11 @@ def test_drift_report() -> None:
 @pytest.mark.parametrize(("psi", "status"), [(0.0, "stable"), (0.099, "stable"), (0.1, "moderate"), (0.25, "significant")])
 def test_status_thresholds(psi: float, status: str) -> None:
     assert drift_status(psi) == status
+
+
+def test_drift_status_is_an_enum_with_the_old_values() -> None:
+    from ml.drift import DriftStatus
+
+    assert drift_status(0.3) is DriftStatus.SIGNIFICANT
+    assert [s.value for s in DriftStatus] == ["stable", "moderate", "significant"]
+    assert f"{drift_status(0.0)}" == "stable"

@@ -116,3 +116,16 @@ def test_regression_candidates_cross_validate(name: str) -> None:
     data = prepare_training_data(frame, spec)
     result = cross_validate(candidate_by_name(name, "regression"), data, make_folds(data.y, spec.task, 3, 0), spec)
     assert result.ok and result.metrics["r2"] > 0.5 and result.threshold is None
+
+
+def test_candidate_status_is_an_enum_that_takes_the_old_strings() -> None:
+    from ml.errors import TrainingError
+    from ml.evaluation import CandidateStatus
+
+    result = CandidateResult(name="a", family="linear", status="skipped", note="why")
+    assert result.status is CandidateStatus.SKIPPED and result.status == "skipped" and not result.ok
+    assert CandidateResult(name="a", family="linear", status=CandidateStatus.OK).ok
+    rows = comparison_table([_result("a", "ok", 0.8), _result("b", "failed")], "roc_auc", "classification")
+    assert [type(r["status"]) for r in rows] == [str, str]  # plain JSON data in cards
+    with pytest.raises(TrainingError, match="unknown status 'done'; expected one of \\['ok', 'failed', 'skipped'\\]"):
+        CandidateResult(name="a", family="linear", status="done")  # type: ignore[arg-type]

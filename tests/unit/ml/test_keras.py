@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pytest
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
+from datamesh.storage import Lake
 from ml.evaluation import fit_candidate
 from ml.preparation import prepare_training_data
 from ml.registry import ModelRegistry
@@ -79,7 +79,7 @@ def test_predictions_uncertainty_and_pickling(keras_pipeline: tuple[Pipeline, pd
 
 def test_registry_and_scoring_with_uncertainty(keras_pipeline: tuple[Pipeline, pd.DataFrame], tmp_path: Path) -> None:
     model, frame = keras_pipeline
-    registry = ModelRegistry(pafs.LocalFileSystem(), str(tmp_path / "models"))
+    registry = ModelRegistry(Lake(tmp_path))
     registry.register("churn", model, card(0.7))
     loaded = registry.load("churn", 1)
     table = pa.Table.from_pandas(frame.drop(columns="churned"), preserve_index=False)

@@ -124,3 +124,56 @@ def test_column_kind_inspects_object_columns() -> None:
     assert column_kind(pd.Series([1, None], dtype=object).dtype, pd.Series([1.5, None], dtype=object)) == "numeric"
     assert column_kind(pd.Series(["a"], dtype=object).dtype, pd.Series(["a"], dtype=object)) == "categorical"
     assert column_kind(pa.timestamp("us")) == "unsupported"
+
+
+def test_task_values_are_the_contracts() -> None:
+    from typing import get_args
+
+    from datamesh.contracts import MLSection
+    from ml.spec import DEFAULT_TASK
+
+    assert {t.value for t in Task} == set(get_args(MLSection.model_fields["task"].annotation))
+    assert DEFAULT_TASK == MLSection.model_fields["task"].default and make_spec().task is DEFAULT_TASK
+
+
+@pytest.mark.parametrize(
+    ("declared", "expected"),
+    [
+        ({"recallAtLeast": 0.8}, ThresholdPolicy(recall_at_least=0.8)),
+        ({"precisionAtLeast": 0.9}, ThresholdPolicy(precision_at_least=0.9)),
+        ({"maximize": "f1"}, ThresholdPolicy()),
+        ({}, ThresholdPolicy()),
+    ],
+)
+def test_threshold_policy_from_the_contract(declared: dict[str, object], expected: ThresholdPolicy) -> None:
+    from datamesh.contracts import ThresholdPolicy as ContractThresholdPolicy
+
+    contract_policy = ContractThresholdPolicy.model_validate(declared)
+    assert ThresholdPolicy.from_contract(contract_policy) == expected
+    assert ThresholdPolicy.from_dict(declared) == expected
+    assert make_spec(threshold_policy=contract_policy).threshold_policy == expected
+
+
+def test_invalid_contract_threshold_policy_names_the_contract() -> None:
+    from datamesh.contracts import ThresholdPolicy as ContractThresholdPolicy
+
+    both = ContractThresholdPolicy.model_validate({"recallAtLeast": 0.8, "precisionAtLeast": 0.9})
+    with pytest.raises(SpecError, match=f"`ml.thresholdPolicy` in {CONTRACT}: Threshold policy sets .*at most one"):
+        ThresholdPolicy.from_contract(both, where=CONTRACT)
+    with pytest.raises(SpecError, match=r"recall_at_least=1.5: expected a number in \(0, 1\]"):
+        ThresholdPolicy.from_contract(ContractThresholdPolicy.model_validate({"recallAtLeast": 1.5}), where=CONTRACT)
+
+
+def test_unknown_threshold_policy_key_lists_the_contract_spelling() -> None:
+    with pytest.raises(SpecError) as info:
+        ThresholdPolicy.from_dict({"recall": 0.8}, where=CONTRACT)
+    assert str(info.value).startswith(
+        f"Unknown key 'recall' in {CONTRACT}; expected one of recallAtLeast, precisionAtLeast, fixed, maximize: f1."
+    )
+
+
+def test_column_kind_is_an_enum_with_the_old_values() -> None:
+    from ml.spec import ColumnKind
+
+    assert column_kind(pa.int64()) is ColumnKind.NUMERIC and column_kind(pa.int64()) == "numeric"
+    assert [k.value for k in ColumnKind] == ["numeric", "categorical", "unsupported"]

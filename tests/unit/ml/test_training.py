@@ -150,3 +150,21 @@ def test_progress_messages() -> None:
     train_and_evaluate(churn_frame(), spec, ["logistic_regression"], progress=messages.append, plots="none", diagnostics=False)
     assert messages[0].startswith("churn_features: 300 rows, 6 features (1 categorical), 1 candidates, 3-fold CV")
     assert any(m.startswith("[1/1] logistic_regression: roc_auc") for m in messages)
+
+
+def test_plot_selection_is_an_enum_that_takes_the_old_strings() -> None:
+    from datamesh.provenance import code_version
+    from ml.errors import SpecError
+    from ml.plots import PlotKind
+    from ml.training import DEFAULT_PLOTS, PlotSelection
+
+    assert DEFAULT_PLOTS is PlotSelection.ALL and [p.value for p in PlotSelection] == ["all", "best", "none"]
+    spec = LearningSpec("churn_features", "customer_id", "churned", cv_folds=3)
+    best = train_and_evaluate(churn_frame(), spec, ["logistic_regression", "decision_tree"], plots=PlotSelection.BEST,
+                              diagnostics=False)
+    assert set(best.plots) == {k.filename for k in (PlotKind.COMPARISON, PlotKind.CONFUSION_MATRIX, PlotKind.ROC,
+                                                    PlotKind.PR, PlotKind.CALIBRATION)}
+    assert list(best.candidate_plots) == [best.best.name]
+    assert best.model_card().code_version == code_version()
+    with pytest.raises(SpecError, match="plots='nnone'; expected 'all', 'best' or 'none'. Did you mean 'none'?"):
+        train_and_evaluate(churn_frame(), spec, ["logistic_regression"], plots="nnone")

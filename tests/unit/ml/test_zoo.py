@@ -91,3 +91,11 @@ def test_describe_is_json_able() -> None:
 
     for c in all_candidates("classification"):
         json.dumps(c.describe())
+
+
+def test_profiles_are_an_enum_that_takes_the_old_strings() -> None:
+    from ml.zoo import DEFAULT_PROFILE, Profile
+
+    assert [p.value for p in Profile] == ["full", "fast"] and DEFAULT_PROFILE is Profile.FULL
+    assert default_zoo("classification", 1_000, profile=Profile.FAST) == default_zoo("classification", 1_000, profile="fast")
+    assert default_zoo("classification", 1_000) == default_zoo("classification", 1_000, profile=Profile.FULL)

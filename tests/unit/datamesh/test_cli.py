@@ -1,0 +1,207 @@
+"""The `mesh` CLI as a hostile or careless user meets it: clear errors, no tracebacks, nothing changed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from datamesh.cli import app
+from tests.conftest import widgets_table
+from tests.integrity import lake_fingerprint
+
+
+@pytest.fixture()
+def cli(mesh, contracts_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001, ANN201
+    """Run `mesh ...` against the test mesh; returns (invoke, mesh)."""
+    from datamesh.settings import get_settings
+
+    monkeypatch.setenv("MESH_LAKE_URL", str(tmp_path / "lake"))
+    monkeypatch.setenv("MESH_CONTRACTS_DIR", str(contracts_dir))
+    monkeypatch.delenv("MESH_ACTOR", raising=False)
+    get_settings.cache_clear()
+    runner = CliRunner()
+
+    def invoke(*args: str):  # noqa: ANN202
+        get_settings.cache_clear()
+        result = runner.invoke(app, list(args))
+        assert "Traceback" not in result.output, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+        return result
+
+    yield invoke
+    get_settings.cache_clear()
+
+
+ROGUE_CONTRACT = """
+apiVersion: datamesh/v1
+kind: DataProduct
+id: widgets
+name: Rogue widgets
+domain: shop
+version: 9.0.0
+description: {purpose: mine now, grain: whatever}
+owner: {team: rogue, contact: rogue@example.com}
+columns:
+  - name: widget_id
+    type: int64
+"""
+
+
+def test_publish_under_a_rogue_contract_is_refused(cli, mesh, tmp_path: Path) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(5))
+    rogue = tmp_path / "rogue.yaml"
+    rogue.write_text(ROGUE_CONTRACT)
+    data = tmp_path / "rogue.csv"
+    data.write_text("widget_id\n1\n1\n")
+    before = lake_fingerprint(mesh)
+    result = cli("publish", "widgets", str(data), "--contract", str(rogue))
+    assert result.exit_code == 1
+    assert "registered by" in result.output and "never replace" in result.output
+    assert lake_fingerprint(mesh) == before
+
+
+def test_contract_option_may_declare_a_new_product(cli, mesh, tmp_path: Path) -> None:  # noqa: ANN001
+    new = tmp_path / "gadgets.yaml"
+    new.write_text(ROGUE_CONTRACT.replace("id: widgets", "id: gadgets"))
+    data = tmp_path / "gadgets.csv"
+    data.write_text("widget_id\n1\n2\n")
+    result = cli("publish", "gadgets", str(data), "--contract", str(new))
+    assert result.exit_code == 0, result.output
+    assert "published gadgets version 1: 2 rows" in result.output
+
+
+@pytest.mark.parametrize("statement", [
+    "COPY (select * from widgets limit 1) TO '{target}'",
+    "select 1; COPY (select 1) TO '{target}'",
+    "ATTACH '{target}.db' AS x",
+    "INSTALL httpfs",
+    "CREATE TABLE t AS SELECT 1",
+    "SET enable_external_access = true",
+])
+def test_query_cannot_write(cli, mesh, statement: str) -> None:  # noqa: ANN001
+    m = mesh.publish("widgets", widgets_table(5))
+    target = mesh.catalog.file_paths(m)[0]
+    before = lake_fingerprint(mesh)
+    result = cli("query", statement.format(target=target))
+    assert result.exit_code == 1
+    assert "read-only" in result.output
+    assert lake_fingerprint(mesh) == before
+    assert cli("query", "-f", "json", "select count(*) as n from widgets").output.count('"n": 5') == 1
+
+
+@pytest.mark.parametrize(("pin", "fragment"), [
+    ("widgets=²", "whole number"),
+    ("widgets", "PRODUCT=VERSION"),
+    ("widgetz=1", "Did you mean 'widgets'"),
+    ("widgets=7", "no version 7"),
+])
+def test_bad_pins_are_clear(cli, mesh, pin: str, fragment: str) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(5))
+    result = cli("query", "--pin", pin, "select count(*) from widgets")
+    assert result.exit_code == 1
+    assert fragment in result.output
+
+
+def test_pin_accepts_domain_and_product(cli, mesh) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(5))
+    mesh.publish("widgets", widgets_table(8))
+    result = cli("query", "-f", "json", "--pin", "shop.widgets=1", "select count(*) as n from shop.widgets")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == [{"n": 5}]
+
+
+def test_corrupt_pointer_breaks_only_its_product(cli, mesh) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(5))
+    mesh.publish("widget_orders", pa.table({"order_id": pa.array([1], pa.int64()),
+                                            "line_number": pa.array([1], pa.int32()),
+                                            "widget_id": pa.array([1], pa.int64())}))
+    Path(mesh.catalog.paths("widgets").latest).write_bytes(b"{not json")
+    assert cli("query", "-f", "json", "select 1 as one").exit_code == 0
+    ok = cli("query", "-f", "json", "select count(*) as n from widget_orders")
+    assert ok.exit_code == 0 and json.loads(ok.output) == [{"n": 1}]
+    broken = cli("query", "select count(*) from widgets")
+    assert broken.exit_code == 1
+    assert "widgets" in broken.output and "mesh repair widgets" in broken.output
+    products = cli("products", "-f", "json")
+    assert products.exit_code == 0, products.output
+    repaired = cli("repair", "widgets")
+    assert repaired.exit_code == 0, repaired.output
+    again = cli("query", "-f", "json", "select count(*) as n from widgets")
+    assert again.exit_code == 0 and json.loads(again.output) == [{"n": 5}]
+
+
+def test_output_is_text_not_markup(cli, mesh, tmp_path: Path) -> None:  # noqa: ANN001
+    # A value that looks like a closing markup tag, in an accepted-values error and in a table cell.
+    bad = tmp_path / "bad.csv"
+    bad.write_text("widget_id,color,price,made_at\n1,[/x],1.0,2026-01-01T00:00:00\n")
+    result = cli("publish", "widgets", str(bad))
+    assert result.exit_code == 1
+    assert "[/x]" in result.output
+    # A type with brackets in a schema error.
+    pq.write_table(pa.table({"widget_id": pa.array([1], pa.int64()), "color": ["red"], "price": [1.0],
+                             "made_at": pa.array([0], pa.timestamp("ns"))}), tmp_path / "ns.parquet")
+    result = cli("publish", "widgets", str(tmp_path / "ns.parquet"))
+    assert result.exit_code == 1
+    assert "timestamp[ns]" in result.output
+    mesh.publish("widgets", widgets_table(1, color="red"))
+    shown = cli("query", "select '[bold]x[/bold]' as v, '[/x]' as w")
+    assert shown.exit_code == 0 and "[bold]x[/bold]" in shown.output and "[/x]" in shown.output
+
+
+def test_retention_refuses_a_manifest_pointing_outside(cli, mesh) -> None:  # noqa: ANN001
+    for n in (3, 4, 5, 6):
+        mesh.publish("widgets", widgets_table(n))
+    mesh.publish("widget_orders", pa.table({"order_id": pa.array([1], pa.int64()),
+                                            "line_number": pa.array([1], pa.int32()),
+                                            "widget_id": pa.array([1], pa.int64())}))
+    manifest_path = Path(mesh.catalog.paths("widgets").manifest(mesh.catalog.versions("widgets")[0]))
+    doc = json.loads(manifest_path.read_text())
+    doc["run_id"] = "../../widget_orders"
+    manifest_path.write_text(json.dumps(doc))
+    orders_before = lake_fingerprint(mesh)["catalog"]["widget_orders"]
+    before_bytes = {k: v for k, v in lake_fingerprint(mesh)["bytes"].items() if "widget_orders" in k}
+    result = cli("retention", "widgets", "--keep", "1")
+    assert result.exit_code == 1
+    assert "widgets" in result.output
+    after = lake_fingerprint(mesh)
+    assert after["catalog"]["widget_orders"] == orders_before
+    assert {k: v for k, v in after["bytes"].items() if "widget_orders" in k} == before_bytes
+
+
+def test_tampered_version_is_refused_and_verify_reports_it(cli, mesh) -> None:  # noqa: ANN001
+    m = mesh.publish("widgets", widgets_table(5))
+    path = mesh.catalog.file_paths(m)[0]
+    pq.write_table(widgets_table(5, color="blue"), path)  # same rows, different bytes, new mtime
+    result = cli("query", "select count(*) from widgets")
+    assert result.exit_code == 1
+    assert Path(path).name in result.output
+    verified = cli("verify")
+    assert verified.exit_code == 2
+    assert "widgets" in verified.output and Path(path).name in verified.output
+
+
+def test_publisher_of_another_domain_is_refused(cli, mesh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(5))
+    data = tmp_path / "w.csv"
+    data.write_text("widget_id,color,price,made_at\n1,red,1.0,2026-01-01T00:00:00\n")
+    before = lake_fingerprint(mesh)
+    monkeypatch.setenv("MESH_ACTOR", "publisher:billing")
+    result = cli("publish", "widgets", str(data))
+    assert result.exit_code == 1 and "publisher:shop" in result.output
+    monkeypatch.setenv("MESH_ACTOR", "analyst")
+    result = cli("publish", "widgets", str(data))
+    assert result.exit_code == 1 and "analysts read products" in result.output
+    assert lake_fingerprint(mesh) == before
+    monkeypatch.setenv("MESH_ACTOR", "publisher:shop")
+    assert cli("publish", "widgets", str(data)).exit_code == 0
+
+
+def test_bad_settings_are_clear(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("MESH_ACTOR", "root")
+    result = cli("products")
+    assert result.exit_code == 1 and "MESH_ACTOR" in result.output

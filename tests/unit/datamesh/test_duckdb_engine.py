@@ -1,0 +1,193 @@
+"""Mesh sessions: one broken product never breaks the others; reads serve exactly the committed files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from datamesh.errors import BrokenProductError, QueryError, ReadOnlyError, TamperedError, VersionNotFoundError
+from tests.conftest import widgets_table
+from tests.integrity import lake_fingerprint
+
+
+def _orders(n: int = 2) -> pa.Table:
+    return pa.table({"order_id": pa.array(range(n), pa.int64()), "line_number": pa.array([1] * n, pa.int32()),
+                     "widget_id": pa.array(range(n), pa.int64())})
+
+
+def _publish_both(mesh: Any) -> None:
+    mesh.publish("widgets", widgets_table(5))
+    mesh.publish("widget_orders", _orders(2))
+
+
+def _break_pointer(mesh: Any) -> None:
+    Path(mesh.catalog.paths("widgets").latest).write_bytes(b"\x00\xff garbage")
+
+
+def _break_manifest(mesh: Any) -> None:
+    path = Path(mesh.catalog.paths("widgets").manifest(1))
+    doc = json.loads(path.read_text())
+    doc["run_id"] = "../../../billing/invoices"
+    path.write_text(json.dumps(doc))
+
+
+def _tamper_file(mesh: Any) -> None:
+    m = mesh.catalog.manifest("widgets")
+    pq.write_table(widgets_table(5, color="blue"), mesh.catalog.file_paths(m)[0])
+
+
+def _delete_file(mesh: Any) -> None:
+    m = mesh.catalog.manifest("widgets")
+    os.remove(mesh.catalog.file_paths(m)[0])
+
+
+BREAKS = [
+    (_break_pointer, BrokenProductError, "_latest.json"),
+    (_break_manifest, BrokenProductError, "00000001.json"),
+    (_tamper_file, TamperedError, "part-00000.parquet"),
+    (_delete_file, TamperedError, "is missing"),
+]
+
+
+@pytest.mark.parametrize(("damage", "error", "fragment"), BREAKS,
+                         ids=["pointer", "manifest", "tampered_file", "deleted_file"])
+def test_one_broken_product_never_breaks_the_others(mesh, damage, error: type, fragment: str) -> None:  # noqa: ANN001
+    _publish_both(mesh)
+    damage(mesh)
+    before = lake_fingerprint(mesh)
+    with mesh.session() as s:
+        assert set(s.broken) == {"widgets"} and "mesh repair widgets" in s.broken["widgets"]
+        assert s.views == {"widget_orders": 1}
+        assert s.sql("select 1").fetchone() == (1,)
+        assert s.sql("select count(*) from widget_orders").fetchone() == (2,)
+        assert s.sql("select count(*) from shop.widget_orders").fetchone() == (2,)
+        for query in ("select count(*) from widgets", "select color from shop.widgets",
+                      "with w as (select * from widgets) select count(*) from w",
+                      "select count(*) from widget_orders o join widgets w using (widget_id)",
+                      'select 1 from (select 1) where exists (select 1 from "Widgets")'):
+            with pytest.raises(error) as info:
+                s.sql(query)
+            message = str(info.value)
+            assert "'widgets'" in message and fragment in message and "mesh repair widgets" in message
+        # A CTE that merely shares the name is not a read of the product.
+        assert s.sql("with widgets as (select 7 as n) select n from widgets").fetchone() == (7,)
+    assert lake_fingerprint(mesh) == before
+
+
+def test_broken_view_raises_its_message_when_read(mesh) -> None:  # noqa: ANN001
+    """The view itself raises (DuckDB error()), even for a read the pre-check cannot see."""
+    _publish_both(mesh)
+    _break_pointer(mesh)
+    with mesh.session() as s:
+        with pytest.raises(duckdb.Error, match="mesh repair widgets"):
+            s.con.sql("select count(*) from widgets").fetchall()
+        with pytest.raises(duckdb.Error, match="mesh repair widgets"):
+            s.con.sql("select color from shop.widgets").fetchall()
+        # It keeps the contract's columns, so DESCRIBE and column lists still work.
+        assert [c[0] for c in s.con.sql("describe widgets").fetchall()] == ["widget_id", "color", "price", "made_at"]
+
+
+def test_broken_product_keeps_older_pins_readable(mesh) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(5))
+    mesh.publish("widgets", widgets_table(6))
+    _tamper_file(mesh)  # version 2
+    with mesh.session() as s:
+        assert "widgets" in s.broken
+        assert s.sql("select count(*) from widgets__v1").fetchone() == (5,)
+        with pytest.raises(TamperedError, match="version 2"):
+            s.sql("select count(*) from widgets__v2")
+
+
+def test_pinned_version_with_deleted_file(mesh) -> None:  # noqa: ANN001
+    m1 = mesh.publish("widgets", widgets_table(5))
+    mesh.publish("widgets", widgets_table(6))
+    path = mesh.catalog.file_paths(m1)[0]
+    os.remove(path)
+    before = lake_fingerprint(mesh)
+    with mesh.session() as s:
+        assert s.sql("select count(*) from widgets").fetchone() == (6,)
+        with pytest.raises(TamperedError) as info:
+            s.sql("select count(*) from shop.widgets__v1")
+        assert path in str(info.value) and "version 1" in str(info.value)
+        with pytest.raises(TamperedError, match="is missing"):
+            s.pin("widgets", 1)
+    with pytest.raises(TamperedError, match="is missing"):
+        mesh.session(pins={"widgets": 1}).sql("select count(*) from widgets")
+    assert lake_fingerprint(mesh) == before
+
+
+@pytest.mark.parametrize("version", [0, -3, True, "1", 1.5])
+def test_pin_validates_version(mesh, version: object) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(5))
+    with mesh.session() as s:
+        with pytest.raises(VersionNotFoundError, match="whole numbers from 1"):
+            s.pin("widgets", version)  # type: ignore[arg-type]
+    with pytest.raises(VersionNotFoundError, match="whole numbers from 1"):
+        mesh.session(pins={"widgets": version})  # type: ignore[dict-item]
+
+
+def test_pin_of_unknown_version(mesh) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(5))
+    with mesh.session() as s:
+        with pytest.raises(VersionNotFoundError, match="no version 9"):
+            s.sql("select * from widgets__v9")
+        assert s.sql("select count(*) from widgets__v1").fetchone() == (5,)
+
+
+def test_pins_by_qualified_name(mesh) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(5))
+    mesh.publish("widgets", widgets_table(6))
+    with mesh.session(pins={"shop.widgets": 1}) as s:
+        assert s.views["widgets"] == 1
+        assert s.sql("select count(*) from shop.widgets").fetchone() == (5,)
+
+
+# -- read-only ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("statement", [
+    "copy (select 1) to '{lake}/products/shop/widgets/x.csv'",
+    "create table t as select 1",
+    "attach '{lake}/x.duckdb'",
+    "set enable_external_access = true",
+    "select 1; drop view widgets",
+])
+def test_session_is_read_only(mesh, statement: str) -> None:  # noqa: ANN001
+    _publish_both(mesh)
+    before = lake_fingerprint(mesh)
+    with mesh.session() as s:
+        with pytest.raises(ReadOnlyError):
+            s.sql(statement.format(lake=mesh.lake.root))
+        assert s.sql("select count(*) from widgets").fetchone() == (5,)
+    assert lake_fingerprint(mesh) == before
+
+
+def test_session_reads_nothing_outside_the_lake(mesh, tmp_path: Path) -> None:  # noqa: ANN001
+    _publish_both(mesh)
+    outside = tmp_path / "secret.csv"
+    outside.write_text("a\n1\n")
+    with mesh.session() as s:
+        with pytest.raises(QueryError, match="Permission Error"):
+            s.sql(f"select * from read_csv('{outside}')")
+        # Inside the lake's products, and views created after the lock (pins), still work.
+        assert s.sql("select count(*) from widgets__v1").fetchone() == (5,)
+        with pytest.raises(duckdb.Error):
+            s.con.execute("SET memory_limit = '10GB'")
+
+
+def test_latest_views_use_verified_files(mesh, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    _publish_both(mesh)
+    seen: list[str] = []
+    original = mesh.catalog.verified_file_uris
+    monkeypatch.setattr(mesh.catalog, "verified_file_uris", lambda m: seen.append(m.product) or original(m))
+    monkeypatch.setattr(mesh.catalog, "file_uris", lambda m: pytest.fail("unverified file list used"))
+    with mesh.session() as s:
+        s.sql("select count(*) from widgets__v1").fetchall()
+    assert sorted(seen) == ["widget_orders", "widgets", "widgets"]
