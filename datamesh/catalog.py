@@ -14,6 +14,7 @@ and pointer move is still served, and one killed before commit never is.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Callable
@@ -380,6 +381,8 @@ class Catalog:
             return "is not a regular file"
         if info.size != entry.bytes:
             return f"has {info.size:,} bytes, the manifest recorded {entry.bytes:,}"
+        if not self.lake.is_s3 and os.path.realpath(path) != path:
+            return f"is reached through a symbolic link (it resolves to {os.path.realpath(path)})"
         mtime = info.mtime_ns
         if not full_hash and entry.mtime_ns is not None and mtime == entry.mtime_ns:
             return None

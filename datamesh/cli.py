@@ -53,6 +53,14 @@ err_console = Console(stderr=True, markup=False, highlight=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Control characters (ANSI escapes, NUL, C1 codes) in data or names would drive the terminal: shown escaped.
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)] if chr(c) not in "\n\t"}
+
+
+def clean(text: object) -> str:
+    """``text`` safe for a terminal: control characters other than newline and tab are shown as ``\\xNN``."""
+    return str(text).translate(_CONTROL)
+
 
 def handled(fn: F) -> F:
     """One error handler for every command: a PlatformError is a clear message and exit code 1."""
@@ -98,17 +106,18 @@ def _mesh() -> Any:
 
 
 def _fail(exc: Exception) -> None:
-    err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
+    err_console.print(Text.assemble(("error: ", "bold red"), clean(exc)), soft_wrap=True)
     raise typer.Exit(code=1)
 
 
 def _progress(message: str) -> None:
-    err_console.print(Text.assemble((time.strftime("%H:%M:%S"), "dim"), " ", str(message)))
+    err_console.print(Text.assemble((time.strftime("%H:%M:%S"), "dim"), " ", clean(message)))
 
 
 def _say(*parts: str | tuple[str, str]) -> None:
     """Print one line; plain strings are text, ``(text, style)`` pairs are styled text."""
-    console.print(Text.assemble(*parts), soft_wrap=True)
+    console.print(Text.assemble(*[clean(p) if isinstance(p, str) else (clean(p[0]), p[1]) for p in parts]),
+                  soft_wrap=True)
 
 
 def _print_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: OutputFormat, title: str | None = None) -> None:
@@ -122,11 +131,11 @@ def _print_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: OutputForm
         writer.writerow(columns)
         writer.writerows(rows)
         return
-    table = Table(title=None if title is None else Text(title), show_lines=False)
+    table = Table(title=None if title is None else Text(clean(title)), show_lines=False)
     for c in columns:
-        table.add_column(Text(str(c)), overflow="fold")
+        table.add_column(Text(clean(c)), overflow="fold")
     for r in rows:
-        table.add_row(*[Text("" if v is None else str(v)) for v in r])
+        table.add_row(*[Text("" if v is None else clean(v)) for v in r])
     console.print(table)
 
 
@@ -229,8 +238,6 @@ def query(
     else:
         with mesh.session(pins=pins) as session:
             rel = session.sql(sql)
-            if rel is None:
-                return
             columns = rel.columns
             rows = rel.fetchmany(limit) if fmt is OutputFormat.TABLE else rel.fetchall()
     _print_rows(columns, rows[:limit] if fmt is OutputFormat.TABLE else rows, fmt)
@@ -335,7 +342,9 @@ def retention(
     c = mesh.contract(product)
     n = keep or c.retention_versions or 5
     removed = apply_retention_rule(mesh.catalog, c, keep=n)
-    _say(f"{c.id}: removed versions {', '.join(map(str, removed)) or 'none'}; kept the newest {n}")
+    kept = mesh.catalog.versions(c.id)
+    _say(f"{c.domain}.{c.id}: removed versions {', '.join(map(str, removed)) or 'none'}; kept "
+         f"{', '.join(map(str, kept)) or 'none'} (at most the newest {n})")
 
 
 @app.command()

@@ -115,11 +115,11 @@ class ContractDiff:
         return out
 
 
-_SEMVER = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+_SEMVER = re.compile(r"(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})")
 
 
 def major_version(version: str) -> int:
-    match = _SEMVER.fullmatch(version.strip())
+    match = _SEMVER.fullmatch(version)
     if not match:
         raise ContractError(f"Contract version {version!r} is not semantic (MAJOR.MINOR.PATCH).")
     return int(match.group(1))
@@ -184,9 +184,30 @@ def diff_published(manifest: Any, current: Contract) -> ContractDiff:
     return diff_contracts(published_doc(manifest), current)
 
 
+def semantic_version(version: str) -> tuple[int, int, int]:
+    match = _SEMVER.fullmatch(version)
+    if not match:
+        raise ContractError(f"Contract version {version!r} is not semantic (MAJOR.MINOR.PATCH).")
+    return (int(match.group(1)), int(match.group(2)), int(match.group(3)))
+
+
 def ensure_compatible(published_doc: Mapping[str, Any], current: Contract) -> ContractDiff:
-    """The diff, or :class:`BreakingChangeError` if it breaks consumers and the major version was not bumped."""
+    """The diff, or :class:`BreakingChangeError` if it breaks consumers and the major version was not bumped.
+
+    A contract's version never goes down: a downgrade to 0.x followed by a
+    "major" bump to 1.0.0 would otherwise slip a breaking change through under
+    the number consumers already know.
+    """
     diff = diff_contracts(published_doc, current)
+    if diff.published_version is not None and (
+            semantic_version(current.version) < semantic_version(diff.published_version)):
+        where = current.source_path or current.id
+        raise BreakingChangeError(
+            f"Product '{current.id}': contract {where} has version {current.version}, lower than "
+            f"{diff.published_version}, the version the last publish used. Contract versions only go up: "
+            "patch for descriptions, minor for compatible changes, major for breaking ones "
+            "(`mesh contract diff` shows which)."
+        )
     if diff.blocking:
         listed = "\n".join(f"  - {c.path}: {c.text}" for c in diff.breaking_changes)
         where = current.source_path or current.id

@@ -274,7 +274,7 @@ class MLSection(_Model):
     predictions_product: str | None = Field(default=None, alias="predictionsProduct")
 
 
-_SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
+_SEMVER = re.compile(r"(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})")
 
 
 class Contract(_Model):
@@ -311,7 +311,7 @@ class Contract(_Model):
     @field_validator("version")
     @classmethod
     def _valid_version(cls, v: str) -> str:
-        if not _SEMVER.match(v):
+        if not isinstance(v, str) or not _SEMVER.fullmatch(v):
             raise ValueError(f"version must be semantic (MAJOR.MINOR.PATCH), got {v!r}")
         return v
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from datamesh.errors import BrokenProductError, QueryError, StorageError, VersionNotFoundError
+from datamesh.errors import BrokenProductError, PlatformError, QueryError, StorageError, VersionNotFoundError
 from datamesh.names import quote_ident, sql_string
 from datamesh.sql_guard import ensure_read_only, lock_down
 
@@ -128,6 +128,55 @@ def _base_tables(node: Any) -> tuple[list[tuple[str, str]], set[str]]:
     return tables, ctes
 
 
+class QueryResult:
+    """The rows of one read-only query: reading methods only, errors as platform errors.
+
+    DuckDB relations can write (``write_parquet``, ``query``) and run lazily,
+    so a session never hands one out: this wrapper exposes the ways to read a
+    result and turns an error raised while rows are produced (a bad cast, a
+    broken product's view) into a :class:`QueryError` or the product's own
+    error.
+    """
+
+    def __init__(self, relation: duckdb.DuckDBPyRelation, session: MeshSession) -> None:
+        self._relation = relation
+        self._session = session
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self._relation.columns)
+
+    @property
+    def types(self) -> list[str]:
+        return [str(t) for t in self._relation.types]
+
+    def _run(self, method: str, *args: Any) -> Any:
+        try:
+            return getattr(self._relation, method)(*args)
+        except duckdb.Error as exc:
+            raise self._session.query_error(exc) from None
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._run("fetchone")
+
+    def fetchmany(self, size: int = 1) -> list[tuple[Any, ...]]:
+        return self._run("fetchmany", size)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self._run("fetchall")
+
+    def df(self) -> Any:
+        """The result as a pandas DataFrame."""
+        return self._run("df")
+
+    def arrow(self) -> Any:
+        """The result as a pyarrow Table."""
+        return self._run("to_arrow_table")
+
+    def __repr__(self) -> str:
+        return f"QueryResult(columns={self.columns})"
+
+
 class MeshSession:
     """A DuckDB session where every product is a view named by its id.
 
@@ -147,7 +196,7 @@ class MeshSession:
     def __init__(self, catalog: Catalog, *, pins: dict[str, int] | None = None,
                  memory_limit: str = "3GB", threads: int | None = None) -> None:
         self.catalog = catalog
-        self.con = connect(catalog.lake, memory_limit=memory_limit, threads=threads)
+        self._con = connect(catalog.lake, memory_limit=memory_limit, threads=threads)
         self.views: dict[str, int] = {}
         self.missing: list[str] = []
         #: Product id -> why it cannot be read in this session (its views raise this message).
@@ -159,7 +208,7 @@ class MeshSession:
             contract = catalog.contracts.get(product)
             resolved_pins[contract.id] = check_version_number(contract.id, version)
         for domain in catalog.contracts.domains:
-            self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(domain)}")
+            self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(domain)}")
         for contract in catalog.contracts:
             version = resolved_pins.get(contract.id)
             try:
@@ -182,12 +231,12 @@ class MeshSession:
                 continue
             self.views[contract.id] = manifest.version
         lake = catalog.lake
-        lock_down(self.con, [lake.uri(lake.path("products"))])
+        lock_down(self._con, [lake.uri(lake.path("products"))])
 
     def _create_views(self, contract: Contract, view: str, relation: str) -> None:
         domain = quote_ident(contract.domain)
-        self.con.execute(f'CREATE OR REPLACE VIEW {domain}."{view}" AS SELECT * FROM {relation}')
-        self.con.execute(f'CREATE OR REPLACE VIEW "{view}" AS SELECT * FROM {domain}."{view}"')
+        self._con.execute(f'CREATE OR REPLACE VIEW {domain}."{view}" AS SELECT * FROM {relation}')
+        self._con.execute(f'CREATE OR REPLACE VIEW "{view}" AS SELECT * FROM {domain}."{view}"')
 
     def _mark_broken(self, contract: Contract, exc: StorageError) -> None:
         message = str(exc)
@@ -237,7 +286,7 @@ class MeshSession:
         if not self.broken:
             return
         try:
-            row = self.con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
+            row = self._con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
             tree = json.loads(row[0]) if row else {}
         except (duckdb.Error, ValueError, TypeError):
             return
@@ -250,7 +299,7 @@ class MeshSession:
             if schema in ("", self.catalog.contracts.get(table).domain):
                 raise type(self._broken_errors[table])(self.broken[table])
 
-    def sql(self, query: str, params: list[Any] | None = None) -> duckdb.DuckDBPyRelation | None:
+    def sql(self, query: str, params: list[Any] | None = None) -> QueryResult:
         """Run a read-only query; product views and pinned versions resolve automatically.
 
         Statements that could write (COPY, ATTACH, CREATE, SET, ...) raise
@@ -261,16 +310,27 @@ class MeshSession:
         self._prepare(query)
         self._refuse_broken(query)
         try:
-            return self.con.sql(query, params=params)
+            relation = self._con.sql(query, params=params)
         except duckdb.Error as exc:
-            hint = ""
-            text = str(exc)
-            if "does not exist" in text and self.missing:
-                hint = f" Products without a published version yet: {', '.join(self.missing)} (run `mesh demo` or publish them)."
-            raise QueryError(f"Query failed: {text.splitlines()[0]}{hint}") from exc
+            raise self.query_error(exc) from None
+        if relation is None:  # pragma: no cover - every allowed statement is a query
+            raise QueryError("The statement returned no result; send a query (SELECT ...).")
+        return QueryResult(relation, self)
+
+    def query_error(self, exc: duckdb.Error) -> PlatformError:
+        """A DuckDB error as the platform error the user should see (a broken product's own, or QueryError)."""
+        text = str(exc)
+        for product, message in self.broken.items():
+            if message in text:
+                return type(self._broken_errors[product])(message)
+        hint = ""
+        if "does not exist" in text and self.missing:
+            hint = (f" Products without a published version yet: {', '.join(self.missing)} "
+                    "(run `mesh demo` or publish them).")
+        return QueryError(f"Query failed: {text.splitlines()[0] if text else type(exc).__name__}{hint}")
 
     def close(self) -> None:
-        self.con.close()
+        self._con.close()
 
     def __enter__(self) -> MeshSession:
         return self

@@ -54,17 +54,17 @@ class Identity:
     def may_publish(self, domain: str) -> bool:
         return self.role is Role.PLATFORM or (self.role is Role.PUBLISHER and self.domain == domain)
 
-    def authorize_publish(self, product: str, domain: str) -> None:
-        """Raise OwnershipError unless this identity may publish ``domain.product``."""
+    def authorize_publish(self, product: str, domain: str, *, action: str = "publish") -> None:
+        """Raise OwnershipError unless this identity may change ``domain.product`` (publish, retention, repair)."""
         if self.may_publish(domain):
             return
         if self.role is Role.ANALYST:
-            why = "analysts read products; they do not publish them"
+            why = f"analysts read products; they may not {action} them"
         else:
-            why = f"'{self}' publishes only products of domain '{self.domain}'"
+            why = f"'{self}' may {action} only products of domain '{self.domain}'"
         raise OwnershipError(
-            f"Product '{domain}.{product}': {why}. Nothing was published. Publish as the owning domain's "
-            f"publisher (MESH_ACTOR=publisher:{domain}) or ask the '{domain}' team."
+            f"Product '{domain}.{product}': {why}. Nothing was changed. Run it as the owning domain's "
+            f"publisher (MESH_ACTOR=publisher:{domain}) or the platform, or ask the '{domain}' team."
         )
 
 

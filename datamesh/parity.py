@@ -99,7 +99,7 @@ def check_product(session: MeshSession, trino: TrinoClient, contract: Contract, 
     trino_rel = f"{quote_ident(trino.catalog)}.{quote_ident(contract.domain)}.\"{version_table(contract.id, version)}\""
     report = ParityReport(contract.id, version)
     exprs = profile(contract)
-    duck_row = session.con.execute(profile_sql(exprs, duck_rel)).fetchone()
+    duck_row = session.sql(profile_sql(exprs, duck_rel)).fetchone()
     _, trino_rows = trino.query(profile_sql(exprs, trino_rel))
     for (name, _), a, b in zip(exprs, duck_row or (), trino_rows[0] if trino_rows else (), strict=True):
         report.compared += 1
@@ -108,7 +108,7 @@ def check_product(session: MeshSession, trino: TrinoClient, contract: Contract, 
     duck_rules = contract_queries(contract, duck_rel)
     trino_rules = contract_queries(contract, trino_rel)
     for key, sql in duck_rules.items():
-        a = session.con.execute(sql).fetchone()[0]  # type: ignore[index]
+        a = session.sql(sql).fetchone()[0]  # type: ignore[index]
         _, rows = trino.query(trino_rules[key])
         b = rows[0][0] if rows else None
         report.compared += 1

@@ -398,6 +398,8 @@ def apply_retention_rule(catalog: Catalog, contract: Contract, *, keep: int, orp
     """
     if keep < 1:
         raise PublishError(f"Product '{contract.id}': retention must keep at least 1 version, got {keep}.")
+    if catalog.identity is not None:
+        catalog.identity.authorize_publish(contract.id, contract.domain, action="apply retention to")
     lake = catalog.lake
     paths = catalog.paths_for(contract)
     versions = catalog.versions(contract.id)

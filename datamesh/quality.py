@@ -187,7 +187,13 @@ def run_rules(
                 q = rule.sql_for(PRODUCT_RELATION)
                 check.ensure_sql_rule(rule, q)
             value = check.run(q, (), f"rule '{rule.key}'", sql_rule=rule if rule.rule is RuleType.SQL else None)
-            observed[rule.key] = float(_number(contract, rule, (value or [0])[0]))
+            if value is None or len(value) != 1:
+                raise QualityError(
+                    f"Product '{contract.id}': SQL rule '{rule.key}' in {contract.source_path} returned "
+                    f"{'no row' if value is None else f'{len(value)} columns'}; a rule must return exactly one "
+                    f"row with one number (e.g. select count(*) from {{product}} where ...). {SQL_RULE_HINT}"
+                )
+            observed[rule.key] = float(_number(contract, rule, value[0]))
         value = observed[rule.key]
         passed = _passes(rule, value)
         examples: list[Any] = []

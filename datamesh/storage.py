@@ -250,11 +250,10 @@ class Lake:
             problem = f"its allowed prefix {self.uri(norm_prefix)} is not inside the lake root {self.uri(self.root)}"
         elif not norm_path.startswith(norm_prefix + "/") or norm_path == norm_prefix:
             problem = f"it resolves to {self.uri(norm_path)}, which is not strictly inside {self.uri(norm_prefix)}"
-        elif not self.is_s3 and os.path.lexists(norm_prefix):
-            real_prefix = os.path.realpath(norm_prefix)
-            real_path = os.path.realpath(norm_path)
-            if not real_path.startswith(real_prefix + os.sep):
-                problem = f"through a symbolic link it resolves to {real_path}, outside {real_prefix}"
+        elif not self.is_s3 and os.path.realpath(norm_path) != norm_path:
+            # The lake root is resolved once; below it no component may be a symbolic link, or a
+            # link planted in the product's folder would carry the delete outside the lake.
+            problem = f"it passes through a symbolic link (it resolves to {os.path.realpath(norm_path)})"
         if problem:
             raise StorageError(
                 f"Refused to {action} {self.uri(path)}: {problem}. Nothing was changed. A manifest or pointer "

@@ -205,6 +205,8 @@ def repair(catalog: Catalog, product: str, *, check_files: bool = True) -> Repai
     raises StorageError and nothing is changed.
     """
     contract = catalog.contracts.get(product)
+    if catalog.identity is not None:
+        catalog.identity.authorize_publish(contract.id, contract.domain, action="repair")
     paths = catalog.paths_for(contract)
     lake = catalog.lake
     report = RepairReport(contract.id, contract.domain)

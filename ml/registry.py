@@ -281,12 +281,16 @@ class ModelRegistry:
         except FileNotFoundError:
             return None
         try:
-            return _ChampionPointer.model_validate_json(data)
-        except ValidationError as exc:
+            pointer = _ChampionPointer.model_validate_json(data)
+            if pointer.name != name:
+                raise ValueError(f"it names model '{pointer.name}', not '{name}'")
+            return pointer
+        except (ValidationError, ValueError) as exc:
             if repairing:
                 return None
+            problem = validation_problems(exc) if isinstance(exc, ValidationError) else str(exc)
             raise RegistryError(
-                f"Champion pointer {path} is corrupt: {validation_problems(exc)}. Promote a version again to "
+                f"Champion pointer {path} is corrupt: {problem}. Promote a version again to "
                 f"rewrite it (ModelRegistry.promote('{name}', <version>); committed versions: "
                 f"{self.list_versions(name) or 'none'})."
             ) from None
@@ -301,10 +305,15 @@ class ModelRegistry:
                 f"Model '{name}' has no version {version}; committed versions: {self.list_versions(name) or 'none'}."
             ) from None
         try:
-            return version_dir, _Manifest.model_validate_json(data)
-        except ValidationError as exc:
+            manifest = _Manifest.model_validate_json(data)
+            if manifest.name != name or manifest.version != version:
+                raise ValueError(f"it records model '{manifest.name}' version {manifest.version}, but lives at "
+                                 f"'{name}' version {version} (copied from another model?)")
+            return version_dir, manifest
+        except (ValidationError, ValueError) as exc:
+            problem = validation_problems(exc) if isinstance(exc, ValidationError) else str(exc)
             raise RegistryError(
-                f"Manifest {path} is corrupt: {validation_problems(exc)}. Version {version} of model '{name}' "
+                f"Manifest {path} is corrupt: {problem}. Version {version} of model '{name}' "
                 "cannot be used: restore the file from a copy, or register the model again for a new version."
             ) from None
 

@@ -205,3 +205,64 @@ def test_bad_settings_are_clear(cli, monkeypatch: pytest.MonkeyPatch) -> None:  
     monkeypatch.setenv("MESH_ACTOR", "root")
     result = cli("products")
     assert result.exit_code == 1 and "MESH_ACTOR" in result.output
+
+
+def test_control_characters_never_reach_the_terminal(cli, mesh) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(1))
+    shown = cli("query", "select chr(27) || '[2J' || 'x' as v")
+    assert shown.exit_code == 0
+    assert "\x1b" not in shown.output and "\\x1b[2J" in shown.output
+    failed = cli("query", "select error(chr(27) || '[2J')")
+    assert failed.exit_code == 1 and "\x1b" not in failed.output
+
+
+def test_errors_while_rows_are_fetched_are_query_errors(cli, mesh) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(2))
+    result = cli("query", "select cast(color as int) from shop.widgets")
+    assert result.exit_code == 1
+    assert "Query failed" in result.output and "internal error" not in result.output
+
+
+def test_session_results_cannot_write(mesh) -> None:  # noqa: ANN001
+    m = mesh.publish("widgets", widgets_table(2))
+    before = lake_fingerprint(mesh)
+    with mesh.session() as s:
+        result = s.sql("select * from widgets")
+        assert not hasattr(result, "write_parquet") and not hasattr(result, "query")
+        assert not hasattr(s, "con")
+        assert result.fetchall()
+    assert lake_fingerprint(mesh) == before
+    assert m.version == 1
+
+
+def test_analyst_may_not_apply_retention_or_repair(cli, mesh, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    for n in (1, 2, 3):
+        mesh.publish("widgets", widgets_table(n))
+    before = lake_fingerprint(mesh)
+    for actor in ("analyst", "publisher:billing"):
+        monkeypatch.setenv("MESH_ACTOR", actor)
+        assert cli("retention", "widgets", "--keep", "1").exit_code == 1
+        assert cli("repair", "widgets").exit_code == 1
+    assert lake_fingerprint(mesh) == before
+    monkeypatch.setenv("MESH_ACTOR", "publisher:shop")
+    kept = cli("retention", "widgets", "--keep", "1")
+    assert kept.exit_code == 0 and "kept 3" in kept.output
+
+
+def test_retention_never_follows_a_symbolic_link_out_of_the_lake(cli, mesh, tmp_path: Path) -> None:  # noqa: ANN001
+    import os
+    import shutil
+
+    mesh.publish("widgets", widgets_table(2))
+    data = Path(mesh.catalog.paths("widgets").data)
+    victim = tmp_path / "victim"
+    shutil.copytree(data, victim)
+    (victim / "20200101T000000Z-deadbeef").mkdir()
+    (victim / "20200101T000000Z-deadbeef" / "keep.txt").write_text("precious")
+    shutil.rmtree(data)
+    os.symlink(victim, data)
+    result = cli("retention", "widgets", "--keep", "1")
+    assert result.exit_code == 1 and "symbolic link" in result.output
+    assert (victim / "20200101T000000Z-deadbeef" / "keep.txt").read_text() == "precious"
+    refused = cli("query", "select count(*) from widgets")
+    assert refused.exit_code == 1 and "symbolic link" in refused.output

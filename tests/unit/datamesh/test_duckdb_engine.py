@@ -87,11 +87,11 @@ def test_broken_view_raises_its_message_when_read(mesh) -> None:  # noqa: ANN001
     _break_pointer(mesh)
     with mesh.session() as s:
         with pytest.raises(duckdb.Error, match="mesh repair widgets"):
-            s.con.sql("select count(*) from widgets").fetchall()
+            s._con.sql("select count(*) from widgets").fetchall()
         with pytest.raises(duckdb.Error, match="mesh repair widgets"):
-            s.con.sql("select color from shop.widgets").fetchall()
+            s._con.sql("select color from shop.widgets").fetchall()
         # It keeps the contract's columns, so DESCRIBE and column lists still work.
-        assert [c[0] for c in s.con.sql("describe widgets").fetchall()] == ["widget_id", "color", "price", "made_at"]
+        assert [c[0] for c in s._con.sql("describe widgets").fetchall()] == ["widget_id", "color", "price", "made_at"]
 
 
 def test_broken_product_keeps_older_pins_readable(mesh) -> None:  # noqa: ANN001
@@ -179,7 +179,7 @@ def test_session_reads_nothing_outside_the_lake(mesh, tmp_path: Path) -> None:  
         # Inside the lake's products, and views created after the lock (pins), still work.
         assert s.sql("select count(*) from widgets__v1").fetchone() == (5,)
         with pytest.raises(duckdb.Error):
-            s.con.execute("SET memory_limit = '10GB'")
+            s._con.execute("SET memory_limit = '10GB'")
 
 
 def test_latest_views_use_verified_files(mesh, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001

@@ -63,3 +63,39 @@ def test_compatible_change_publishes_without_a_major_bump(mesh, tmp_path: Path, 
     contract_file.write_text(WIDGETS_CONTRACT.replace("version: 1.0.0", "version: 1.1.0")
                              .replace("  purpose: Widgets for sale.", "  purpose: Widgets for sale, now described."))
     assert reload(tmp_path, contracts_dir).publish("widgets", widgets_table(4)).version == 2
+
+
+def test_a_version_downgrade_cannot_smuggle_a_breaking_change(mesh, tmp_path: Path, contracts_dir: Path) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(3))
+    contract_file = contracts_dir / "shop" / "widgets.yaml"
+    contract_file.write_text(WIDGETS_CONTRACT.replace("version: 1.0.0", "version: 0.9.0"))
+    downgraded = reload(tmp_path, contracts_dir)
+    before = lake_fingerprint(downgraded)
+    with pytest.raises(BreakingChangeError, match="lower than 1.0.0"):
+        downgraded.publish("widgets", widgets_table(3))
+    assert lake_fingerprint(downgraded) == before
+
+
+@pytest.mark.parametrize("version", ["1.0.0\n", "01.0.0", "1.0", "１.0.0"])
+def test_contract_versions_are_strict_semver(contracts_dir: Path, version: str) -> None:
+    from datamesh.contracts import load_contract
+    from datamesh.errors import ContractError
+
+    path = contracts_dir / "shop" / "widgets.yaml"
+    path.write_text(WIDGETS_CONTRACT.replace("version: 1.0.0", f"version: {version!r}"))
+    with pytest.raises(ContractError, match="semantic"):
+        load_contract(path)
+
+
+def test_a_sql_rule_that_returns_no_row_fails_clearly(tmp_path: Path, contracts_dir: Path) -> None:
+    from datamesh.errors import QualityError
+
+    path = contracts_dir / "shop" / "widgets.yaml"
+    path.write_text(WIDGETS_CONTRACT.replace(
+        '''query: "select count(*) from {product} where color = 'blue' and price = 0"''',
+        '''query: "select 1 from {product} where 1 = 0"'''))
+    mesh = reload(tmp_path, contracts_dir)
+    before = lake_fingerprint(mesh)
+    with pytest.raises(QualityError, match="returned no row"):
+        mesh.publish("widgets", widgets_table(3))
+    assert lake_fingerprint(mesh) == before

@@ -263,7 +263,7 @@ def test_attacks_on_a_session_change_nothing(mesh, attack: str) -> None:  # noqa
     committed = mesh.catalog.file_paths(manifest)[0]
     before = lake_fingerprint(mesh)
     with mesh.session() as session:
-        lock_down(session.con, [mesh.lake.root])
+        lock_down(session._con, [mesh.lake.root])
         sql = attack.format(file=committed, lake=mesh.lake.root)
         with pytest.raises(ReadOnlyError, match="read-only"):
             ensure_read_only(sql)
@@ -277,11 +277,11 @@ def test_a_locked_session_cannot_read_outside_the_lake(mesh, tmp_path: Path) -> 
     secret.write_text("password\nhunter2\n")
     before = lake_fingerprint(mesh)
     with mesh.session() as session:
-        lock_down(session.con, [mesh.lake.root])
+        lock_down(session._con, [mesh.lake.root])
         sql = f"select * from read_csv('{secret}')"
         ensure_read_only(sql)  # a SELECT: the statement check lets it through, the lock does not
         with pytest.raises(duckdb.PermissionException):
-            session.con.execute(sql)
+            session._con.execute(sql)
         assert session.sql("select count(*) from shop.widgets").fetchone() == (5,)
     assert lake_fingerprint(mesh) == before
 

@@ -308,3 +308,21 @@ def test_invalid_plot_name_is_refused_before_anything_is_written(registry: Model
     with pytest.raises(RegistryError, match="Model 'churn': Invalid plot name '../roc'"):
         registry.register("churn", model, card(0.8), {"../roc.png": b"x"})
     assert not (tmp_path / "models/churn").exists()
+
+
+
+def test_a_version_copied_from_another_model_is_refused(registry: ModelRegistry, model: LogisticRegression,
+                                                        tmp_path: Path) -> None:
+    """A version folder copied into another model, or a pointer naming another model, is refused."""
+    import shutil
+
+    registry.register("churn", model, card(0.8))
+    registry.promote("churn", 1, reason="first")
+    shutil.copytree(tmp_path / "models/churn/versions/1", tmp_path / "models/revenue/versions/2")
+    with pytest.raises(RegistryError, match="copied from another model"):
+        registry.get("revenue", 2)
+    with pytest.raises(RegistryError, match="copied from another model"):
+        registry.load("revenue", 2)
+    shutil.copy(tmp_path / "models/churn/champion.json", tmp_path / "models/revenue/champion.json")
+    with pytest.raises(RegistryError, match="names model 'churn', not 'revenue'"):
+        registry.champion("revenue")
