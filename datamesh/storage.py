@@ -28,7 +28,7 @@ import pyarrow.fs as pafs
 from datamesh.errors import ConflictError, StorageError
 
 if TYPE_CHECKING:
-    from datamesh.settings import Settings
+    from datamesh.settings import LakeLocation, Settings
 
 
 @dataclass(frozen=True)
@@ -52,18 +52,19 @@ class S3Options:
 class Lake:
     """A lake rooted at a local folder or an ``s3://bucket/prefix`` URL."""
 
-    def __init__(self, url: str | Path, s3: S3Options | None = None) -> None:
-        url = str(url)
-        self.url = url
+    def __init__(self, location: LakeLocation | str | Path, s3: S3Options | None = None) -> None:
+        from datamesh.settings import LakeLocation
+
+        if not isinstance(location, LakeLocation):
+            location = LakeLocation.parse(location)
+        self.location = location
+        self.url = location.url
         self.s3 = s3
-        if url.startswith("s3://"):
+        self.root = location.root
+        self.bucket = location.bucket
+        if location.is_s3:
             if s3 is None:
-                raise StorageError(f"Lake {url} is on S3 but no S3 settings were given; set MESH_S3_ENDPOINT_URL etc.")
-            bucket_and_prefix = url[len("s3://"):].strip("/")
-            if not bucket_and_prefix:
-                raise StorageError(f"Lake URL {url!r} names no bucket; expected s3://bucket[/prefix].")
-            self.bucket = bucket_and_prefix.split("/", 1)[0]
-            self.root = bucket_and_prefix
+                raise StorageError(f"Lake {location} is on S3 but no S3 settings were given; set MESH_S3_ENDPOINT_URL etc.")
             self.fs: pafs.FileSystem = pafs.S3FileSystem(
                 access_key=s3.access_key_id,
                 secret_key=s3.secret_access_key,
@@ -75,13 +76,8 @@ class Lake:
                 request_timeout=30,
             )
             self._s3_client: Any = None
-        elif "://" in url and not url.startswith("file://"):
-            raise StorageError(f"Unsupported lake URL {url!r}: expected a local path or s3://bucket/prefix.")
         else:
-            path = Path(url.removeprefix("file://")).expanduser().resolve()
-            path.mkdir(parents=True, exist_ok=True)
-            self.bucket = ""
-            self.root = str(path)
+            Path(location.root).mkdir(parents=True, exist_ok=True)
             self.fs = pafs.LocalFileSystem()
 
     @classmethod
@@ -96,7 +92,7 @@ class Lake:
                 ),
                 region=settings.s3_region,
             )
-        return cls(settings.lake_url, s3)
+        return cls(settings.lake, s3)
 
     def check(self) -> None:
         """Fail early, with a clear error, if the bucket is missing or the server unreachable."""
