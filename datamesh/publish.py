@@ -386,6 +386,15 @@ def publish_file(
                          metadata={"source_file": path.name})
 
 
+#: Versions a product keeps when its contract declares no retention service level.
+DEFAULT_KEEP_VERSIONS = 5
+
+
+def versions_to_keep(contract: Contract, keep: int | None = None) -> int:
+    """How many versions retention keeps: ``keep`` if given, else the contract's retention, else the default."""
+    return keep or contract.retention_versions or DEFAULT_KEEP_VERSIONS
+
+
 def apply_retention_rule(catalog: Catalog, contract: Contract, *, keep: int, orphan_grace_seconds: float = 3600) -> list[int]:
     """Delete all but the newest ``keep`` versions, and orphaned staging data.
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from datamesh.cli import app
+from meshcli import app
 from tests.leads import write_contracts, write_csv
 
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from datamesh.cli import app
+from meshcli import app
 from datamesh.errors import QueryError, TamperedError
 from datamesh.platform import Mesh
 from datamesh.trino import Registrar, TrinoClient, sync

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from datamesh.cli import app
+from meshcli import app
 from tests.conftest import widgets_table
 from tests.integrity import lake_fingerprint
 

@@ -1,0 +1,142 @@
+"""Commands of the ML layer and the demo: train, models, demo (the CLI sits above ml and orchestration)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from meshcli.app import app, handled, mesh_from_settings
+from meshcli.render import OutputFormat, console, print_rows, progress, say
+
+
+@app.command()
+@handled
+def demo(
+    customers: Annotated[int, typer.Option(help="Scale: number of customers", min=100)] = 50_000,
+    seed: Annotated[int, typer.Option(help="Random seed of the generator and the models")] = 42,
+    lake: Annotated[str | None, typer.Option(help="Lake URL (default: MESH_LAKE_URL or ./lake)")] = None,
+    profile: Annotated[str, typer.Option(help="Model zoo: fast (5 candidates) or full (every family, Keras)")] = "fast",
+    max_training_rows: Annotated[int, typer.Option(help="Cross-validate on a stratified sample of at most this many rows")] = 100_000,
+) -> None:
+    """Run the whole pipeline on the embedded default: generate, publish, dbt, train, score.
+
+    Runs the Dagster asset graph in-process (no servers) and prints a summary.
+
+    Example: `mesh demo --customers 5000`
+    """
+    from orchestration.demo import run_demo
+
+    summary = run_demo(customers=customers, seed=seed, lake_url=lake, progress=progress, profile=profile,
+                       max_training_rows=max_training_rows)
+    print_demo_summary(summary)
+
+
+def print_demo_summary(summary: dict[str, Any]) -> None:
+    steps = Table(title="Stages (Dagster steps)")
+    steps.add_column("step")
+    steps.add_column("seconds", justify="right")
+    for step, seconds in summary["step_seconds"].items():
+        steps.add_row(Text(step), f"{seconds:.1f}")
+    console.print(steps)
+    prods = Table(title=Text(f"Data products in {summary['lake']}"))
+    for col in ("domain", "product", "version", "rows"):
+        prods.add_column(col, justify="right" if col in ("version", "rows") else "left")
+    for row in summary["products"]:
+        prods.add_row(Text(row["domain"]), Text(row["product"]), str(row["version"]), f"{row['rows']:,}")
+    console.print(prods)
+    for product, model in summary.get("models", {}).items():
+        metrics = model.get("metrics", [model.get("primary_metric", "roc_auc")])
+        table = Table(title=Text(f"Model zoo on {product} ({model.get('task', '')}, cross-validated)"))
+        table.add_column("candidate")
+        for metric in metrics:
+            table.add_column(Text(metric), justify="right")
+        for row in model.get("comparison", []):
+            if row.get("status") == "ok":
+                table.add_row(Text(str(row["candidate"])), *[
+                    f"{row[m]:.4f}" if isinstance(row.get(m), int | float) else "" for m in metrics])
+        console.print(table)
+        threshold = model.get("threshold")
+        decision = f", decision threshold {threshold:.3f}" if isinstance(threshold, int | float) else ""
+        say(f"champion of {product}: ", (str(model["candidate"]), "bold"),
+             f" (model v{model['champion_version']}){decision}")
+    peak = summary["peak_rss_mib"]
+    say(("done", "green"), f" in {summary['wall_seconds']:.0f}s for {summary['customers']:,} customers; "
+         f"peak memory {peak['this_process']:,} MiB (largest child process {peak['largest_child']:,} MiB)")
+    say("next: ", ('mesh query "select * from retention.churn_predictions order by probability desc limit 10"',
+                    "bold"), "  or  ", ("make ui", "bold"))
+
+
+@app.command()
+@handled
+def train(
+    product: Annotated[str, typer.Argument(help="A labelled product (its contract has an `ml:` block)")],
+    profile: Annotated[str, typer.Option(help="fast (quick set) or full (the whole zoo)")] = "fast",
+    candidate: Annotated[list[str], typer.Option(help="Run only these candidates (repeatable)")] = [],  # noqa: B006
+    keras: Annotated[bool, typer.Option(help="Include the Keras models")] = True,
+    seed: Annotated[int, typer.Option(help="Random seed (same data + seed = same metrics)")] = 42,
+    score: Annotated[bool, typer.Option(help="Publish predictions if the contract names a predictions product")] = True,
+) -> None:
+    """Run the model zoo on a labelled product, register the best model and maybe promote it.
+
+    Examples:
+
+      mesh train churn_features
+
+      mesh train leads --profile full --candidate logistic_regression --candidate random_forest
+    """
+    from ml.products import score_product, train_product
+
+    mesh = mesh_from_settings()
+    outcome = train_product(mesh, product, candidates=candidate or None, profile=profile, include_keras=keras,
+                            seed=seed, progress=progress)
+    console.print(Text(outcome.report.comparison_markdown))
+    c = mesh.contract(product)
+    if score and c.ml is not None and c.ml.predictions_product and c.ml.predictions_product in mesh.contracts:
+        manifest = score_product(mesh, product, progress=progress)
+        say(f"published {c.ml.predictions_product} version {manifest.version} ({manifest.row_count:,} rows)")
+    status = "promoted to champion" if outcome.promoted else "registered (champion unchanged)"
+    say(f"model {product} v{outcome.model_version.version}: {outcome.report.best.name} {status}")
+
+
+@app.command()
+@handled
+def models(
+    product: Annotated[str, typer.Argument(help="A labelled product, e.g. churn_features")],
+    comparison: Annotated[bool, typer.Option(help="Also print the candidate comparison of the champion")] = True,
+) -> None:
+    """List the registered models of a product (versions, candidate, metric, champion).
+
+    Example: `mesh models churn_features`
+    """
+    from ml.products import registry
+
+    mesh = mesh_from_settings()
+    mesh.contract(product)
+    reg = registry(mesh)
+    champion = reg.champion(product)
+    rows = []
+    for v in reg.list_versions(product):
+        card = reg.get(product, v).card
+        rows.append((v, "*" if champion and champion.version == v else "", card.candidate,
+                     f"{card.primary_metric}={card.score:.4f}", json.dumps(card.training_data),
+                     "" if card.threshold is None else f"{card.threshold:.3f}", card.created_at))
+    print_rows(["version", "champion", "candidate", "cv metric", "trained on", "threshold", "created_at"], rows,
+                OutputFormat.TABLE, title=f"Models of {product}")
+    if comparison and champion is not None:
+        card = champion.card
+        metrics = [m for m in (card.primary_metric, "pr_auc", "f1", "log_loss", "brier", "mae", "r2")
+                   if any(m in row for row in card.comparison)]
+        table = Table(title=Text(f"Candidates of model v{champion.version} (cross-validated on "
+                                 f"{card.n_training_rows:,} rows)"))
+        table.add_column("candidate")
+        table.add_column("status")
+        for m in metrics:
+            table.add_column(Text(m), justify="right")
+        for row in card.comparison:
+            table.add_row(Text(str(row.get("candidate"))), Text(str(row.get("status", ""))),
+                          *[f"{row[m]:.4f}" if isinstance(row.get(m), int | float) else "" for m in metrics])
+        console.print(table)

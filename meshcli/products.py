@@ -1,0 +1,210 @@
+"""Commands over data products: list, describe, query, publish, retention, verify, repair."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from meshcli.app import Engine, app, handled, mesh_from_settings
+from meshcli.render import OutputFormat, console, print_rows, progress, say
+
+
+@app.command()
+@handled
+def products(fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.TABLE) -> None:
+    """List every data product with its owner, latest version, rows and freshness.
+
+    Example: `mesh products --format json`
+    """
+    rows = mesh_from_settings().catalog.status()
+    cols = ["domain", "product", "owner", "version", "rows", "published", "fresh"]
+    if any(r.get("error") for r in rows):
+        cols.append("error")
+    print_rows(cols, [tuple(r.get(c) for c in cols) for r in rows], fmt, title="Data products")
+
+
+@app.command()
+@handled
+def describe(product: Annotated[str, typer.Argument(help="Product id, e.g. customers")]) -> None:
+    """Show a product's contract, columns, rules and versions.
+
+    Example: `mesh describe customers`
+    """
+    mesh = mesh_from_settings()
+    c = mesh.contract(product)
+    versions = mesh.catalog.versions(c.id)
+    latest = mesh.catalog.latest_version(c.id)
+    say((c.name, "bold"), f"  {c.domain}.{c.id}  contract v{c.version}  ({c.status.value})")
+    say(f"owner: {c.owner.team} <{c.owner.contact}>")
+    say(f"purpose: {c.description.purpose}\ngrain: {c.description.grain}")
+    if c.lineage.inputs:
+        say(f"inputs: {', '.join(c.lineage.inputs)}")
+    table = Table(title="Columns")
+    for col in ("name", "type", "required", "unique", "classification", "description"):
+        table.add_column(col)
+    for col in c.columns:
+        table.add_row(*[Text(v) for v in (col.name, col.type.value, str(col.required), str(col.unique),
+                                          col.classification.value, col.description)])
+    console.print(table)
+    say("rules: " + ", ".join(f"{r.key} ({r.severity.value})" for r in c.rules()))
+    for s in c.sla_properties:
+        say(f"service level: {s.property} = {s.value:g} {s.unit}")
+    say(f"versions: {', '.join(map(str, versions)) or 'none yet'}; latest: {latest}")
+
+
+@app.command()
+@handled
+def versions(product: Annotated[str, typer.Argument(help="Product id")],
+             fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.TABLE) -> None:
+    """List a product's versions with rows, files, inputs and the run that made each.
+
+    Example: `mesh versions churn_features`
+    """
+    mesh = mesh_from_settings()
+    rows = []
+    for v in mesh.catalog.versions(product):
+        m = mesh.catalog.manifest(product, v)
+        rows.append((m.version, m.created_at.isoformat(timespec="seconds"), m.row_count, len(m.files),
+                     m.size_bytes, m.contract_version, json.dumps(m.inputs), m.run_id))
+    print_rows(["version", "created_at", "rows", "files", "bytes", "contract", "inputs", "run_id"], rows, fmt,
+                title=f"Versions of {product}")
+
+
+@app.command()
+@handled
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL; products are views named by id (customers, crm.customers); "
+                                       "a pinned version is `<product>__v<N>`, e.g. `customers__v2`")],
+    pin: Annotated[list[str], typer.Option(help="Pin a product to a version: --pin customers=2 "
+                                           "(or crm.customers=2); repeatable")] = [],  # noqa: B006
+    engine: Annotated[Engine, typer.Option(help="duckdb (local, default) or trino")] = Engine.DUCKDB,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.TABLE,
+    limit: Annotated[int, typer.Option(help="Rows to print at most (table format)")] = 50,
+) -> None:
+    """Query data products with SQL (read-only: statements that could write are refused).
+
+    Examples:
+
+      mesh query "select plan, count(*) from crm.customers group by 1"
+
+      mesh query "select count(*) from customers__v1"
+
+      mesh query --pin crm.customers=1 "select count(*) from crm.customers"
+
+      mesh query --engine trino "select * from retention.churn_predictions limit 5"
+    """
+    from datamesh.pins import parse_pins
+
+    mesh = mesh_from_settings()
+    pins = parse_pins(pin, mesh.contracts)
+    if engine is Engine.TRINO:
+        from datamesh.pins import pin_trino_sql
+        from datamesh.sql_guard import ensure_trino_read_only
+        from datamesh.trino import TrinoClient
+
+        ensure_trino_read_only(sql)
+        client = TrinoClient.from_settings(mesh.settings)
+        columns, rows = client.query(pin_trino_sql(sql, pins, mesh.contracts, client.catalog))
+    else:
+        with mesh.session(pins=pins) as session:
+            rel = session.sql(sql)
+            columns = rel.columns
+            rows = rel.fetchmany(limit) if fmt is OutputFormat.TABLE else rel.fetchall()
+    print_rows(columns, rows[:limit] if fmt is OutputFormat.TABLE else rows, fmt)
+
+
+@app.command()
+@handled
+def publish(
+    product: Annotated[str, typer.Argument(help="Product id declared by a contract")],
+    file: Annotated[Path, typer.Argument(help="A Parquet or CSV file", exists=False)],
+    contract: Annotated[Path | None, typer.Option(help="Contract YAML declaring a NEW product (never replaces "
+                                                  "a registered one)")] = None,
+    file_format: Annotated[str | None, typer.Option("--format", help="parquet or csv (default: by suffix)")] = None,
+) -> None:
+    """Publish your own Parquet or CSV file as a new version of a product.
+
+    The file is checked against the product's registered contract; on any
+    violation nothing is published and the previous version stays served.
+    `--contract` declares a product that no registered contract declares yet.
+
+    Example: `mesh publish leads data/leads.csv --contract my_contracts/sales/leads.yaml`
+    """
+    from datamesh.contracts import load_contract
+
+    mesh = mesh_from_settings()
+    if contract is not None:
+        mesh = mesh.with_contract(load_contract(contract))
+    manifest = mesh.publish_file(product, file, file_format=file_format, progress=progress)
+    say("published ", (manifest.product, "bold"), f" version {manifest.version}: {manifest.row_count:,} rows")
+
+
+@app.command()
+@handled
+def retention(
+    product: Annotated[str, typer.Argument(help="Product id")],
+    keep: Annotated[int | None, typer.Option(help="Versions to keep (default: the contract's retention, else 5)",
+                                             min=1)] = None,
+) -> None:
+    """Delete old versions of a product (and orphaned staged files), only inside its own prefix.
+
+    Example: `mesh retention usage_events --keep 3`
+    """
+    from datamesh.publish import apply_retention_rule, versions_to_keep
+
+    mesh = mesh_from_settings()
+    c = mesh.contract(product)
+    n = versions_to_keep(c, keep)
+    removed = apply_retention_rule(mesh.catalog, c, keep=n)
+    kept = mesh.catalog.versions(c.id)
+    say(f"{c.domain}.{c.id}: removed versions {', '.join(map(str, removed)) or 'none'}; kept "
+         f"{', '.join(map(str, kept)) or 'none'} (at most the newest {n})")
+
+
+@app.command()
+@handled
+def verify(
+    products: Annotated[list[str] | None, typer.Argument(help="Products (default: all)")] = None,
+) -> None:
+    """Check every committed version of each product: manifest, file sizes and SHA-256 checksums.
+
+    Exit code 2 when any version is damaged or tampered with.
+
+    Example: `mesh verify customers`
+    """
+    from datamesh.verify import verify as verify_lake
+
+    mesh = mesh_from_settings()
+    for p in products or []:
+        mesh.contract(p)
+    report = verify_lake(mesh.catalog, products=products or None)
+    for line in report.lines():
+        say(line)
+    if not report.ok:
+        raise typer.Exit(code=2)
+
+
+@app.command()
+@handled
+def repair(product: Annotated[str, typer.Argument(help="The product to repair")]) -> None:
+    """Make a product with a corrupt pointer or manifest servable again.
+
+    Corrupt manifests are moved to the product's `_quarantine/` folder (never
+    deleted) and the latest pointer is rewritten to the newest valid version.
+    Nothing outside the product's own prefix is touched.
+
+    Example: `mesh repair customers`
+    """
+    from datamesh.verify import repair as repair_product
+
+    mesh = mesh_from_settings()
+    report = repair_product(mesh.catalog, mesh.contract(product).id)
+    for line in report.lines():
+        say(line)
+    if report.changed and mesh.settings.trino_host:
+        say("Trino: run ", ("mesh trino sync", "bold"), " so its tables follow the repaired versions.")
