@@ -11,7 +11,7 @@ SEED ?= 42
 export DO_NOT_TRACK := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install demo test test-unit test-integration ui bench stack-up stack-down dbt-sources clean
+.PHONY: help install demo test test-unit test-integration lint ui bench stack-up stack-down dbt-sources clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -32,6 +32,11 @@ demo: install ## Run the whole pipeline on the embedded default (local lake, Duc
 
 test: install ## Run every test (starts and stops the native Trino + S3 stack itself)
 	$(BIN)/python -m pytest -q
+
+lint: install ## Fast static checks: ruff, sqlfluff on sql/, and the Dagster definitions load
+	$(BIN)/ruff check .
+	cd sql && ../$(BIN)/sqlfluff lint models analyst --processes 1
+	$(BIN)/dagster definitions validate -m orchestration.definitions
 
 test-unit: install ## Unit tests only (no servers)
 	$(BIN)/python -m pytest -q tests/unit

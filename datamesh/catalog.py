@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from datamesh.contracts import Contract, ContractRegistry
 from datamesh.errors import BrokenProductError, StorageError, TamperedError, VersionNotFoundError
+from datamesh.provenance import RUN_ID_PATTERN
 from datamesh.storage import Lake
 
 if TYPE_CHECKING:
@@ -33,9 +34,7 @@ if TYPE_CHECKING:
 
 MANIFEST_DIGITS = 8
 #: A manifest file name: the version, zero-padded to at least MANIFEST_DIGITS digits.
-MANIFEST_NAME = re.compile(r"[0-9]{%d,}\.json" % MANIFEST_DIGITS)
-#: A run id: a plain directory name (``20240101T000000Z-1a2b3c4d``); always used with ``fullmatch``.
-RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+MANIFEST_NAME = re.compile(rf"[0-9]{{{MANIFEST_DIGITS},}}\.json")
 #: A data file name inside a run directory; always used with ``fullmatch``.
 DATA_FILE_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}\.parquet")
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")

@@ -183,8 +183,9 @@ def numeric_features(mesh: Mesh, product: str, frame: pd.DataFrame) -> list[str]
 
 
 def _now() -> Any:
-    import numpy as np
     from datetime import UTC, datetime
+
+    import numpy as np
 
     return np.datetime64(datetime.now(UTC).replace(tzinfo=None), "us")
 

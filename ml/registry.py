@@ -84,7 +84,7 @@ class _Manifest(_Record):
     @field_validator("run_id")
     @classmethod
     def _valid_run_id(cls, value: str) -> str:
-        if not RUN_ID_PATTERN.match(value):
+        if not RUN_ID_PATTERN.fullmatch(value):
             raise ValueError(f"expected a run id matching {RUN_ID_PATTERN.pattern}")
         return value
 

@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from meshcli import app
 from datamesh.errors import QueryError, TamperedError
 from datamesh.platform import Mesh
 from datamesh.trino import Registrar, TrinoClient, sync
+from meshcli import app
 from nativestack import StackEndpoints
 from tests.conftest import widgets_table
 from tests.integration.test_lake_s3 import domain, s3_contracts, s3_mesh, s3_settings  # noqa: F401

@@ -255,9 +255,22 @@ from datamesh.settings import Settings
 from datamesh.publish import Publisher
 mesh = Mesh.from_settings(Settings(lake_url=sys.argv[1], contracts_dir=sys.argv[2]))
 contract = mesh.contract("widgets")
+replace = mesh.lake.replace
+
+
+def slow_pointer_move(path, data):
+    # The manifest is committed; hold the pointer move so the test can kill exactly here.
+    print("committed", flush=True)
+    time.sleep(2.0)
+    replace(path, data)
+
+
+mesh.lake.replace = slow_pointer_move
 print("ready", flush=True)
 with Publisher(mesh.catalog, contract, rows_per_file=3000) as pub:
     for i in range(40):
+        if i == 1:
+            print("writing", flush=True)
         n = 1000
         pub.write(pa.table({
             "widget_id": pa.array(range(i * n, (i + 1) * n), pa.int64()),
@@ -277,14 +290,21 @@ def test_publish_killed_at_random_points(mesh, tmp_path: Path, contracts_dir: Pa
     script.write_text(KILL_SCRIPT)
     rng = random.Random(1234)
     lake_url = mesh.settings.lake_url
-    seen_new = 0
+    killed_before_commit = killed_after_commit = 0
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    # Half the kills land while parts are staged (before the commit), half after the manifest is
+    # committed but before the pointer moves (readers must roll forward); jitter within each phase.
     for attempt in range(8):
+        phase = "writing" if attempt % 2 == 0 else "committed"
+        version_before = mesh.catalog.latest_version("widgets")
         proc = subprocess.Popen([sys.executable, str(script), lake_url, str(contracts_dir)],
                                 stdout=subprocess.PIPE, text=True, env=env)
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.0, 1.2))
+        for line in proc.stdout:
+            if line.strip() == phase:
+                break
+        time.sleep(rng.uniform(0.0, 0.2))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         manifest = mesh.catalog.manifest("widgets")
@@ -293,9 +313,15 @@ def test_publish_killed_at_random_points(mesh, tmp_path: Path, contracts_dir: Pa
         rows = duckdb.sql(f"select count(*) from read_parquet({files!r})").fetchone()[0]
         assert rows == manifest.row_count
         assert rows in (7, 40_000)
-        seen_new += rows == 40_000
         latest_pointer = json.loads(Path(mesh.catalog.paths("widgets").latest).read_text())["version"]
         assert latest_pointer <= manifest.version
+        if manifest.version == version_before:  # killed before its commit: the old version is served
+            killed_before_commit += 1
+        else:  # killed after the commit, before the pointer moved: the new version is served (rolled forward)
+            assert manifest.version == version_before + 1 and rows == 40_000
+            assert latest_pointer < manifest.version  # the pointer never moved to it
+            killed_after_commit += 1
+    assert killed_before_commit == 4 and killed_after_commit == 4, (killed_before_commit, killed_after_commit)
     # and the next publish works normally after all those kills
     m = mesh.publish("widgets", widgets_table(9))
     assert read_latest(mesh).num_rows == 9 and m.version >= 2

@@ -10,8 +10,7 @@ import pytest
 
 from ml.card import ModelCard
 from ml.errors import FeatureError, LabelError, TrainingError
-from ml.spec import LearningSpec, ThresholdPolicy
-from ml.spec import Task
+from ml.spec import LearningSpec, Task, ThresholdPolicy
 from ml.training import TrainingReport, train_and_evaluate
 from ml.zoo import Candidate, Family
 
