@@ -414,7 +414,8 @@ class Catalog:
         rows = []
         for contract in self.contracts:
             row: dict[str, Any] = {"product": contract.id, "domain": contract.domain, "owner": contract.owner.team,
-                                   "version": None, "rows": None, "published": None, "fresh": None, "error": None}
+                                   "version": None, "rows": None, "bytes": None, "published": None, "fresh": None,
+                                   "error": None}
             try:
                 m = self.manifest(contract.id)
             except VersionNotFoundError:
@@ -426,7 +427,8 @@ class Catalog:
             limit = contract.freshness_seconds
             rows.append({
                 **row,
-                "version": m.version, "rows": m.row_count, "published": m.created_at.isoformat(timespec="seconds"),
+                "version": m.version, "rows": m.row_count, "bytes": m.size_bytes,
+                "published": m.created_at.isoformat(timespec="seconds"),
                 "fresh": None if limit is None else self.age_seconds(m) <= limit,
             })
         return rows

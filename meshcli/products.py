@@ -11,21 +11,36 @@ from rich.table import Table
 from rich.text import Text
 
 from meshcli.app import Engine, app, handled, mesh_from_settings
-from meshcli.render import OutputFormat, console, print_rows, progress, say
+from meshcli.render import OutputFormat, age, console, human_bytes, print_rows, progress, resolve_format, say
 
 
 @app.command()
 @handled
-def products(fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.TABLE) -> None:
-    """List every data product with its owner, latest version, rows and freshness.
+def products(fmt: Annotated[OutputFormat | None, typer.Option(
+        "--format", "-f", help="table, csv or json (default: table on a terminal, csv when piped)")] = None) -> None:
+    """List every data product with its owner, latest version, rows, size and freshness.
 
     Example: `mesh products --format json`
     """
+    import time
+    from datetime import datetime
+
     rows = mesh_from_settings().catalog.status()
-    cols = ["domain", "product", "owner", "version", "rows", "published", "fresh"]
-    if any(r.get("error") for r in rows):
-        cols.append("error")
-    print_rows(cols, [tuple(r.get(c) for c in cols) for r in rows], fmt, title="Data products")
+    broken = any(r.get("error") for r in rows)
+    if resolve_format(fmt) is not OutputFormat.TABLE:
+        cols = ["domain", "product", "owner", "version", "rows", "bytes", "published", "fresh", "error"]
+        print_rows(cols, [tuple(r.get(c) for c in cols) for r in rows], fmt)
+        return
+    cols = ["product", "owner", "version", "rows", "size", "age", "fresh"] + (["error"] if broken else [])
+    out = []
+    for r in rows:
+        published = r.get("published")
+        seconds = time.time() - datetime.fromisoformat(published).timestamp() if published else None
+        out.append((f"{r['domain']}.{r['product']}", r["owner"], r.get("version"),
+                    f"{r['rows']:,}" if isinstance(r.get("rows"), int) else "", human_bytes(r.get("bytes")),
+                    age(seconds), "" if r.get("fresh") is None else ("yes" if r["fresh"] else "STALE"),
+                    *([r.get("error") or ""] if broken else [])))
+    print_rows(cols, out, fmt, title="Data products", optional=("owner",))
 
 
 @app.command()
@@ -60,7 +75,9 @@ def describe(product: Annotated[str, typer.Argument(help="Product id, e.g. custo
 @app.command()
 @handled
 def versions(product: Annotated[str, typer.Argument(help="Product id")],
-             fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.TABLE) -> None:
+             fmt: Annotated[OutputFormat | None, typer.Option(
+                 "--format", "-f", help="table, csv or json (default: table on a terminal, csv when piped)")] = None,
+             ) -> None:
     """List a product's versions with rows, files, inputs and the run that made each.
 
     Example: `mesh versions churn_features`
@@ -83,8 +100,9 @@ def query(
     pin: Annotated[list[str], typer.Option(help="Pin a product to a version: --pin customers=2 "
                                            "(or crm.customers=2); repeatable")] = [],  # noqa: B006
     engine: Annotated[Engine, typer.Option(help="duckdb (local, default) or trino")] = Engine.DUCKDB,
-    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.TABLE,
-    limit: Annotated[int, typer.Option(help="Rows to print at most (table format)")] = 50,
+    fmt: Annotated[OutputFormat | None, typer.Option(
+        "--format", "-f", help="table, csv or json (default: table on a terminal, csv when piped)")] = None,
+    limit: Annotated[int, typer.Option(help="Rows to print at most (table format)", min=1)] = 50,
 ) -> None:
     """Query data products with SQL (read-only: statements that could write are refused).
 
@@ -114,8 +132,11 @@ def query(
         with mesh.session(pins=pins) as session:
             rel = session.sql(sql)
             columns = rel.columns
-            rows = rel.fetchmany(limit) if fmt is OutputFormat.TABLE else rel.fetchall()
-    print_rows(columns, rows[:limit] if fmt is OutputFormat.TABLE else rows, fmt)
+            rows = rel.fetchmany(limit + 1) if resolve_format(fmt) is OutputFormat.TABLE else rel.fetchall()
+    table = resolve_format(fmt) is OutputFormat.TABLE
+    print_rows(columns, rows[:limit] if table else rows, fmt)
+    if table and len(rows) > limit:
+        say((f"(first {limit} rows; --limit N for more, --format csv for all)", "dim"))
 
 
 @app.command()

@@ -14,6 +14,7 @@ from enum import Enum
 from typing import Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -51,7 +52,52 @@ def say(*parts: str | tuple[str, str]) -> None:
                   soft_wrap=True)
 
 
-def print_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: OutputFormat, title: str | None = None) -> None:
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return ""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def age(seconds: float | None) -> str:
+    """A short age: ``45s``, ``12m``, ``3h``, ``2d``."""
+    if seconds is None:
+        return ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{max(seconds, 0):.0f}s"
+
+
+def cell(value: Any) -> str:
+    """One value as table text: floats to 6 significant digits, no 16-digit noise; None as empty."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return format(value, ".6g")
+    return clean(value)
+
+
+def resolve_format(fmt: OutputFormat | None) -> OutputFormat:
+    """The output format: as asked, else a table on a terminal and CSV when piped (for other programs)."""
+    if fmt is not None:
+        return fmt
+    return OutputFormat.TABLE if console.is_terminal else OutputFormat.CSV
+
+
+def print_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: OutputFormat | None,
+               title: str | None = None, *, optional: tuple[str, ...] = ()) -> None:
+    """Rows as a table, CSV or JSON.
+
+    A table never splits a value over lines (an id like C00002514 stays whole):
+    when it would not fit the terminal, the ``optional`` columns are left out
+    (with a note), and if it still does not fit, records print vertically.
+    """
+    fmt = resolve_format(fmt)
     if fmt is OutputFormat.JSON:
         typer.echo(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str, indent=2))
         return
@@ -62,12 +108,43 @@ def print_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: OutputForma
         writer.writerow(columns)
         writer.writerows(rows)
         return
-    table = Table(title=None if title is None else Text(clean(title)), show_lines=False)
-    for c in columns:
-        table.add_column(Text(clean(c)), overflow="fold")
-    for r in rows:
-        table.add_row(*[Text("" if v is None else clean(v)) for v in r])
+    cells = [[cell(v) for v in r] for r in rows]
+    keep = list(range(len(columns)))
+
+    def width(indices: list[int]) -> int:
+        natural = [max([len(clean(columns[i])), *(len(r[i]) for r in cells)]) for i in indices]
+        return sum(natural) + 3 * len(indices) - 1  # padding and the gaps of box.SIMPLE_HEAD
+
+    hidden = []
+    for name in optional:
+        if width(keep) <= console.width or name not in columns:
+            break
+        keep.remove(columns.index(name))
+        hidden.append(name)
+    if width(keep) > console.width and len(keep) > 1:
+        _print_vertical(columns, cells, title)
+        return
+    table = Table(title=None if title is None else Text(clean(title)), show_lines=False, box=box.SIMPLE_HEAD,
+                  pad_edge=False)
+    for i in keep:
+        table.add_column(Text(clean(columns[i])), no_wrap=True)
+    for r in cells:
+        table.add_row(*[Text(r[i]) for i in keep])
     console.print(table)
+    if hidden:
+        console.print(Text(f"(column {', '.join(hidden)} left out to fit {console.width} characters; "
+                           "widen the terminal or use --format csv)", style="dim"))
+
+
+def _print_vertical(columns: list[str], cells: list[list[str]], title: str | None) -> None:
+    """One block per record (``column: value``), like psql's expanded display, for wide results."""
+    if title:
+        console.print(Text(clean(title), style="italic"))
+    width = max(len(clean(c)) for c in columns)
+    for i, r in enumerate(cells, 1):
+        console.print(Text(f"-[ record {i} ]" + "-" * max(0, min(console.width, 60) - 14), style="dim"))
+        for c, v in zip(columns, r, strict=True):
+            console.print(Text.assemble((f"{clean(c):<{width}}", "bold"), " | ", v), soft_wrap=True)
 
 
 def print_table(title: str, columns: list[str], rows: list[list[str]], *, right: set[str] | None = None) -> None:

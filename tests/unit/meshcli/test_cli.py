@@ -209,7 +209,7 @@ def test_bad_settings_are_clear(cli, monkeypatch: pytest.MonkeyPatch) -> None:  
 
 def test_control_characters_never_reach_the_terminal(cli, mesh) -> None:  # noqa: ANN001
     mesh.publish("widgets", widgets_table(1))
-    shown = cli("query", "select chr(27) || '[2J' || 'x' as v")
+    shown = cli("query", "-f", "table", "select chr(27) || '[2J' || 'x' as v")
     assert shown.exit_code == 0
     assert "\x1b" not in shown.output and "\\x1b[2J" in shown.output
     failed = cli("query", "select error(chr(27) || '[2J')")
@@ -266,3 +266,22 @@ def test_retention_never_follows_a_symbolic_link_out_of_the_lake(cli, mesh, tmp_
     assert (victim / "20200101T000000Z-deadbeef" / "keep.txt").read_text() == "precious"
     refused = cli("query", "select count(*) from widgets")
     assert refused.exit_code == 1 and "symbolic link" in refused.output
+
+
+def test_tables_never_split_a_value_and_fit_80_columns(mesh) -> None:  # noqa: ANN001
+    from rich.console import Console
+
+    from meshcli import render
+
+    wide = [("C00002514", 0.12345678901234, "a-rather-long-model-name/with-a-version", "2026-12-01 08:52:39.940485",
+             "another-fairly-long-value", 1)]
+    columns = ["customer_id", "probability", "model_name", "scored_at", "segment", "n"]
+    original = render.console
+    render.console = Console(width=80, markup=False, highlight=False, record=True, force_terminal=False)
+    try:
+        render.print_rows(columns, wide, render.OutputFormat.TABLE)
+        text = render.console.export_text()
+    finally:
+        render.console = original
+    assert "C00002514" in text and "0.123457" in text and "0.12345678901234" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
