@@ -67,7 +67,7 @@ def interleaved(baseline: Callable[[], object], ours: Callable[[], object], repe
 
 def customers_like_table(n: int, seed: int = 0) -> pa.Table:
     """A 1M-row table shaped like crm.customers (strings, enums, ints, timestamps)."""
-    from datamesh.demo.generator import DemoConfig, iter_product
+    from demo_sources.generator import DemoConfig, iter_product
 
     tables = list(iter_product("customers", DemoConfig(customers=n, seed=seed, chunk_customers=min(n, 250_000))))
     return pa.concat_tables(tables).combine_chunks()

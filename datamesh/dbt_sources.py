@@ -2,6 +2,11 @@
 
 The file is generated, committed, and checked for drift by a test, so that
 ``dbt build`` works on its own while the contracts stay the one declaration.
+
+It carries no data tests: a product's contract is checked on exactly the files a
+version commits, before the commit, so a dbt test of the same rule would only run
+(and, in Dagster, show) the check a second time. :func:`contract_checked_tests`
+names the dbt tests a contract makes redundant, for models over products too.
 """
 
 from __future__ import annotations
@@ -10,10 +15,35 @@ from pathlib import Path
 
 import yaml
 
-from datamesh.contracts import ContractRegistry
+from datamesh.contracts import Contract, ContractRegistry, RuleType
 
 HEADER = "# Generated from data_products/ by `mesh dbt sources`. Do not edit by hand.\n"
 SOURCES_FILE = Path("models") / "sources" / "_sources.yml"
+
+
+#: The dbt generic test that runs the same check as a single-column contract rule.
+DBT_TEST_OF_RULE: dict[RuleType, str] = {
+    RuleType.NOT_NULL: "not_null",
+    RuleType.UNIQUE: "unique",
+    RuleType.ACCEPTED_VALUES: "accepted_values",
+}
+
+
+def contract_checked_tests(contract: Contract) -> dict[str, set[str]]:
+    """Column -> the dbt generic tests its contract already runs at publish.
+
+    ``required`` gives ``not_null``, ``unique`` (or a one-column primary key) gives
+    ``unique``, an ``accepted_values`` rule gives ``accepted_values``. A dbt test in
+    this set, on the product or on a column passed through from it unchanged,
+    checks again what the publish checked.
+    """
+    covered: dict[str, set[str]] = {}
+    for rule in contract.rules():
+        test = DBT_TEST_OF_RULE.get(rule.rule)
+        columns = (rule.column,) if rule.column else tuple(rule.columns or ())
+        if test is not None and len(columns) == 1:
+            covered.setdefault(columns[0], set()).add(test)
+    return covered
 
 
 def dbt_model_names(project_dir: Path) -> set[str]:

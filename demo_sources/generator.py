@@ -1,12 +1,12 @@
 """Deterministic, streaming generator of the demo's six source products.
 
->>> from datamesh.demo.generator import DemoConfig, iter_product
+>>> from demo_sources.generator import DemoConfig, iter_product
 >>> config = DemoConfig(customers=1_000)
 >>> tables = list(iter_product("usage_events", config))  # one Arrow table per customer chunk
 
 Customers are split into chunks of ``chunk_customers``; each product is drawn
 chunk by chunk from the chunk's latent population
-(:func:`datamesh.demo.population.simulate_population`, seeded with
+(:func:`demo_sources.population.simulate_population`, seeded with
 ``[seed, chunk, 0]``) and the product's own stream (``[seed, chunk, 1 + product
 index]``). Products are therefore independent of each other and of the order in
 which they are generated, memory is bounded by one chunk whatever the scale, and
@@ -20,6 +20,10 @@ Time: the data is an extract taken at ``feature_cutoff_date + label_window_days`
 the data end. The cutoff instant is ``feature_cutoff_date`` at 00:00 UTC:
 features use what happened strictly before it, the churn label is a final
 cancellation in ``[cutoff, cutoff + label_window_days)``.
+
+Shape: each product's columns, their types and the values of its categorical
+columns come from the product's contract (:mod:`demo_sources.schemas`); the
+generator only decides how the rows are drawn.
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datamesh.demo import schemas
-from datamesh.demo.arrays import (
+from datamesh.contracts import ContractRegistry
+from datamesh.errors import UnknownProductError, did_you_mean
+from demo_sources.arrays import (
     MICROSECONDS_PER_DAY,
     add_months,
     categorical,
@@ -43,8 +48,8 @@ from datamesh.demo.arrays import (
     sequence_within_groups,
     timestamps,
 )
-from datamesh.demo.population import NO_END, Population, simulate_population
-from datamesh.errors import UnknownProductError, did_you_mean
+from demo_sources.population import NO_END, Population, simulate_population
+from demo_sources.schemas import SourceSchema, project_contracts
 
 SOURCE_PRODUCTS: tuple[str, ...] = (
     "customers",
@@ -54,8 +59,11 @@ SOURCE_PRODUCTS: tuple[str, ...] = (
     "usage_events",
     "tickets",
 )
-"""The source products the generator writes. A product's position seeds its random
-stream, so append new products at the end to keep existing data sets unchanged."""
+"""The source products the generator writes: its own declaration, not derived from the
+contracts. A contract says what a product looks like, not who produces it (a source
+product fed from files has no lineage inputs either), and a product's position here
+seeds its random stream, so append new products at the end to keep existing data
+sets unchanged. ``tests/unit/demo`` checks that each is a contracted source product."""
 
 _EPOCH = dt.date(1970, 1, 1)
 _HOUR = 3_600_000_000
@@ -117,23 +125,26 @@ class DemoConfig:
         return self.cutoff_us + self.label_window_days * MICROSECONDS_PER_DAY
 
 
-def iter_product(product_id: str, config: DemoConfig) -> Iterator[pa.Table]:
+def iter_product(
+    product_id: str, config: DemoConfig, contracts: ContractRegistry | None = None
+) -> Iterator[pa.Table]:
     """Yield one Arrow table per customer chunk, in customer order.
 
-    Every table has exactly the schema of the product's contract
-    (:data:`datamesh.demo.schemas.SCHEMAS`); tables may be empty.
+    Every table has exactly the Arrow schema of the product's contract and its
+    categorical columns take the contract's accepted values; tables may be empty.
+    ``contracts`` defaults to the project's ``data_products/``: pass the registry the
+    tables will be published against.
     """
     builder = _builder(product_id)
+    registry = project_contracts() if contracts is None else contracts
+    schema = SourceSchema.of(registry.get(product_id))
     for chunk_index in range(config.chunk_count):
         population = simulate_population(config, chunk_index)
         rng = np.random.default_rng([config.seed, chunk_index, 1 + SOURCE_PRODUCTS.index(product_id)])
-        table = pa.Table.from_arrays(
-            builder(population, config, chunk_index, rng), schema=schemas.SCHEMAS[product_id]
-        )
-        yield table
+        yield schema.table(builder(population, config, chunk_index, rng, schema))
 
 
-_Builder = Callable[[Population, DemoConfig, int, np.random.Generator], list[pa.Array]]
+_Builder = Callable[[Population, DemoConfig, int, np.random.Generator, SourceSchema], dict[str, pa.Array]]
 
 
 def _builder(product_id: str) -> _Builder:
@@ -169,24 +180,25 @@ _EMAIL_DOMAINS = ("example.com", "example.org", "example.net", "mail.example", "
 
 
 def _customers(
-    population: Population, config: DemoConfig, chunk_index: int, rng: np.random.Generator
-) -> list[pa.Array]:
+    population: Population, config: DemoConfig, chunk_index: int, rng: np.random.Generator,
+    schema: SourceSchema,
+) -> dict[str, pa.Array]:
     rows = np.arange(population.size)
     last = population.last_segment
     domain = rng.integers(0, len(_EMAIL_DOMAINS), population.size)
     emails = pc.binary_join_element_wise(
         fixed_width_ids("user", population.customer_numbers, 8), categorical(_EMAIL_DOMAINS, domain), "@"
     )
-    return [
-        _customer_ids(population),
-        emails,
-        categorical(schemas.COUNTRY_CODES, population.country),
-        categorical(schemas.INDUSTRIES, population.industry),
-        categorical(schemas.ACQUISITION_CHANNELS, population.acquisition_channel),
-        categorical(schemas.PLANS, population.segment_plan[rows, last]),
-        int32s(population.segment_seats[rows, last]),
-        timestamps(population.signed_up_at),
-    ]
+    return {
+        "customer_id": _customer_ids(population),
+        "email": emails,
+        "country_code": schema.categorical("country_code", population.country),
+        "industry": schema.categorical("industry", population.industry),
+        "acquisition_channel": schema.categorical("acquisition_channel", population.acquisition_channel),
+        "plan": schema.categorical("plan", population.segment_plan[rows, last]),
+        "seats": int32s(population.segment_seats[rows, last]),
+        "signed_up_at": timestamps(population.signed_up_at),
+    }
 
 
 # -- billing.subscriptions --------------------------------------------------------------
@@ -228,21 +240,26 @@ class _Subscriptions:
 
 
 def _subscriptions(
-    population: Population, config: DemoConfig, chunk_index: int, rng: np.random.Generator
-) -> list[pa.Array]:
+    population: Population, config: DemoConfig, chunk_index: int, rng: np.random.Generator,
+    schema: SourceSchema,
+) -> dict[str, pa.Array]:
     subs = _Subscriptions.of(population)
-    return [
-        subs.ids(population),
-        _customer_ids(population, subs.customer),
-        categorical(schemas.PLANS, subs.plan),
-        categorical(schemas.BILLING_PERIODS, subs.is_annual.astype(np.int8)),
-        int32s(subs.seats),
-        pa.array(subs.price, type=pa.float64()),
-        pa.array(subs.discount, type=pa.float64()),
-        timestamps(subs.started_at),
-        timestamps(np.where(subs.ended_at == NO_END, 0, subs.ended_at), mask=subs.ended_at == NO_END),
-        categorical(schemas.CANCELLATION_REASONS, np.maximum(subs.reason, 0), mask=subs.reason < 0),
-    ]
+    return {
+        "subscription_id": subs.ids(population),
+        "customer_id": _customer_ids(population, subs.customer),
+        "plan": schema.categorical("plan", subs.plan),
+        "billing_period": schema.categorical("billing_period", subs.is_annual.astype(np.int8)),
+        "seats": int32s(subs.seats),
+        "monthly_price_usd": pa.array(subs.price, type=pa.float64()),
+        "discount_rate": pa.array(subs.discount, type=pa.float64()),
+        "started_at": timestamps(subs.started_at),
+        "canceled_at": timestamps(
+            np.where(subs.ended_at == NO_END, 0, subs.ended_at), mask=subs.ended_at == NO_END
+        ),
+        "cancellation_reason": schema.categorical(
+            "cancellation_reason", np.maximum(subs.reason, 0), mask=subs.reason < 0
+        ),
+    }
 
 
 # -- billing.invoices and billing.payments ----------------------------------------------
@@ -251,7 +268,7 @@ _MAX_ATTEMPTS = 4
 _RETRY_DAYS = 3
 _VOID_PROBABILITY = 0.004
 _REFUND_PROBABILITY = 0.012
-# codes into schemas.INVOICE_STATUSES
+# codes into the accepted values of invoices.status: open, paid, void, uncollectible
 _OPEN, _PAID, _VOID, _UNCOLLECTIBLE = 0, 1, 2, 3
 
 
@@ -352,32 +369,34 @@ def _invoice_ids(population: Population, billing: _Billing, rows: np.ndarray | N
 
 
 def _invoices(
-    population: Population, config: DemoConfig, chunk_index: int, rng: np.random.Generator
-) -> list[pa.Array]:
+    population: Population, config: DemoConfig, chunk_index: int, rng: np.random.Generator,
+    schema: SourceSchema,
+) -> dict[str, pa.Array]:
     billing = _billing(population, config, chunk_index)
     subs = _Subscriptions.of(population)
     unpaid = billing.paid_at == NO_END
-    return [
-        _invoice_ids(population, billing),
-        fixed_width_ids(
+    return {
+        "invoice_id": _invoice_ids(population, billing),
+        "subscription_id": fixed_width_ids(
             "S",
             population.customer_numbers[billing.customer] * 100 + subs.slot[billing.subscription],
             10,
         ),
-        _customer_ids(population, billing.customer),
-        timestamps(billing.issued_at),
-        dates(billing.due_day),
-        dates(billing.period_start_day),
-        dates(billing.next_period_day - 1),
-        pa.array(billing.amount, type=pa.float64()),
-        categorical(schemas.INVOICE_STATUSES, billing.status),
-        timestamps(np.where(unpaid, 0, billing.paid_at), mask=unpaid),
-    ]
+        "customer_id": _customer_ids(population, billing.customer),
+        "issued_at": timestamps(billing.issued_at),
+        "due_date": dates(billing.due_day),
+        "period_start_date": dates(billing.period_start_day),
+        "period_end_date": dates(billing.next_period_day - 1),
+        "amount_usd": pa.array(billing.amount, type=pa.float64()),
+        "status": schema.categorical("status", billing.status),
+        "paid_at": timestamps(np.where(unpaid, 0, billing.paid_at), mask=unpaid),
+    }
 
 
 def _payments(
-    population: Population, config: DemoConfig, chunk_index: int, rng: np.random.Generator
-) -> list[pa.Array]:
+    population: Population, config: DemoConfig, chunk_index: int, rng: np.random.Generator,
+    schema: SourceSchema,
+) -> dict[str, pa.Array]:
     billing = _billing(population, config, chunk_index)
     invoice, attempt = np.nonzero(billing.attempt_exists)
     customer = billing.customer[invoice]
@@ -392,22 +411,22 @@ def _payments(
     refunded = ~failed & (rng.random(count) < _REFUND_PROBABILITY)
     status = np.where(failed, 1, np.where(refunded, 2, 0))
     failure_reason = rng.choice(4, size=count, p=[0.45, 0.3, 0.15, 0.1])
-    return [
-        fixed_width_ids(
+    return {
+        "payment_id": fixed_width_ids(
             "P",
             population.customer_numbers[customer] * 100_000
             + sequence_within_groups(customer, population.size),
             13,
         ),
-        _invoice_ids(population, billing, invoice),
-        _customer_ids(population, customer),
-        timestamps(billing.attempt_at[invoice, attempt]),
-        int32s(attempt + 1),
-        pa.array(billing.amount[invoice], type=pa.float64()),
-        categorical(schemas.PAYMENT_METHODS, method[customer]),
-        categorical(schemas.PAYMENT_STATUSES, status),
-        categorical(schemas.FAILURE_REASONS, failure_reason, mask=~failed),
-    ]
+        "invoice_id": _invoice_ids(population, billing, invoice),
+        "customer_id": _customer_ids(population, customer),
+        "attempted_at": timestamps(billing.attempt_at[invoice, attempt]),
+        "attempt_number": int32s(attempt + 1),
+        "amount_usd": pa.array(billing.amount[invoice], type=pa.float64()),
+        "payment_method": schema.categorical("payment_method", method[customer]),
+        "status": schema.categorical("status", status),
+        "failure_reason": schema.categorical("failure_reason", failure_reason, mask=~failed),
+    }
 
 
 # -- product.usage_events ---------------------------------------------------------------
@@ -423,8 +442,9 @@ _DURATION_SIGMA = np.array([0.9, 1.0, 0.7, 0.6, 0.5])
 
 
 def _usage_events(
-    population: Population, config: DemoConfig, chunk_index: int, rng: np.random.Generator
-) -> list[pa.Array]:
+    population: Population, config: DemoConfig, chunk_index: int, rng: np.random.Generator,
+    schema: SourceSchema,
+) -> dict[str, pa.Array]:
     day = MICROSECONDS_PER_DAY
     n = population.size
     days = config.history_days + config.label_window_days
@@ -475,10 +495,11 @@ def _usage_events(
 
     # Which product areas a customer uses: a personal ranking of features, breadth
     # growing with engagement, favourite features used most.
+    feature_count = len(schema.values("feature"))
     breadth = 1 + rng.binomial(
-        len(schemas.FEATURES) - 1, _sigmoid(0.8 * population.engagement - 0.3 + rng.normal(0, 0.5, n))
+        feature_count - 1, _sigmoid(0.8 * population.engagement - 0.3 + rng.normal(0, 0.5, n))
     )
-    ranking = np.argsort(rng.random((n, len(schemas.FEATURES))), axis=1)
+    ranking = np.argsort(rng.random((n, feature_count)), axis=1)
     pick = (breadth[customer] * rng.random(count) ** 1.7).astype(np.int64)
     feature = ranking[customer, pick]
     uses_api = rng.random(n) < _sigmoid(-1.0 + 0.9 * population.segment_plan[:, 0])
@@ -488,15 +509,15 @@ def _usage_events(
     duration = np.exp(_DURATION_MU[event_type] + _DURATION_SIGMA[event_type] * rng.standard_normal(count))
     duration = np.minimum(np.rint(duration), 86_400)
     sequence = sequence_within_groups(customer, n)
-    return [
-        fixed_width_ids("E", population.customer_numbers[customer] * 1_000_000 + sequence, 14),
-        _customer_ids(population, customer),
-        timestamps(event_at),
-        categorical(schemas.EVENT_TYPES, event_type),
-        categorical(schemas.FEATURES, feature),
-        categorical(schemas.PLATFORMS, platform),
-        int32s(duration),
-    ]
+    return {
+        "event_id": fixed_width_ids("E", population.customer_numbers[customer] * 1_000_000 + sequence, 14),
+        "customer_id": _customer_ids(population, customer),
+        "event_at": timestamps(event_at),
+        "event_type": schema.categorical("event_type", event_type),
+        "feature": schema.categorical("feature", feature),
+        "platform": schema.categorical("platform", platform),
+        "duration_seconds": int32s(duration),
+    }
 
 
 # -- support.tickets --------------------------------------------------------------------
@@ -509,8 +530,9 @@ _RESOLUTION_MU = np.array([3.4, 2.8, 2.0, 1.2])
 
 
 def _tickets(
-    population: Population, config: DemoConfig, chunk_index: int, rng: np.random.Generator
-) -> list[pa.Array]:
+    population: Population, config: DemoConfig, chunk_index: int, rng: np.random.Generator,
+    schema: SourceSchema,
+) -> dict[str, pa.Array]:
     day = MICROSECONDS_PER_DAY
     n = population.size
     begins = np.maximum(population.signed_up_at, config.window_start_us)
@@ -559,13 +581,13 @@ def _tickets(
     )
     no_score = unresolved | (rng.random(count) >= _SURVEY_RESPONSE_RATE)
     sequence = sequence_within_groups(customer, n)
-    return [
-        fixed_width_ids("T", population.customer_numbers[customer] * 10_000 + sequence, 12),
-        _customer_ids(population, customer),
-        timestamps(opened_at),
-        timestamps(np.where(unresolved, 0, resolved_at), mask=unresolved),
-        categorical(schemas.TICKET_PRIORITIES, priority),
-        categorical(schemas.TICKET_CHANNELS, channel),
-        categorical(schemas.TICKET_CATEGORIES, category),
-        int32s(np.where(no_score, 0, score), mask=no_score),
-    ]
+    return {
+        "ticket_id": fixed_width_ids("T", population.customer_numbers[customer] * 10_000 + sequence, 12),
+        "customer_id": _customer_ids(population, customer),
+        "opened_at": timestamps(opened_at),
+        "resolved_at": timestamps(np.where(unresolved, 0, resolved_at), mask=unresolved),
+        "priority": schema.categorical("priority", priority),
+        "channel": schema.categorical("channel", channel),
+        "category": schema.categorical("category", category),
+        "satisfaction_score": int32s(np.where(no_score, 0, score), mask=no_score),
+    }

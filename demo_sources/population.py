@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from datamesh.demo.arrays import MICROSECONDS_PER_DAY, add_months, months_between
+from demo_sources.arrays import MICROSECONDS_PER_DAY, add_months, months_between
 
 if TYPE_CHECKING:
-    from datamesh.demo.generator import DemoConfig
+    from demo_sources.generator import DemoConfig
 
 NO_END = np.iinfo(np.int64).max
 """Sentinel timestamp for "not canceled (as far as the data knows)"."""

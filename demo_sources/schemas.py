@@ -1,134 +1,109 @@
-"""Arrow schemas and value domains of the demo source products.
+"""Arrow schemas and value domains of the generated source products, read from their contracts.
 
-These constants mirror the contracts in ``data_products/<domain>/<product>.yaml``
-(the contracts are the single declaration; ``tests/unit/demo`` asserts that the
-two agree, column for column, so a contract change that is not carried over here
-fails the test suite). Fields are nullable in Arrow, exactly as the contract
-loader derives them; ``required: true`` is enforced by the quality engine.
+The contracts in ``data_products/<domain>/<product>.yaml`` are the one declaration
+of a product's columns and of the values a categorical column accepts. The
+generator copies neither: a product's Arrow schema is
+:meth:`datamesh.contracts.Contract.arrow_schema`, and a categorical column's
+values are its ``accepted_values`` rule. Fields are nullable in Arrow, exactly as
+the contract loader derives them; ``required: true`` is enforced by the quality
+engine at publish.
+
+The generator draws integer codes and names them with a column's accepted values
+*in the contract's order*: code 0 is the first value. Reordering the values of a
+contract therefore changes the generated data (``tests/unit/demo`` pins it with a
+digest); removing values the generator draws is refused with an error naming the
+product and column.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
 import pyarrow as pa
 
-TIMESTAMP = pa.timestamp("us")
+from datamesh.contracts import Contract, ContractRegistry, RuleType
+from datamesh.errors import ContractError, did_you_mean
+from datamesh.paths import CONTRACTS_DIR
+from demo_sources.arrays import categorical
 
-# fmt: off
-COUNTRY_CODES: tuple[str, ...] = (
-    "US", "GB", "DE", "FR", "NL", "ES", "IT", "SE", "CA", "AU", "BR", "IN", "JP",
-)
-INDUSTRIES: tuple[str, ...] = (
-    "software", "retail", "finance", "healthcare", "education", "manufacturing", "media", "other",
-)
-ACQUISITION_CHANNELS: tuple[str, ...] = ("organic", "paid_search", "partner", "sales", "referral")
-PLANS: tuple[str, ...] = ("basic", "pro", "enterprise")
-BILLING_PERIODS: tuple[str, ...] = ("monthly", "annual")
-CANCELLATION_REASONS: tuple[str, ...] = ("plan_change", "customer_request", "non_payment")
-INVOICE_STATUSES: tuple[str, ...] = ("open", "paid", "void", "uncollectible")
-PAYMENT_METHODS: tuple[str, ...] = ("card", "bank_transfer", "wallet")
-PAYMENT_STATUSES: tuple[str, ...] = ("succeeded", "failed", "refunded")
-FAILURE_REASONS: tuple[str, ...] = (
-    "card_declined", "insufficient_funds", "expired_card", "processing_error",
-)
-EVENT_TYPES: tuple[str, ...] = ("login", "feature_use", "report_export", "api_call", "user_invite")
-FEATURES: tuple[str, ...] = (
-    "dashboards", "reports", "alerts", "integrations", "automation", "search", "collaboration", "admin",
-)
-PLATFORMS: tuple[str, ...] = ("web", "desktop", "ios", "android", "api")
-TICKET_PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "urgent")
-TICKET_CHANNELS: tuple[str, ...] = ("email", "chat", "phone", "web_form")
-TICKET_CATEGORIES: tuple[str, ...] = (
-    "billing", "bug", "how_to", "feature_request", "account", "performance",
-)
-# fmt: on
 
-CUSTOMERS = pa.schema(
-    [
-        pa.field("customer_id", pa.string()),
-        pa.field("email", pa.string()),
-        pa.field("country_code", pa.string()),
-        pa.field("industry", pa.string()),
-        pa.field("acquisition_channel", pa.string()),
-        pa.field("plan", pa.string()),
-        pa.field("seats", pa.int32()),
-        pa.field("signed_up_at", TIMESTAMP),
-    ]
-)
+@cache
+def project_contracts() -> ContractRegistry:
+    """The contracts of this project's ``data_products/`` (read once per process)."""
+    return ContractRegistry.from_dir(CONTRACTS_DIR)
 
-SUBSCRIPTIONS = pa.schema(
-    [
-        pa.field("subscription_id", pa.string()),
-        pa.field("customer_id", pa.string()),
-        pa.field("plan", pa.string()),
-        pa.field("billing_period", pa.string()),
-        pa.field("seats", pa.int32()),
-        pa.field("monthly_price_usd", pa.float64()),
-        pa.field("discount_rate", pa.float64()),
-        pa.field("started_at", TIMESTAMP),
-        pa.field("canceled_at", TIMESTAMP),
-        pa.field("cancellation_reason", pa.string()),
-    ]
-)
 
-INVOICES = pa.schema(
-    [
-        pa.field("invoice_id", pa.string()),
-        pa.field("subscription_id", pa.string()),
-        pa.field("customer_id", pa.string()),
-        pa.field("issued_at", TIMESTAMP),
-        pa.field("due_date", pa.date32()),
-        pa.field("period_start_date", pa.date32()),
-        pa.field("period_end_date", pa.date32()),
-        pa.field("amount_usd", pa.float64()),
-        pa.field("status", pa.string()),
-        pa.field("paid_at", TIMESTAMP),
-    ]
-)
+@dataclass(frozen=True)
+class SourceSchema:
+    """The Arrow schema and the categorical value domains of one product, from its contract."""
 
-PAYMENTS = pa.schema(
-    [
-        pa.field("payment_id", pa.string()),
-        pa.field("invoice_id", pa.string()),
-        pa.field("customer_id", pa.string()),
-        pa.field("attempted_at", TIMESTAMP),
-        pa.field("attempt_number", pa.int32()),
-        pa.field("amount_usd", pa.float64()),
-        pa.field("payment_method", pa.string()),
-        pa.field("status", pa.string()),
-        pa.field("failure_reason", pa.string()),
-    ]
-)
+    product_id: str
+    arrow: pa.Schema
+    accepted_values: Mapping[str, tuple[str, ...]]
 
-USAGE_EVENTS = pa.schema(
-    [
-        pa.field("event_id", pa.string()),
-        pa.field("customer_id", pa.string()),
-        pa.field("event_at", TIMESTAMP),
-        pa.field("event_type", pa.string()),
-        pa.field("feature", pa.string()),
-        pa.field("platform", pa.string()),
-        pa.field("duration_seconds", pa.int32()),
-    ]
-)
+    @classmethod
+    def of(cls, contract: Contract) -> SourceSchema:
+        domains = {
+            rule.column: tuple(rule.values or ())
+            for rule in contract.rules()
+            if rule.rule is RuleType.ACCEPTED_VALUES and rule.column is not None
+        }
+        return cls(product_id=contract.id, arrow=contract.arrow_schema(), accepted_values=domains)
 
-TICKETS = pa.schema(
-    [
-        pa.field("ticket_id", pa.string()),
-        pa.field("customer_id", pa.string()),
-        pa.field("opened_at", TIMESTAMP),
-        pa.field("resolved_at", TIMESTAMP),
-        pa.field("priority", pa.string()),
-        pa.field("channel", pa.string()),
-        pa.field("category", pa.string()),
-        pa.field("satisfaction_score", pa.int32()),
-    ]
-)
+    def values(self, column: str) -> tuple[str, ...]:
+        """The accepted values of ``column``, in the contract's order."""
+        if column not in self.arrow.names:
+            raise ContractError(
+                f"The demo generator writes column '{column}' of '{self.product_id}', which its contract "
+                f"does not declare.{did_you_mean(column, self.arrow.names)}"
+            )
+        values = self.accepted_values.get(column)
+        if values is None:
+            raise ContractError(
+                f"The demo generator names the codes of {self.product_id}.{column} with the column's accepted "
+                f"values, but the contract of '{self.product_id}' has no accepted_values rule on '{column}'. "
+                "Add one (quality: [{rule: accepted_values, values: [...]}])."
+            )
+        if not all(isinstance(value, str) for value in values):
+            raise ContractError(
+                f"The accepted values of {self.product_id}.{column} must be strings for the demo generator, "
+                f"got {list(values)}."
+            )
+        return values
 
-SCHEMAS: dict[str, pa.Schema] = {
-    "customers": CUSTOMERS,
-    "subscriptions": SUBSCRIPTIONS,
-    "invoices": INVOICES,
-    "payments": PAYMENTS,
-    "usage_events": USAGE_EVENTS,
-    "tickets": TICKETS,
-}
+    def categorical(self, column: str, codes: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
+        """``values(column)[codes]`` as an Arrow string array (null where ``mask`` is true)."""
+        values = self.values(column)
+        drawn = np.asarray(codes)
+        if drawn.size and int(drawn.max()) >= len(values):
+            raise ContractError(
+                f"The demo generator draws {int(drawn.max()) + 1} values of {self.product_id}.{column}, but its "
+                f"contract accepts only {len(values)}: {list(values)}. Restore the missing values in the "
+                "contract or change the generator."
+            )
+        return categorical(values, drawn, mask)
+
+    def table(self, columns: Mapping[str, pa.Array]) -> pa.Table:
+        """The generated ``columns`` as a table with exactly the contract's schema (names, order, types)."""
+        declared = self.arrow.names
+        missing = [name for name in declared if name not in columns]
+        extra = [name for name in columns if name not in declared]
+        if missing or extra:
+            raise ContractError(
+                f"The contract of '{self.product_id}' declares columns {declared}; the demo generator "
+                f"builds {list(columns)} (missing {missing}, not declared {extra})."
+            )
+        wrong = [
+            f"{field.name} is {columns[field.name].type}, expected {field.type}"
+            for field in self.arrow
+            if not columns[field.name].type.equals(field.type)
+        ]
+        if wrong:
+            raise ContractError(
+                f"The demo generator's columns of '{self.product_id}' do not have the types its contract "
+                f"declares: {'; '.join(wrong)}."
+            )
+        return pa.Table.from_arrays([columns[name] for name in declared], schema=self.arrow)

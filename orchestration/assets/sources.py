@@ -17,7 +17,7 @@ class GeneratorConfig(dg.Config):
 
 
 def build_source_assets(contracts: ContractRegistry) -> dg.AssetsDefinition:
-    from datamesh.demo.generator import SOURCE_PRODUCTS
+    from demo_sources.generator import SOURCE_PRODUCTS
 
     chosen = [contracts.get(p) for p in SOURCE_PRODUCTS]
 
@@ -30,7 +30,7 @@ def build_source_assets(contracts: ContractRegistry) -> dg.AssetsDefinition:
     )
     def demo_sources(context: dg.AssetExecutionContext, config: GeneratorConfig, mesh: MeshResource):
         """Generate the operational data of the demo domains and publish each as a product version."""
-        from datamesh.demo.generator import DemoConfig, iter_product
+        from demo_sources.generator import DemoConfig, iter_product
 
         platform = mesh.mesh(context.run_id)
         demo = DemoConfig(customers=config.customers, seed=config.seed)
@@ -39,7 +39,7 @@ def build_source_assets(contracts: ContractRegistry) -> dg.AssetsDefinition:
             if asset_key(contract) not in selected:
                 continue
             manifest = platform.publish(
-                contract.id, iter_product(contract.id, demo),
+                contract.id, iter_product(contract.id, demo, platform.contracts),
                 metadata={"generator": {"customers": config.customers, "seed": config.seed}},
                 progress=context.log.info,
             )

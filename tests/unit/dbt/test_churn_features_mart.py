@@ -15,11 +15,11 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from datamesh.demo.generator import SOURCE_PRODUCTS, DemoConfig, iter_product
-from datamesh.demo.population import simulate_population
 from datamesh.paths import DBT_PROJECT_DIR
+from demo_sources.generator import SOURCE_PRODUCTS, DemoConfig, iter_product
+from demo_sources.population import simulate_population
 from tests.unit.dbt import stub_mesh_plugin
-from tests.unit.demo.contract_yaml import arrow_schema_for, contract_yaml
+from tests.unit.demo_sources.contract_yaml import arrow_schema_for, contract_yaml
 
 CONFIG = DemoConfig(customers=2_000, chunk_customers=1_000)
 

@@ -1,23 +1,70 @@
-"""The dbt project follows the house layout (jaffle-shop style)."""
+"""The dbt project follows the house layout (jaffle-shop style), and leaves the contracts' checks to them."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from datamesh.paths import DBT_PROJECT_DIR
+from datamesh.contracts import ContractRegistry
+from datamesh.dbt_sources import contract_checked_tests
+from datamesh.paths import CONTRACTS_DIR, DBT_PROJECT_DIR
 
 MODELS = DBT_PROJECT_DIR / "models"
 OWN_MODELS = sorted(p for p in MODELS.rglob("*.sql") if "sources" not in p.parts)
+CONTRACTS = ContractRegistry.from_dir(CONTRACTS_DIR)
+
+
+def _entry(properties: dict[str, Any], name: str) -> dict[str, Any]:
+    (entry,) = [m for m in properties["models"] if m["name"] == name]
+    return entry
 
 
 def _documented(model: Path) -> dict:
-    properties = yaml.safe_load(model.with_suffix(".yml").read_text())
-    (entry,) = [m for m in properties["models"] if m["name"] == model.stem]
-    return entry
+    return _entry(yaml.safe_load(model.with_suffix(".yml").read_text()), model.stem)
+
+
+def _test_names(column: dict[str, Any]) -> set[str]:
+    return {t if isinstance(t, str) else next(iter(t)) for t in column.get("data_tests", [])}
+
+
+_SOURCE = re.compile(r"source\(\s*'[a-z_]+'\s*,\s*'([a-z_]+)'\s*\)")
+_PASSED_THROUGH = re.compile(r"^\s*([a-z_]+)(?:\s+as\s+([a-z_]+))?,?\s*$", re.MULTILINE)
+
+
+def repeated_contract_checks(name: str, sql: str, properties: dict[str, Any], contracts: ContractRegistry) -> list[str]:
+    """dbt tests of model ``name`` that its product's contract, or its source's, already runs at publish.
+
+    A mart named like a contract is that product: every column test its contract
+    covers is repeated. A model over a source passes columns through unchanged
+    (``column`` or ``column as new_name``): their tests are repeated too, except the
+    model's own grain key (first column, unique + not_null by the house style).
+    """
+    if name in contracts:
+        contract, is_product = contracts.get(name), True
+        renamed = {column: column for column in contract.column_names}
+    elif (source := _SOURCE.search(sql)) is not None and source.group(1) in contracts:
+        contract, is_product = contracts.get(source.group(1)), False
+        renamed = {
+            alias or column: column
+            for column, alias in _PASSED_THROUGH.findall(sql)
+            if column in contract.column_names
+        }
+    else:
+        return []
+    covered = contract_checked_tests(contract)
+    found = []
+    for position, column in enumerate(_entry(properties, name).get("columns", [])):
+        upstream = renamed.get(column["name"])
+        repeated = _test_names(column) & covered.get(upstream, set())
+        if position == 0 and not is_product:
+            repeated -= {"unique", "not_null"}
+        found += [f"{name}.{column['name']}: {test} (checked by the contract of '{contract.id}')"
+                  for test in sorted(repeated)]
+    return found
 
 
 @pytest.mark.parametrize("model", OWN_MODELS, ids=lambda p: p.stem)
@@ -46,6 +93,63 @@ def test_models_end_with_select_from_final_or_renamed(model: Path) -> None:
 
 @pytest.mark.parametrize("model", OWN_MODELS, ids=lambda p: p.stem)
 def test_primary_keys_are_tested_unique_and_not_null(model: Path) -> None:
+    """By dbt, or, for a mart that is a product, by the product's contract at publish."""
     first = _documented(model)["columns"][0]
-    tests = [t if isinstance(t, str) else next(iter(t)) for t in first.get("data_tests", [])]
-    assert {"unique", "not_null"} <= set(tests), f"{model.stem}.{first['name']}"
+    if model.stem in CONTRACTS:
+        contract = CONTRACTS.get(model.stem)
+        assert contract.primary_key == (first["name"],), f"{model.stem}: the contract's primary key comes first"
+        assert {"unique", "not_null"} <= contract_checked_tests(contract)[first["name"]]
+    else:
+        assert {"unique", "not_null"} <= _test_names(first), f"{model.stem}.{first['name']}"
+
+
+@pytest.mark.parametrize("model", OWN_MODELS, ids=lambda p: p.stem)
+def test_models_do_not_repeat_the_checks_of_contracts(model: Path) -> None:
+    """Contracts run these checks at publish and Dagster shows them on the product: dbt must not run them again."""
+    properties = yaml.safe_load(model.with_suffix(".yml").read_text())
+    assert repeated_contract_checks(model.stem, model.read_text(), properties, CONTRACTS) == []
+
+
+_STAGING_SQL = """
+with source as (select * from {{ source('billing', 'payments') }}),
+renamed as (
+    select
+        payment_id,
+        customer_id,
+        status as payment_status,
+        status = 'failed' as is_failed
+    from source
+)
+select * from renamed
+"""
+
+
+def _properties(name: str, columns: dict[str, list[Any]]) -> dict[str, Any]:
+    return {"models": [{"name": name, "columns": [{"name": c, "data_tests": t} for c, t in columns.items()]}]}
+
+
+def test_repeated_checks_are_found_through_renames() -> None:
+    accepted = {"accepted_values": {"arguments": {"values": ["succeeded", "failed", "refunded"]}}}
+    properties = _properties("stg_billing__payments", {
+        "payment_id": ["unique", "not_null"],  # the model's grain: allowed
+        "customer_id": ["not_null", {"relationships": {}}],
+        "payment_status": [accepted],
+        "is_failed": ["not_null"],  # derived: not a contract column
+    })
+    assert repeated_contract_checks("stg_billing__payments", _STAGING_SQL, properties, CONTRACTS) == [
+        "stg_billing__payments.customer_id: not_null (checked by the contract of 'payments')",
+        "stg_billing__payments.payment_status: accepted_values (checked by the contract of 'payments')",
+    ]
+
+
+def test_repeated_checks_of_a_product_mart_include_its_key() -> None:
+    properties = _properties("churn_features", {"customer_id": ["unique", "not_null", {"relationships": {}}]})
+    assert repeated_contract_checks("churn_features", "select 1", properties, CONTRACTS) == [
+        "churn_features.customer_id: not_null (checked by the contract of 'churn_features')",
+        "churn_features.customer_id: unique (checked by the contract of 'churn_features')",
+    ]
+
+
+def test_models_over_no_product_are_not_checked() -> None:
+    properties = _properties("int_things_aggregated", {"customer_id": ["unique", "not_null"]})
+    assert repeated_contract_checks("int_things_aggregated", "select 1", properties, CONTRACTS) == []

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
+import hashlib
 import types
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from datamesh.demo import schemas
-from datamesh.demo.generator import SOURCE_PRODUCTS, DemoConfig, iter_product
-from datamesh.demo.population import simulate_population
-from datamesh.errors import UnknownProductError
-from tests.unit.demo.contract_yaml import arrow_schema_for, column_rules, required_columns, unique_columns
+from datamesh.contracts import ContractRegistry, parse_contract
+from datamesh.errors import ContractError, UnknownProductError
+from demo_sources.generator import SOURCE_PRODUCTS, DemoConfig, iter_product
+from demo_sources.population import simulate_population
+from demo_sources.schemas import SourceSchema, project_contracts
+from tests.unit.demo_sources.contract_yaml import (
+    arrow_schema_for,
+    column_rules,
+    contract_yaml,
+    required_columns,
+    unique_columns,
+)
 
 SMALL = DemoConfig(customers=3_000, chunk_customers=1_000)
 
@@ -76,12 +86,106 @@ def test_chunk_size_changes_random_streams_but_not_customers_or_statistics() -> 
     assert abs(coarse_rate - fine_rate) < 0.02
 
 
-# -- schemas and value domains --------------------------------------------------------------
+# Digest of the generated values of each product for PINNED (seed 42). The generator reads
+# its schemas and value lists from the contracts, so this also pins the contracts' column
+# order and accepted-values order. Change a digest only for an intended change of the data.
+PINNED = DemoConfig(customers=600, chunk_customers=250)
+PINNED_DIGESTS = {
+    "customers": "5a5969250e527e14",
+    "subscriptions": "c6e535553c46492e",
+    "invoices": "3913dcded50200e7",
+    "payments": "21dc610ef73bdf0d",
+    "usage_events": "072b0b7903117269",
+    "tickets": "7e6b1d50beb6108b",
+}
+
+
+def _digest(product_id: str, config: DemoConfig, contracts: ContractRegistry | None = None) -> str:
+    digest = hashlib.sha256()
+    for table in iter_product(product_id, config, contracts):
+        digest.update(str(table.schema).encode())
+        for column in table.columns:
+            digest.update(repr(column.to_pylist()).encode())
+    return digest.hexdigest()[:16]
 
 
 @pytest.mark.parametrize("product_id", SOURCE_PRODUCTS)
-def test_schema_constants_match_contract_yaml(product_id: str) -> None:
-    assert schemas.SCHEMAS[product_id].equals(arrow_schema_for(product_id))
+def test_generated_data_is_pinned(product_id: str) -> None:
+    assert _digest(product_id, PINNED) == PINNED_DIGESTS[product_id]
+
+
+# -- schemas and value domains, read from the contracts ---------------------------------------
+
+
+def _registry_with(product_id: str, edit: Any) -> ContractRegistry:
+    """The project's contracts, with ``edit(raw_yaml)`` applied to the contract of ``product_id``."""
+    raw = copy.deepcopy(contract_yaml(product_id))
+    edit(raw)
+    original = project_contracts().get(product_id)
+    edited = parse_contract(raw, original.source_path)
+    return ContractRegistry([edited if c.id == product_id else c for c in project_contracts()])
+
+
+def _column(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(column for column in raw["columns"] if column["name"] == name)
+
+
+@pytest.mark.parametrize("product_id", SOURCE_PRODUCTS)
+def test_schemas_read_from_the_contracts_match_the_contract_yaml(product_id: str) -> None:
+    assert SourceSchema.of(project_contracts().get(product_id)).arrow.equals(arrow_schema_for(product_id))
+
+
+@pytest.mark.parametrize("product_id", SOURCE_PRODUCTS)
+def test_generator_writes_contracted_source_products(product_id: str) -> None:
+    """SOURCE_PRODUCTS is the generator's own list; each entry is a contract with no upstream."""
+    assert project_contracts().get(product_id).lineage.inputs == ()
+
+
+def test_value_names_come_from_the_contract_it_is_given() -> None:
+    renamed = ["by_mail", "by_chat", "by_phone", "by_form"]
+    contracts = _registry_with("tickets", lambda raw: _column(raw, "channel")["quality"][0].update(values=renamed))
+    usual = pa.concat_tables(iter_product("tickets", SMALL))
+    table = pa.concat_tables(iter_product("tickets", SMALL, contracts))
+    mapping = dict(zip(column_rules("tickets", "accepted_values")["channel"]["values"], renamed, strict=True))
+    assert table["channel"].to_pylist() == [mapping[value] for value in usual["channel"].to_pylist()]
+    assert table.drop_columns(["channel"]).equals(usual.drop_columns(["channel"]))
+
+
+def test_column_order_comes_from_the_contract_it_is_given() -> None:
+    contracts = _registry_with("customers", lambda raw: raw["columns"].reverse())
+    usual = pa.concat_tables(iter_product("customers", SMALL))
+    table = pa.concat_tables(iter_product("customers", SMALL, contracts))
+    assert table.column_names == usual.column_names[::-1]
+    assert table.select(usual.column_names).equals(usual)
+
+
+def test_a_contract_with_fewer_values_than_the_generator_draws_is_refused() -> None:
+    contracts = _registry_with(
+        "tickets", lambda raw: _column(raw, "channel")["quality"][0].update(values=["email", "chat"])
+    )
+    with pytest.raises(ContractError, match=r"draws 4 values of tickets\.channel, but its contract accepts only 2"):
+        next(iter_product("tickets", SMALL, contracts))
+
+
+def test_a_categorical_column_without_accepted_values_is_refused() -> None:
+    contracts = _registry_with("tickets", lambda raw: _column(raw, "channel").pop("quality"))
+    with pytest.raises(ContractError, match=r"no accepted_values rule on 'channel'"):
+        next(iter_product("tickets", SMALL, contracts))
+
+
+def test_a_contract_column_the_generator_does_not_build_is_refused() -> None:
+    def add_column(raw: dict[str, Any]) -> None:
+        raw["columns"].append({"name": "language", "type": "string"})
+
+    contracts = _registry_with("tickets", add_column)
+    with pytest.raises(ContractError, match=r"missing \['language'\]"):
+        next(iter_product("tickets", SMALL, contracts))
+
+
+def test_a_contract_type_the_generator_does_not_build_is_refused() -> None:
+    contracts = _registry_with("tickets", lambda raw: _column(raw, "satisfaction_score").update(type="int64"))
+    with pytest.raises(ContractError, match=r"satisfaction_score is int32, expected int64"):
+        next(iter_product("tickets", SMALL, contracts))
 
 
 @pytest.mark.parametrize("product_id", SOURCE_PRODUCTS)
@@ -284,6 +388,13 @@ def test_usage_events_of_200k_customers_are_generated_chunk_by_chunk() -> None:
 def test_unknown_product_suggests_the_closest_name() -> None:
     with pytest.raises(UnknownProductError, match="Did you mean 'customers'"):
         next(iter_product("custmers", SMALL))
+
+
+def test_a_registry_without_the_product_is_refused() -> None:
+    others = [c for c in project_contracts() if c.id in SOURCE_PRODUCTS and c.id != "tickets"]
+    contracts = ContractRegistry(others)
+    with pytest.raises(UnknownProductError, match="Unknown product 'tickets'"):
+        next(iter_product("tickets", SMALL, contracts))
 
 
 @pytest.mark.parametrize(

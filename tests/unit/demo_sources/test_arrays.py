@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from datamesh.demo.arrays import (
+from demo_sources.arrays import (
     add_months,
     categorical,
     fixed_width_ids,
