@@ -6,8 +6,6 @@ import ast
 import importlib.util
 from pathlib import Path
 
-from datamesh.paths import PROJECT_ROOT
-
 
 def _imported_modules(path: Path) -> list[tuple[int, str]]:
     found = []
@@ -17,16 +15,6 @@ def _imported_modules(path: Path) -> list[tuple[int, str]]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.append((node.lineno, node.module))
     return found
-
-
-def test_the_platform_core_does_not_import_the_demo_generator() -> None:
-    offenders = [
-        f"{path.relative_to(PROJECT_ROOT)}:{line} imports {module}"
-        for path in sorted((PROJECT_ROOT / "datamesh").rglob("*.py"))
-        for line, module in _imported_modules(path)
-        if module.split(".")[0] == "demo_sources"
-    ]
-    assert offenders == []
 
 
 def test_the_demo_generator_lives_outside_the_core() -> None:
