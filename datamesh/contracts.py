@@ -10,7 +10,7 @@ one (``apiVersion``, ``kind``, ``id``, ``version``, ``status``, ``domain``,
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
@@ -258,8 +258,43 @@ class ThresholdPolicy(_Model):
     maximize: Literal["f1"] | None = None
 
 
+class UnsupervisedSection(_Model):
+    """Unsupervised work on the contract's product, published as the product ``product``.
+
+    Features: ``featureColumns`` if given (numeric or boolean columns), else every
+    numeric, non-boolean column of the ml block's features (``ml.featureColumns``
+    or every column) except the id, the label, ``ml.excludeColumns`` and
+    ``excludeColumns``. ``idColumn`` defaults to ``ml.idColumn``.
+    """
+
+    product: str
+    id_column: str | None = Field(default=None, alias="idColumn")
+    feature_columns: tuple[str, ...] | None = Field(default=None, alias="featureColumns")
+    exclude_columns: tuple[str, ...] = Field(default=(), alias="excludeColumns")
+
+    @field_validator("product")
+    @classmethod
+    def _valid_product(cls, v: str) -> str:
+        return validate_name(v, kind="product id")
+
+
+class SegmentsSection(UnsupervisedSection):
+    """``ml.segments``: k-means segments of the rows (k by the silhouette score)."""
+
+
+class AnomaliesSection(UnsupervisedSection):
+    """``ml.anomalies``: log-likelihood of each row under a Gaussian mixture (components by
+    BIC); rows below the ``percentile``-th percentile of the scores are flagged."""
+
+    percentile: float = Field(default=1.0, gt=0, lt=100)
+
+
+_NUMERIC_TYPES = frozenset({ColumnType.INT32, ColumnType.INT64, ColumnType.DOUBLE, ColumnType.BOOLEAN})
+
+
 class MLSection(_Model):
-    """Marks a product as labelled training data (or as a product to score)."""
+    """Marks a product as labelled training data (or as a product to score), and declares
+    the unsupervised products computed from it (``segments``, ``anomalies``)."""
 
     task: Literal["classification", "regression"] = "classification"
     id_column: str = Field(alias="idColumn")
@@ -272,6 +307,17 @@ class MLSection(_Model):
     cv_folds: int = Field(default=5, alias="cvFolds", ge=2, le=20)
     max_training_rows: int | None = Field(default=None, alias="maxTrainingRows", ge=50)
     predictions_product: str | None = Field(default=None, alias="predictionsProduct")
+    segments: SegmentsSection | None = None
+    anomalies: AnomaliesSection | None = None
+
+    def unsupervised_sections(self) -> list[tuple[str, UnsupervisedSection]]:
+        """``[("segments", ...), ("anomalies", ...)]``, for the sections this block declares."""
+        sections = (("segments", self.segments), ("anomalies", self.anomalies))
+        return [(name, section) for name, section in sections if section is not None]
+
+    def id_column_of(self, section: UnsupervisedSection) -> str:
+        """The id column of an unsupervised section (``ml.idColumn`` unless it sets its own)."""
+        return section.id_column or self.id_column
 
 
 _SEMVER = re.compile(r"(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})")
@@ -340,7 +386,35 @@ class Contract(_Model):
             for col in (self.ml.id_column, self.ml.label_column, *(self.ml.feature_columns or ()), *self.ml.exclude_columns):
                 if col is not None:
                     check(col, "ml")
+            self._check_unsupervised(self.ml, check)
         return self
+
+    def _check_unsupervised(self, ml: MLSection, check: Callable[[str, str], None]) -> None:
+        """``ml.segments`` / ``ml.anomalies``: known columns, numeric features, a distinct output product."""
+        types = {c.name: c.type for c in self.columns}
+        outputs: dict[str, str] = {}
+        if ml.predictions_product is not None:
+            outputs[ml.predictions_product] = "ml.predictionsProduct"
+        for field, section in ml.unsupervised_sections():
+            where = f"ml.{field}"
+            if section.product == self.id:
+                raise ValueError(f"{where}.product is '{self.id}', this product itself; name the product "
+                                 f"the {field} are published as (a contract of its own).")
+            if section.product in outputs:
+                raise ValueError(f"{where}.product '{section.product}' is also {outputs[section.product]}; "
+                                 f"each output needs a product of its own.")
+            outputs[section.product] = f"{where}.product"
+            for col in (section.id_column, *(section.feature_columns or ()), *section.exclude_columns):
+                if col is not None:
+                    check(col, where)
+            roles = {ml.id_column_of(section): "id", ml.label_column: "label"}
+            for col in section.feature_columns or ():
+                if col in roles:
+                    raise ValueError(f"{where}.featureColumns lists '{col}', the {roles[col]} column; remove it.")
+                if types[col] not in _NUMERIC_TYPES:
+                    allowed = ", ".join(sorted(t.value for t in _NUMERIC_TYPES))
+                    raise ValueError(f"{where}.featureColumns lists '{col}' of type {types[col].value}; "
+                                     f"{field} use numeric columns ({allowed}).")
 
     # -- derived views of the contract -------------------------------------------------
 
@@ -474,6 +548,7 @@ def _location(loc: tuple[Any, ...], raw: Any) -> str:
 _NESTED: dict[str, type[BaseModel]] = {
     "columns": Column, "quality": QualityRule, "owner": Owner, "description": Description,
     "slaProperties": SlaProperty, "lineage": Lineage, "ml": MLSection, "thresholdPolicy": ThresholdPolicy,
+    "segments": SegmentsSection, "anomalies": AnomaliesSection,
 }
 
 
@@ -540,6 +615,41 @@ class ContractRegistry:
                         f"Invalid contract {contract.source_path}: lineage input '{upstream}' is not a known product."
                         f"{did_you_mean(upstream, self._by_id)}"
                     )
+        self._check_ml_outputs()
+
+    def _check_ml_outputs(self) -> None:
+        """Every product an ``ml.segments`` / ``ml.anomalies`` block names is declared, lists its
+        source in ``lineage.inputs``, has the id column, and has no other producer."""
+        producers: dict[str, str] = {}
+        for contract in self._by_id.values():
+            if contract.ml is None:
+                continue
+            for field, section in contract.ml.unsupervised_sections():
+                where = f"Invalid contract {contract.source_path}: ml.{field}.product"
+                output = self._by_id.get(section.product)
+                if output is None:
+                    raise ContractError(
+                        f"{where} '{section.product}' is not a known product."
+                        f"{did_you_mean(section.product, self._by_id)} Add a contract for it under "
+                        f"data_products/<domain>/."
+                    )
+                if contract.id not in output.lineage.inputs:
+                    raise ContractError(
+                        f"{where} is '{output.id}', but {output.source_path} does not list '{contract.id}' in "
+                        f"lineage.inputs; add it there."
+                    )
+                id_column = contract.ml.id_column_of(section)
+                if id_column not in output.column_names:
+                    raise ContractError(
+                        f"{where} is '{output.id}', which has no column '{id_column}' (the id column of the "
+                        f"{field}); add it to {output.source_path} or set ml.{field}.idColumn."
+                    )
+                if output.id in producers:
+                    raise ContractError(
+                        f"{where} is '{output.id}', which {producers[output.id]} already produces; "
+                        f"a product has one producer."
+                    )
+                producers[output.id] = f"ml.{field} of {contract.source_path}"
 
     @classmethod
     def from_dir(cls, root: Path | str) -> ContractRegistry:

@@ -10,6 +10,7 @@ and the comparison table.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 import warnings
@@ -148,15 +149,18 @@ class CandidateStatus(StrEnum):
     """Not run (``note`` says why: not in the profile, too many rows, too few ensemble members)."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class CandidateResult:
-    """The outcome of cross-validating one candidate.
+    """The outcome of cross-validating one candidate (immutable: derive a
+    changed copy with :func:`dataclasses.replace`).
 
     ``status`` is a :class:`CandidateStatus` (a plain string such as ``"ok"``
     is converted): ``ok``, ``failed`` (``error`` says why) or ``skipped``
     (``note`` says why). ``oof`` holds the out-of-fold
     probabilities of the positive class (classification) or predictions
-    (regression), aligned with the training rows.
+    (regression), aligned with the training rows. ``first_fold_model`` is the
+    model fitted on the first fold when :func:`cross_validate` was asked to
+    keep it (for permutation importance); reports drop it.
     """
 
     name: str
@@ -176,7 +180,7 @@ class CandidateResult:
 
     def __post_init__(self) -> None:
         try:
-            self.status = CandidateStatus(self.status)
+            object.__setattr__(self, "status", CandidateStatus(self.status))
         except ValueError:
             choices = [s.value for s in CandidateStatus]
             raise TrainingError(
@@ -253,11 +257,12 @@ def cross_validate(
                 warnings=_warning_texts(caught),
                 key=key,
             )
-    result = score_predictions(candidate, oof, data.y, spec, key=key)
-    result.seconds = time.perf_counter() - start
-    result.warnings = _warning_texts(caught)
-    result.first_fold_model = first_model
-    return result
+    return dataclasses.replace(
+        score_predictions(candidate, oof, data.y, spec, key=key),
+        seconds=time.perf_counter() - start,
+        warnings=_warning_texts(caught),
+        first_fold_model=first_model,
+    )
 
 
 def _warning_texts(caught: Sequence[warnings.WarningMessage]) -> tuple[str, ...]:
@@ -316,10 +321,11 @@ def score_ensemble(
             meta = LogisticRegression(C=1.0, max_iter=1000).fit(matrix[train], data.y[train])
             oof[test] = meta.predict_proba(matrix[test])[:, 1]
         how = "meta-learner cross-validated on members' out-of-fold probabilities"
-    result = score_predictions(ensemble, oof, data.y, spec, key=key)
-    result.seconds = time.perf_counter() - start  # the members' own fits are counted on their rows
-    result.note = f"members: {', '.join(m.name for m in members)}; scored from {how}"
-    return result
+    return dataclasses.replace(
+        score_predictions(ensemble, oof, data.y, spec, key=key),
+        seconds=time.perf_counter() - start,  # the members' own fits are counted on their rows
+        note=f"members: {', '.join(m.name for m in members)}; scored from {how}",
+    )
 
 
 def rank(results: Sequence[CandidateResult], metric: str) -> list[CandidateResult]:

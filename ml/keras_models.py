@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import os
 import tempfile
+from numbers import Integral, Real
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ml.errors import TrainingError
@@ -31,6 +35,7 @@ from ml.errors import TrainingError
 __all__ = ["KerasMLPClassifier", "KerasWideDeepClassifier"]
 
 _OPTIMIZERS = ("adam", "nadam", "adamw")
+_SEED_BOUND = np.iinfo(np.int32).max
 _PREDICT_BATCH = 8192
 
 
@@ -42,7 +47,32 @@ def _import_keras() -> Any:
 
 
 class _KerasBinaryClassifier(ClassifierMixin, BaseEstimator):
-    """Shared fitting, prediction, uncertainty and pickling."""
+    """Shared fitting, prediction, uncertainty and pickling.
+
+    Parameters are validated in :meth:`fit` against ``_parameter_constraints``
+    (scikit-learn's parameter validation): an invalid one raises
+    :class:`sklearn.utils._param_validation.InvalidParameterError` (a
+    ``ValueError``) naming the parameter, the accepted values and the value
+    given. ``class_weight`` is ``"balanced"``, a ``{label: weight}`` dict or
+    None; ``random_state`` an int (the Keras seed), a ``RandomState`` or None
+    (a seed is drawn from it).
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "hidden_units": [tuple, list],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "batch_norm": ["boolean"],
+        "optimizer": [StrOptions(set(_OPTIMIZERS))],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "patience": [Interval(Integral, 0, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
 
     def __init__(
         self,
@@ -56,8 +86,8 @@ class _KerasBinaryClassifier(ClassifierMixin, BaseEstimator):
         batch_size: int | None = None,
         patience: int = 8,
         validation_fraction: float = 0.15,
-        class_weight: str | None = "balanced",
-        random_state: int = 42,
+        class_weight: str | dict[Any, float] | None = "balanced",
+        random_state: int | np.random.RandomState | None = 42,
         verbose: int = 0,
     ) -> None:
         self.hidden_units = hidden_units
@@ -76,14 +106,23 @@ class _KerasBinaryClassifier(ClassifierMixin, BaseEstimator):
 
     # -- fitting -----------------------------------------------------------------
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: ArrayLike, y: ArrayLike) -> _KerasBinaryClassifier:
         """Train the network with early stopping on a stratified validation split.
 
-        Raises :class:`~ml.errors.TrainingError` if the loss becomes NaN or
-        infinite (the network diverged) or the input overflows float32.
+        Raises ``ValueError`` for invalid parameters or input (not exactly
+        two classes, non-finite values) and :class:`~ml.errors.TrainingError`
+        if the loss becomes NaN or infinite (the network diverged) or the
+        input overflows float32.
         """
-        self._check_params()
+        self._check_hidden_units()
         X_arr, y_arr = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y_arr)
+        target = type_of_target(y_arr, input_name="y")
+        if target != "binary":
+            raise ValueError(
+                f"{type(self).__name__}: Only binary classification is supported. The type of the target is {target}."
+            )
         self.classes_ = np.unique(y_arr)
         if len(self.classes_) != 2:
             raise ValueError(f"{type(self).__name__} is a binary classifier; y has {len(self.classes_)} class(es).")
@@ -95,9 +134,10 @@ class _KerasBinaryClassifier(ClassifierMixin, BaseEstimator):
                 f"{type(self).__name__}: input values overflow float32 (|x| > 3.4e38); "
                 "scale or clip the features."
             )
+        seed = self._seed()
         keras = _import_keras()
-        keras.utils.set_random_seed(self.random_state)
-        X_tr, X_val, y_tr, y_val = self._validation_split(X32, y01)
+        keras.utils.set_random_seed(seed)
+        X_tr, X_val, y_tr, y_val = self._validation_split(X32, y01, seed)
         model = self._build(keras, X_tr)
         model.compile(optimizer=self._make_optimizer(keras), loss="binary_crossentropy")
         monitor = "val_loss" if X_val is not None else "loss"
@@ -132,25 +172,30 @@ class _KerasBinaryClassifier(ClassifierMixin, BaseEstimator):
         self.n_epochs_ = len(self.history_.get("loss", []))
         return self
 
-    def _check_params(self) -> None:
-        if self.optimizer not in _OPTIMIZERS:
-            raise ValueError(f"optimizer={self.optimizer!r}; expected one of {_OPTIMIZERS}.")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout={self.dropout!r}; expected a number in [0, 1).")
-        if self.class_weight not in ("balanced", None):
-            raise ValueError(f"class_weight={self.class_weight!r}; expected 'balanced' or None.")
-        if not 0 <= self.validation_fraction < 1:
-            raise ValueError(f"validation_fraction={self.validation_fraction!r}; expected a number in [0, 1).")
+    def _check_hidden_units(self) -> None:
+        """What ``_parameter_constraints`` cannot say: every layer size is a positive int."""
+        units = self.hidden_units
+        if not all(isinstance(u, Integral) and not isinstance(u, bool) and u >= 1 for u in units):
+            raise ValueError(
+                f"The 'hidden_units' parameter of {type(self).__name__} must be a tuple of positive ints "
+                f"(one per hidden layer). Got {units!r} instead."
+            )
+
+    def _seed(self) -> int:
+        """The Keras seed: ``random_state`` itself when an int, otherwise drawn from it."""
+        if isinstance(self.random_state, Integral):
+            return int(self.random_state)
+        return int(check_random_state(self.random_state).randint(_SEED_BOUND))
 
     def _validation_split(
-        self, X: NDArray[np.float32], y: NDArray[np.float32]
+        self, X: NDArray[np.float32], y: NDArray[np.float32], seed: int
     ) -> tuple[NDArray[np.float32], NDArray[np.float32] | None, NDArray[np.float32], NDArray[np.float32] | None]:
         n_val = int(round(len(y) * self.validation_fraction))
         minority = int(min(y.sum(), len(y) - y.sum()))
         if n_val < 2 or minority < 2:
             return X, None, y, None
         X_tr, X_val, y_tr, y_val = train_test_split(
-            X, y, test_size=self.validation_fraction, stratify=y, random_state=self.random_state
+            X, y, test_size=self.validation_fraction, stratify=y, random_state=seed
         )
         return X_tr, X_val, y_tr, y_val
 
@@ -161,8 +206,12 @@ class _KerasBinaryClassifier(ClassifierMixin, BaseEstimator):
         return int(np.clip(n_rows // 40, 32, 512))
 
     def _class_weights(self, y01: NDArray[np.float32]) -> dict[int, float] | None:
+        """Keras weights of classes 0 and 1: the given ``{label: weight}``
+        (missing labels weigh 1), or balanced so each class weighs half."""
         if self.class_weight is None:
             return None
+        if isinstance(self.class_weight, dict):
+            return {i: float(self.class_weight.get(label, 1.0)) for i, label in enumerate(self.classes_)}
         n_pos = float(y01.sum())
         n_neg = float(len(y01) - n_pos)
         return {0: len(y01) / (2 * n_neg), 1: len(y01) / (2 * n_pos)}
@@ -202,7 +251,8 @@ class _KerasBinaryClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: ArrayLike) -> NDArray[Any]:
         """The class with probability >= 0.5."""
-        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+        positive = self.predict_proba(X)[:, 1] >= 0.5  # first: it raises NotFittedError before fit
+        return self.classes_[positive.astype(int)]
 
     def predict_uncertainty(self, X: ArrayLike, n: int = 20) -> NDArray[np.float64]:
         """Per-row standard deviation of the positive-class probability over
@@ -228,6 +278,11 @@ class _KerasBinaryClassifier(ClassifierMixin, BaseEstimator):
             for layer, flag in zip(batch_norms, trainable, strict=True):
                 layer.trainable = flag
         return out
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # binary only: one sigmoid output
+        return tags
 
     def _input(self, X: ArrayLike) -> NDArray[np.float32]:
         X_arr = validate_data(self, X, dtype=np.float64, reset=False)

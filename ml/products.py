@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from ml.errors import LabelError, RegistryError
+from ml.errors import LabelError, RegistryError, SpecError
 from ml.registry import ModelRegistry, ModelVersion
 from ml.spec import LearningSpec, Task, ThresholdPolicy
 from ml.zoo import DEFAULT_PROFILE, Profile
@@ -22,11 +22,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from datamesh.catalog import Manifest
-    from datamesh.contracts import Contract
+    from datamesh.contracts import Contract, MLSection, UnsupervisedSection
     from datamesh.platform import Mesh
     from ml.champion import Decision
     from ml.drift import DriftStatus
     from ml.training import TrainingReport
+    from ml.unsupervised import AnomalyResult, SegmentationResult
 
 Progress = Callable[[str], None]
 
@@ -95,7 +96,9 @@ def train_product(
 
     The best candidate becomes champion only if it beats the current champion
     by the contract's margin on the same folds. A failed run raises and
-    leaves the champion (and the served predictions) untouched.
+    leaves the champion (and the served predictions) untouched. ``candidates``
+    names the zoo's candidates to run instead of ``profile``'s (see
+    :func:`ml.zoo.candidates`: an unknown name raises with the closest one).
     """
     from ml.training import train_and_evaluate
     from ml.zoo import default_zoo
@@ -107,8 +110,8 @@ def train_product(
     say(f"training on {contract.domain}.{product} v{manifest.version} ({len(frame):,} rows)")
     reg = registry(mesh)
     current = reg.champion(product)
-    plan: Any = list(candidates) if candidates else default_zoo(spec.task, len(frame), include_keras=include_keras,
-                                                                  profile=profile)
+    plan = default_zoo(spec.task, len(frame), include_keras=include_keras, profile=profile,
+                       names=list(candidates) if candidates else None)
     report = train_and_evaluate(
         frame, spec, plan, progress=say, training_data={product: str(manifest.version)},
         current_champion=current.card if current is not None else None,
@@ -174,12 +177,24 @@ def score_product(
                         progress=progress)
 
 
-def numeric_features(mesh: Mesh, product: str, frame: pd.DataFrame) -> list[str]:
-    """The numeric features a product's ``ml`` block declares (for clustering and drift)."""
-    from ml.spec import feature_set
+def _undeclared(contract: Contract, field: str) -> SpecError:
+    return SpecError(
+        f"Product '{contract.id}' declares no `ml.{field}`: add e.g. `{field}: {{product: <output product>}}` "
+        f"to the `ml:` block of {contract.source_path or 'its contract'}, and a contract for the output product."
+    )
 
-    features = feature_set(learning_spec(mesh.contract(product)), frame)
-    return [c for c in features.numeric if frame[c].dtype != bool]
+
+def _unsupervised_features(ml: MLSection, section: UnsupervisedSection, frame: pd.DataFrame) -> list[str]:
+    """The section's ``featureColumns``, else the numeric, non-boolean columns of the ml block's
+    features (``ml.featureColumns`` or every column) minus the id, the label and excluded columns."""
+    from ml.spec import ColumnKind, column_kind
+
+    if section.feature_columns is not None:
+        return [c for c in section.feature_columns if c not in section.exclude_columns]
+    skip = {ml.id_column, ml.id_column_of(section), ml.label_column, *ml.exclude_columns, *section.exclude_columns}
+    candidates = [str(c) for c in frame.columns] if ml.feature_columns is None else list(ml.feature_columns)
+    return [c for c in candidates if c not in skip and c in frame.columns and frame[c].dtype != bool
+            and column_kind(frame[c].dtype, frame[c]) is ColumnKind.NUMERIC]
 
 
 def _now() -> Any:
@@ -190,50 +205,60 @@ def _now() -> Any:
     return np.datetime64(datetime.now(UTC).replace(tzinfo=None), "us")
 
 
-def segment_product(mesh: Mesh, product: str, target: str, *, seed: int = 42,
-                    progress: Progress | None = None) -> tuple[Manifest, Any]:
-    """K-means segments of a product's rows (k by silhouette), published as ``target``."""
+def segment_product(mesh: Mesh, product: str, *, seed: int = 42,
+                    progress: Progress | None = None) -> tuple[Manifest, SegmentationResult]:
+    """K-means segments of a product's rows (k by silhouette), published as the product its
+    contract's ``ml.segments`` names."""
     import numpy as np
 
-    from ml.unsupervised import segment_customers
+    from ml.unsupervised import segment
 
+    contract = mesh.contract(product)
+    ml = contract.ml
+    if ml is None or ml.segments is None:
+        raise _undeclared(contract, "segments")
+    section, id_column = ml.segments, ml.id_column_of(ml.segments)
     frame, manifest = load_frame(mesh, product)
-    spec = learning_spec(mesh.contract(product))
-    features = numeric_features(mesh, product, frame)
+    features = _unsupervised_features(ml, section, frame)
     say = progress or (lambda _m: None)
     say(f"segmenting {len(frame):,} rows of {product} v{manifest.version} on {len(features)} numeric features")
-    result = segment_customers(frame, features, seed=seed, product=product)
+    result = segment(frame, features, seed=seed, product=product)
     n = len(frame)
     table = pa.table({
-        spec.id_column: pa.array(frame[spec.id_column], pa.string()),
+        id_column: pa.array(frame[id_column], pa.string()),
         "segment": pa.array(np.asarray(result.labels, dtype=np.int32)),
         "segment_count": pa.array(np.full(n, result.k, dtype=np.int32)),
         "silhouette_score": pa.array(np.full(n, result.silhouette[result.k], dtype=np.float64)),
         "segmented_at": pa.array(np.full(n, _now()), pa.timestamp("us")),
         "features_version": pa.array(np.full(n, manifest.version, dtype=np.int64)),
     })
-    published = mesh.publish(target, table, inputs={product: manifest.version}, progress=progress,
+    published = mesh.publish(section.product, table, inputs={product: manifest.version}, progress=progress,
                              metadata={"k": result.k, "silhouette": {str(k): v for k, v in result.silhouette.items()},
                                        "features": features})
     return published, result
 
 
-def anomalies_product(mesh: Mesh, product: str, target: str, *, seed: int = 42, percentile: float = 1.0,
-                      progress: Progress | None = None) -> tuple[Manifest, Any]:
-    """Gaussian-mixture density scores (components by BIC); rows below the percentile are flagged."""
+def anomalies_product(mesh: Mesh, product: str, *, seed: int = 42,
+                      progress: Progress | None = None) -> tuple[Manifest, AnomalyResult]:
+    """Gaussian-mixture density scores (components by BIC) of a product's rows, published as the
+    product its contract's ``ml.anomalies`` names; rows below ``ml.anomalies.percentile`` are flagged."""
     import numpy as np
 
     from ml.unsupervised import detect_anomalies
 
+    contract = mesh.contract(product)
+    ml = contract.ml
+    if ml is None or ml.anomalies is None:
+        raise _undeclared(contract, "anomalies")
+    section, id_column = ml.anomalies, ml.id_column_of(ml.anomalies)
     frame, manifest = load_frame(mesh, product)
-    spec = learning_spec(mesh.contract(product))
-    features = numeric_features(mesh, product, frame)
+    features = _unsupervised_features(ml, section, frame)
     say = progress or (lambda _m: None)
     say(f"scoring anomalies on {len(frame):,} rows of {product} v{manifest.version}")
-    result = detect_anomalies(frame, features, seed=seed, percentile=percentile, product=product)
+    result = detect_anomalies(frame, features, seed=seed, percentile=section.percentile, product=product)
     n = len(frame)
     table = pa.table({
-        spec.id_column: pa.array(frame[spec.id_column], pa.string()),
+        id_column: pa.array(frame[id_column], pa.string()),
         "log_likelihood": pa.array(np.asarray(result.scores, dtype=np.float64)),
         "is_anomalous": pa.array(np.asarray(result.flags, dtype=bool)),
         "threshold": pa.array(np.full(n, result.threshold, dtype=np.float64)),
@@ -241,8 +266,8 @@ def anomalies_product(mesh: Mesh, product: str, target: str, *, seed: int = 42, 
         "scored_at": pa.array(np.full(n, _now()), pa.timestamp("us")),
         "features_version": pa.array(np.full(n, manifest.version, dtype=np.int64)),
     })
-    published = mesh.publish(target, table, inputs={product: manifest.version}, progress=progress,
-                             metadata={"components": result.n_components, "percentile": percentile,
+    published = mesh.publish(section.product, table, inputs={product: manifest.version}, progress=progress,
+                             metadata={"components": result.n_components, "percentile": section.percentile,
                                        "bic": {str(k): v for k, v in result.bic.items()}, "features": features})
     return published, result
 

@@ -24,6 +24,7 @@ import pyarrow as pa
 from datamesh.contracts import MLSection
 from datamesh.contracts import ThresholdPolicy as ContractThresholdPolicy
 from datamesh.errors import did_you_mean
+from ml.choices import Task  # noqa: F401 - re-exported; lives in a module without scikit-learn
 from ml.errors import FeatureError, LabelError, SpecError
 from ml.metrics import metric_info
 
@@ -38,17 +39,6 @@ __all__ = [
     "feature_set",
     "resolve_features",
 ]
-
-
-class Task(StrEnum):
-    """What is predicted: a binary class or a number.
-
-    The members are the values a contract's ``ml.task`` accepts
-    (``MLSection.task``); ``Task(contract.ml.task)`` converts one.
-    """
-
-    CLASSIFICATION = "classification"
-    REGRESSION = "regression"
 
 
 DEFAULT_TASK = Task(MLSection.model_fields["task"].default)

@@ -1,11 +1,19 @@
 """Train, evaluate and select: the entry point of the ML layer.
 
-:func:`train_and_evaluate` validates a product's rows against a
-:class:`~ml.spec.LearningSpec`, cross-validates every candidate of the zoo on
-the same folds, builds the ensembles over the best members, ranks all by the
-primary metric, refits the best on every training row and gathers the
-threshold, diagnostics (learning curve, permutation importance), plots and,
-when a current champion is given, the champion decision.
+:func:`train_and_evaluate` runs small steps, each a function returning its
+result, and builds one frozen :class:`TrainingReport` at the end:
+
+1. :func:`~ml.preparation.prepare_training_data` validates the rows against
+   the :class:`~ml.spec.LearningSpec`;
+2. :func:`evaluate_candidates` cross-validates every candidate of the zoo on
+   the same folds and builds the ensembles over the best members;
+3. :func:`choose_best` ranks the scored ones by the primary metric;
+4. :func:`refit` refits the best on every training row (falling back to the
+   next best if that fails);
+5. :func:`explain` computes the learning curve and permutation importance;
+6. :func:`draw_plots` draws the charts;
+7. :func:`champion_decision`, when a current champion is given, decides
+   whether the new model replaces it.
 """
 
 from __future__ import annotations
@@ -51,14 +59,27 @@ from ml.zoo import Candidate, ZooPlan, candidate_by_name, default_zoo, with_memb
 
 __all__ = [
     "DEFAULT_PLOTS",
+    "Explanation",
     "PlotSelection",
+    "PlotSet",
+    "Refit",
     "TrainingReport",
+    "champion_decision",
+    "choose_best",
+    "draw_plots",
+    "evaluate_candidates",
+    "explain",
+    "refit",
     "rescore_champion",
     "resolve_candidates",
     "train_and_evaluate",
 ]
 
 Progress = Callable[[str], None]
+
+
+def _quiet(_message: str) -> None:
+    """The progress callback when none is given."""
 
 
 class PlotSelection(StrEnum):
@@ -76,9 +97,48 @@ DEFAULT_PLOTS = PlotSelection.ALL
 """The plot selection used when none is given."""
 
 
-@dataclass
+# -- the results of the steps --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refit:
+    """The result of :func:`refit`: the candidate refit on all rows and its model.
+
+    ``notes`` say which better-ranked candidates could not be refit (and why).
+    """
+
+    best: CandidateResult
+    model: Any
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The result of :func:`explain`: diagnostics of the best candidate.
+
+    A diagnostic that failed is None (or empty) and ``notes`` say why.
+    """
+
+    learning_curve: LearningCurve | None = None
+    importances: tuple[FeatureImportance, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlotSet:
+    """The result of :func:`draw_plots` (``name.png`` -> PNG bytes).
+
+    ``plots``: the comparison chart and the best model's plots;
+    ``candidate_plots``: each drawn candidate's own plots.
+    """
+
+    plots: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+    candidate_plots: Mapping[str, Mapping[str, bytes]] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
 class TrainingReport:
-    """Everything a training run produced.
+    """Everything a training run produced, built once at the end of the run.
 
     ``model`` is the best candidate refit on all training rows (a
     scikit-learn pipeline taking a raw product DataFrame). ``plots`` holds the
@@ -88,26 +148,30 @@ class TrainingReport:
     """
 
     spec: LearningSpec
-    results: list[CandidateResult]
+    results: tuple[CandidateResult, ...]
     best: CandidateResult
     model: Any
     features: FeatureSet
     key: EvaluationKey
-    comparison: list[dict[str, Any]]
-    comparison_markdown: str
-    plots: dict[str, bytes] = field(default_factory=dict, repr=False)
-    candidate_plots: dict[str, dict[str, bytes]] = field(default_factory=dict, repr=False)
+    comparison: tuple[dict[str, Any], ...]
+    plots: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+    candidate_plots: Mapping[str, Mapping[str, bytes]] = field(default_factory=dict, repr=False)
     learning_curve: LearningCurve | None = None
-    importances: list[FeatureImportance] = field(default_factory=list)
+    importances: tuple[FeatureImportance, ...] = ()
     decision: Decision | None = None
-    training_data: dict[str, str] = field(default_factory=dict)
+    training_data: Mapping[str, str] = field(default_factory=dict)
     positive_label: Any = None
     negative_label: Any = None
     n_rows: int = 0
     n_rows_available: int = 0
     seconds: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
+    timings: Mapping[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def comparison_markdown(self) -> str:
+        """The comparison table as markdown (one row per candidate)."""
+        return comparison_markdown(self.comparison)
 
     @property
     def threshold(self) -> float | None:
@@ -151,7 +215,7 @@ class TrainingReport:
             cv_folds=self.spec.cv_folds,
             n_training_rows=self.n_rows,
             plots=sorted(self.plots),
-            comparison=self.comparison,
+            comparison=[dict(row) for row in self.comparison],
             learning_curve=self.learning_curve.to_dict() if self.learning_curve else None,
             feature_importance=[dataclasses.asdict(f) for f in self.importances],
             notes=list(self.notes),
@@ -230,32 +294,104 @@ def train_and_evaluate(
             f"plots={plots!r}; expected 'all', 'best' or 'none'." + did_you_mean(str(plots), choices)
         ) from None
     with threadpool_limits(limits=n_threads):
-        return _train_and_evaluate(frame, spec, candidates, progress, training_data, current_champion, selection, diagnostics)
+        return _train_and_evaluate(frame, spec, candidates, progress or _quiet, training_data, current_champion,
+                                   selection, diagnostics)
 
 
 def _train_and_evaluate(
     frame: pd.DataFrame,
     spec: LearningSpec,
     candidates: ZooPlan | Sequence[Candidate | str] | None,
-    progress: Progress | None,
+    say: Progress,
     training_data: Mapping[str, str] | None,
     current_champion: ModelCard | None,
-    plots: PlotSelection,
+    selection: PlotSelection,
     diagnostics: bool,
 ) -> TrainingReport:
-    say = progress or (lambda _message: None)
     start = time.perf_counter()
+    timings: dict[str, float] = {}
+    phase = start
+
+    def lap(name: str) -> None:
+        nonlocal phase
+        now = time.perf_counter()
+        timings[name] = now - phase
+        phase = now
+
     data = prepare_training_data(frame, spec)
     plan = resolve_candidates(candidates, spec.task, len(data.y))
     key = evaluation_key(data, spec, training_data)
     folds = make_folds(data.y, spec.task, spec.cv_folds, spec.seed)
-    metric = spec.metric
     say(
         f"{spec.product}: {len(data.y):,} rows, {len(data.features.columns)} features "
         f"({len(data.features.categorical)} categorical), {len(plan.candidates)} candidates, {spec.cv_folds}-fold CV"
     )
-    timings: dict[str, float] = {"prepare": time.perf_counter() - start}
-    phase = time.perf_counter()
+    lap("prepare")
+    evaluated = evaluate_candidates(plan, data, folds, spec, key=key, progress=say)
+    lap("cross_validation")
+    chosen = refit(choose_best(evaluated, spec), data, spec, progress=say)
+    lap("refit")
+    explanation = Explanation()
+    if diagnostics:
+        explanation = explain(chosen.best, data, folds, spec, progress=say)
+        lap("diagnostics")
+    results = tuple(dataclasses.replace(r, first_fold_model=None) for r in evaluated)  # free the fold models
+    best = next(r for r in results if r.name == chosen.best.name)
+    comparison = tuple(comparison_table(results, spec.metric, spec.task))
+    drawn = PlotSet()
+    if selection is not PlotSelection.NONE:
+        drawn = draw_plots(results, best, comparison, explanation, data, spec, every_candidate=selection is PlotSelection.ALL)
+        lap("plots")
+    decision = None
+    if current_champion is not None:
+        decision = champion_decision(best, current_champion, data, folds, spec, key, results=results, progress=say)
+        lap("champion")
+        say(f"champion decision: {'promote' if decision.promote else 'keep'} ({decision.reason})")
+    seconds = time.perf_counter() - start
+    say(f"{spec.product}: best {best.name} {spec.metric} {best.score(spec.metric):.4f}; done in {seconds:.1f} s")
+    return TrainingReport(
+        spec=spec,
+        results=results,
+        best=best,
+        model=chosen.model,
+        features=data.features,
+        key=key,
+        comparison=comparison,
+        plots=drawn.plots,
+        candidate_plots=drawn.candidate_plots,
+        learning_curve=explanation.learning_curve,
+        importances=explanation.importances,
+        decision=decision,
+        training_data=dict(training_data or {}),
+        positive_label=data.label.positive,
+        negative_label=data.label.negative,
+        n_rows=len(data.y),
+        n_rows_available=data.n_rows_available,
+        seconds=seconds,
+        timings=timings,
+        notes=(*chosen.notes, *explanation.notes),
+    )
+
+
+# -- the steps -----------------------------------------------------------------------
+
+
+def evaluate_candidates(
+    plan: ZooPlan,
+    data: TrainingData,
+    folds: Folds,
+    spec: LearningSpec,
+    *,
+    key: EvaluationKey | None = None,
+    progress: Progress | None = None,
+) -> list[CandidateResult]:
+    """Cross-validate every candidate of ``plan`` on ``folds``: the single
+    models first (keeping each one's first-fold model for :func:`explain`),
+    then the ensembles over the best of them, then the skipped ones.
+
+    A candidate that fails is a failed result; the others go on."""
+    say = progress or _quiet
+    metric = spec.metric
     results: list[CandidateResult] = []
     singles = [c for c in plan.candidates if c.ensemble is None]
     ensembles = [c for c in plan.candidates if c.ensemble is not None]
@@ -270,53 +406,127 @@ def _train_and_evaluate(
         results.append(result)
         say(f"[{j}/{total}] {_summary(result, metric)}")
     results.extend(
-        CandidateResult(name=name, family="", status=CandidateStatus.SKIPPED, note=reason, key=key) for name, reason in plan.skipped
+        CandidateResult(name=name, family="", status=CandidateStatus.SKIPPED, note=reason, key=key)
+        for name, reason in plan.skipped
     )
-    timings["cross_validation"] = time.perf_counter() - phase
-    ranked = rank(results, metric)
+    return results
+
+
+def choose_best(results: Sequence[CandidateResult], spec: LearningSpec) -> tuple[CandidateResult, ...]:
+    """The scored results, best first by the primary metric: the order in
+    which :func:`refit` tries them. Raises :class:`~ml.errors.TrainingError`
+    (with every error) when no candidate was scored."""
+    ranked = rank(results, spec.metric)
     if not ranked:
         errors = "; ".join(f"{r.name}: {r.error}" for r in results if r.status is CandidateStatus.FAILED)
         raise TrainingError(f"Product '{spec.product}': every candidate failed ({errors}).")
+    return tuple(ranked)
+
+
+def refit(
+    ranked: Sequence[CandidateResult], data: TrainingData, spec: LearningSpec, *, progress: Progress | None = None
+) -> Refit:
+    """Refit the first of ``ranked`` that can be refit on all training rows.
+
+    A refit that raises is noted and the next best is tried; raises
+    :class:`~ml.errors.TrainingError` when none can be refit."""
+    say = progress or _quiet
     notes: list[str] = []
-    phase = time.perf_counter()
-    best, model = _refit_best(ranked, data, spec, notes, say)
-    timings["refit"] = time.perf_counter() - phase
-    report = TrainingReport(
-        spec=spec,
-        results=results,
-        best=best,
-        model=model,
-        features=data.features,
-        key=key,
-        comparison=comparison_table(results, metric, spec.task),
-        comparison_markdown="",
-        training_data=dict(training_data or {}),
-        positive_label=data.label.positive,
-        negative_label=data.label.negative,
-        n_rows=len(data.y),
-        n_rows_available=data.n_rows_available,
-        timings=timings,
-        notes=notes,
-    )
-    report.comparison_markdown = comparison_markdown(report.comparison)
-    if diagnostics:
-        phase = time.perf_counter()
-        _diagnostics(report, data, folds, say)
-        timings["diagnostics"] = time.perf_counter() - phase
-    if plots is not PlotSelection.NONE:
-        phase = time.perf_counter()
-        _plots(report, data, all_candidates=plots is PlotSelection.ALL)
-        timings["plots"] = time.perf_counter() - phase
-    if current_champion is not None:
-        phase = time.perf_counter()
-        report.decision = _champion_decision(report, current_champion, data, folds, say)
-        timings["champion"] = time.perf_counter() - phase
-        say(f"champion decision: {'promote' if report.decision.promote else 'keep'} ({report.decision.reason})")
-    for r in results:
-        r.first_fold_model = None
-    report.seconds = time.perf_counter() - start
-    say(f"{spec.product}: best {best.name} {metric} {best.score(metric):.4f}; done in {report.seconds:.1f} s")
-    return report
+    for result in ranked:
+        assert result.candidate is not None
+        say(f"refitting {result.name} on all {len(data.y):,} rows")
+        try:
+            model = fit_candidate(result.candidate, data.X, data.y, spec, data.features)
+        except Exception as exc:  # noqa: BLE001 - fall back to the next best
+            note = f"refit of {result.name} on all rows failed ({type(exc).__name__}: {exc}); next best used"
+            notes.append(note)
+            say(note)
+            continue
+        return Refit(result, model, tuple(notes))
+    raise TrainingError(f"Product '{spec.product}': no candidate could be refit on all rows ({'; '.join(notes)}).")
+
+
+def explain(
+    best: CandidateResult, data: TrainingData, folds: Folds, spec: LearningSpec, *, progress: Progress | None = None
+) -> Explanation:
+    """Permutation importance (on the first fold's held-out rows, reusing
+    ``best.first_fold_model`` when kept) and the learning curve of ``best``.
+
+    A diagnostic that fails is noted, never raised."""
+    assert best.candidate is not None
+    say = progress or _quiet
+    notes: list[str] = []
+    importances: tuple[FeatureImportance, ...] = ()
+    curve = None
+    try:
+        say(f"permutation importance of {best.name}")
+        train, test = folds.splits[0]
+        model = best.first_fold_model
+        if model is None:
+            model = fit_candidate(best.candidate, data.X.iloc[train], data.y[train], spec, data.features)
+        importances = tuple(permutation_importances(model, data, test, spec))
+    except Exception as exc:  # noqa: BLE001 - diagnostics must not fail a run
+        notes.append(f"permutation importance failed: {type(exc).__name__}: {exc}")
+    try:
+        say(f"learning curve of {best.name}")
+        curve = learning_curve_for(best.candidate, data, spec)
+    except Exception as exc:  # noqa: BLE001
+        notes.append(f"learning curve failed: {type(exc).__name__}: {exc}")
+    return Explanation(curve, importances, tuple(notes))
+
+
+def draw_plots(
+    results: Sequence[CandidateResult],
+    best: CandidateResult,
+    comparison: Sequence[Mapping[str, Any]],
+    explanation: Explanation,
+    data: TrainingData,
+    spec: LearningSpec,
+    *,
+    every_candidate: bool = True,
+) -> PlotSet:
+    """The comparison chart, the out-of-fold plots of every scored candidate
+    (or only of ``best``) and ``best``'s diagnostics charts."""
+    metric = spec.metric
+    plots: dict[str, bytes] = {
+        P.PlotKind.COMPARISON.filename: P.comparison_png(list(comparison), metric=metric, title=f"{spec.product}: candidates")
+    }
+    labels = (str(data.label.negative), str(data.label.positive))
+    targets = [r for r in results if r.ok] if every_candidate else [best]
+    candidate_plots = {result.name: _candidate_plots(result, data, spec, labels) for result in targets}
+    plots.update(candidate_plots.get(best.name, {}))
+    if explanation.learning_curve is not None:
+        lc = explanation.learning_curve
+        plots[P.PlotKind.LEARNING_CURVE.filename] = P.learning_curve_png(
+            lc.train_sizes, lc.train_scores, lc.validation_scores, metric=lc.metric, title=f"{best.name}: learning curve"
+        )
+    if explanation.importances:
+        plots[P.PlotKind.FEATURE_IMPORTANCE.filename] = P.feature_importance_png(
+            [(f.feature, f.mean, f.std) for f in explanation.importances],
+            metric=metric,
+            title=f"{best.name}: permutation importance",
+        )
+    return PlotSet(plots, candidate_plots)
+
+
+def _candidate_plots(
+    result: CandidateResult, data: TrainingData, spec: LearningSpec, labels: tuple[str, str]
+) -> dict[str, bytes]:
+    assert result.oof is not None
+    title = f"{result.name}"
+    if spec.task != Task.CLASSIFICATION:
+        predicted = P.predicted_vs_actual_png(data.y, result.oof, title=f"{title}: out of fold")
+        return {P.PlotKind.PREDICTED_VS_ACTUAL.filename: predicted}
+    assert result.threshold is not None and result.calibration is not None
+    counts = confusion_counts(data.y, result.oof >= result.threshold.threshold)
+    return {
+        P.PlotKind.CONFUSION_MATRIX.filename: P.confusion_matrix_png(
+            counts, labels=labels, title=f"{title} @ {result.threshold.threshold:.3f}"
+        ),
+        P.PlotKind.ROC.filename: P.roc_png(data.y, result.oof, title=f"{title}: ROC (out of fold)"),
+        P.PlotKind.PR.filename: P.pr_png(data.y, result.oof, threshold=result.threshold, title=f"{title}: precision-recall"),
+        P.PlotKind.CALIBRATION.filename: P.calibration_png(result.calibration, title=f"{title}: calibration"),
+    }
 
 
 def _summary(result: CandidateResult, metric: str) -> str:
@@ -326,7 +536,12 @@ def _summary(result: CandidateResult, metric: str) -> str:
 
 
 def _run_ensemble(
-    ensemble: Candidate, results: list[CandidateResult], data: TrainingData, folds: Folds, spec: LearningSpec, key: EvaluationKey
+    ensemble: Candidate,
+    results: list[CandidateResult],
+    data: TrainingData,
+    folds: Folds,
+    spec: LearningSpec,
+    key: EvaluationKey | None,
 ) -> CandidateResult:
     k = int(ensemble.params.get("k", 3))
     eligible = [
@@ -354,85 +569,28 @@ def _run_ensemble(
         )
 
 
-def _refit_best(
-    ranked: list[CandidateResult], data: TrainingData, spec: LearningSpec, notes: list[str], say: Progress
-) -> tuple[CandidateResult, Any]:
-    for result in ranked:
-        assert result.candidate is not None
-        say(f"refitting {result.name} on all {len(data.y):,} rows")
-        try:
-            return result, fit_candidate(result.candidate, data.X, data.y, spec, data.features)
-        except Exception as exc:  # noqa: BLE001 - fall back to the next best
-            note = f"refit of {result.name} on all rows failed ({type(exc).__name__}: {exc}); next best used"
-            notes.append(note)
-            say(note)
-    raise TrainingError(f"Product '{spec.product}': no candidate could be refit on all rows ({'; '.join(notes)}).")
-
-
-def _diagnostics(report: TrainingReport, data: TrainingData, folds: Folds, say: Progress) -> None:
-    best = report.best
-    assert best.candidate is not None
-    spec = report.spec
-    try:
-        say(f"permutation importance of {best.name}")
-        train, test = folds.splits[0]
-        model = best.first_fold_model or fit_candidate(best.candidate, data.X.iloc[train], data.y[train], spec, data.features)
-        report.importances = permutation_importances(model, data, test, spec)
-    except Exception as exc:  # noqa: BLE001 - diagnostics must not fail a run
-        report.notes.append(f"permutation importance failed: {type(exc).__name__}: {exc}")
-    try:
-        say(f"learning curve of {best.name}")
-        report.learning_curve = learning_curve_for(best.candidate, data, spec)
-    except Exception as exc:  # noqa: BLE001
-        report.notes.append(f"learning curve failed: {type(exc).__name__}: {exc}")
-
-
-def _plots(report: TrainingReport, data: TrainingData, *, all_candidates: bool) -> None:
-    spec = report.spec
-    metric = spec.metric
-    report.plots[P.PlotKind.COMPARISON.filename] = P.comparison_png(report.comparison, metric=metric, title=f"{spec.product}: candidates")
-    labels = (str(report.negative_label), str(report.positive_label))
-    targets = [r for r in report.results if r.ok] if all_candidates else [report.best]
-    for result in targets:
-        assert result.oof is not None
-        figs: dict[str, bytes] = {}
-        title = f"{result.name}"
-        if spec.task == Task.CLASSIFICATION:
-            assert result.threshold is not None and result.calibration is not None
-            counts = confusion_counts(data.y, result.oof >= result.threshold.threshold)
-            figs[P.PlotKind.CONFUSION_MATRIX.filename] = P.confusion_matrix_png(
-                counts, labels=labels, title=f"{title} @ {result.threshold.threshold:.3f}"
-            )
-            figs[P.PlotKind.ROC.filename] = P.roc_png(data.y, result.oof, title=f"{title}: ROC (out of fold)")
-            figs[P.PlotKind.PR.filename] = P.pr_png(data.y, result.oof, threshold=result.threshold, title=f"{title}: precision-recall")
-            figs[P.PlotKind.CALIBRATION.filename] = P.calibration_png(result.calibration, title=f"{title}: calibration")
-        else:
-            figs[P.PlotKind.PREDICTED_VS_ACTUAL.filename] = P.predicted_vs_actual_png(data.y, result.oof, title=f"{title}: out of fold")
-        report.candidate_plots[result.name] = figs
-    report.plots.update(report.candidate_plots.get(report.best.name, {}))
-    if report.learning_curve is not None:
-        lc = report.learning_curve
-        report.plots[P.PlotKind.LEARNING_CURVE.filename] = P.learning_curve_png(
-            lc.train_sizes, lc.train_scores, lc.validation_scores, metric=lc.metric, title=f"{report.best.name}: learning curve"
-        )
-    if report.importances:
-        report.plots[P.PlotKind.FEATURE_IMPORTANCE.filename] = P.feature_importance_png(
-            [(f.feature, f.mean, f.std) for f in report.importances], metric=metric, title=f"{report.best.name}: permutation importance"
-        )
-
-
 # -- champion ------------------------------------------------------------------------
 
 
-def _champion_decision(
-    report: TrainingReport, current: ModelCard, data: TrainingData, folds: Folds, say: Progress
+def champion_decision(
+    best: CandidateResult,
+    current: ModelCard,
+    data: TrainingData,
+    folds: Folds,
+    spec: LearningSpec,
+    key: EvaluationKey,
+    *,
+    results: Sequence[CandidateResult] = (),
+    progress: Progress | None = None,
 ) -> Decision:
-    spec = report.spec
-    if current.evaluation_key == report.key and spec.metric in current.metrics:
-        return decide_champion(report.best, current, spec.champion_margin, metric=spec.metric)
-    say(f"re-scoring champion {current.model_name} ({current.candidate}) on the same folds")
-    rescored = rescore_champion(current, data, folds, spec, report.key, results=report.results)
-    return decide_champion(report.best, current, spec.champion_margin, metric=spec.metric, rescored_current=rescored)
+    """Does ``best`` replace the ``current`` champion? Compared on the card's
+    score when it comes from the same folds (``key``), otherwise on the
+    champion's configuration re-scored on ``folds`` (see :func:`rescore_champion`)."""
+    if current.evaluation_key == key and spec.metric in current.metrics:
+        return decide_champion(best, current, spec.champion_margin, metric=spec.metric)
+    (progress or _quiet)(f"re-scoring champion {current.model_name} ({current.candidate}) on the same folds")
+    rescored = rescore_champion(current, data, folds, spec, key, results=results)
+    return decide_champion(best, current, spec.champion_margin, metric=spec.metric, rescored_current=rescored)
 
 
 def rescore_champion(

@@ -1,4 +1,4 @@
-"""Unsupervised models: customer segments (k-means) and anomalies (Gaussian mixture).
+"""Unsupervised models: segments (k-means) and anomalies (Gaussian mixture) of a product's rows.
 
 Both work on numeric (incl. boolean) features, median-imputed and
 standardised inside the returned pipeline, so ``result.model`` takes a raw
@@ -29,7 +29,7 @@ from ml.errors import FeatureError
 from ml.preparation import FrameCaster
 from ml.spec import ColumnKind, column_kind
 
-__all__ = ["AnomalyResult", "SegmentationResult", "anomaly_scores", "detect_anomalies", "segment_customers"]
+__all__ = ["AnomalyResult", "SegmentationResult", "anomaly_scores", "detect_anomalies", "segment"]
 
 
 def _numeric_frame(frame: pd.DataFrame, features: Sequence[str], what: str) -> list[str]:
@@ -74,7 +74,7 @@ class SegmentationResult:
     scatter_png: bytes = field(default=b"", repr=False)
 
 
-def segment_customers(
+def segment(
     frame: pd.DataFrame,
     features: Sequence[str],
     *,

@@ -1,8 +1,10 @@
-"""The model zoo: candidate models declared as configuration.
+"""The model zoo: a typed catalogue of candidate models.
 
-A :class:`Candidate` names an estimator factory and its parameters, the
-preprocessing it needs and how it scales (``max_rows``, ``heavy``).
-:meth:`Candidate.build` turns it into a scikit-learn :class:`Pipeline`::
+A :class:`Candidate` is one frozen entry: its name, task and family, the
+profiles that include it, whether it needs Keras, an estimator factory with
+its parameters, the preprocessing it needs and how it scales (``max_rows``,
+``heavy``). :meth:`Candidate.build` turns it into a scikit-learn
+:class:`Pipeline` for a feature set and a seed::
 
     prepare (FrameCaster) -> features (ColumnTransformer) -> estimator
 
@@ -11,8 +13,10 @@ Every fitted model therefore takes a raw product DataFrame. Ensembles
 members (the best ``k`` scored candidates) at training time through
 :func:`with_members`.
 
-:func:`default_zoo` chooses the candidates for a task and data size and
-records why any were skipped or subsampled.
+:data:`CATALOGUE` holds every candidate; :func:`candidates` is the one
+lookup (by task, profile, Keras and names, with did-you-mean errors).
+:func:`default_zoo` adds the data size: it chooses the candidates for a
+run and records why any were skipped or subsampled.
 """
 
 from __future__ import annotations
@@ -45,12 +49,14 @@ from sklearn.svm import SVC, LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 
 from datamesh.errors import did_you_mean
+from ml.choices import DEFAULT_PROFILE, Profile, profile_named  # noqa: F401 - re-exported
 from ml.errors import SpecError
 from ml.keras_models import KerasMLPClassifier, KerasWideDeepClassifier
 from ml.preparation import MISSING_CATEGORY, FrameCaster
 from ml.spec import FeatureSet, Task
 
 __all__ = [
+    "CATALOGUE",
     "DEFAULT_PROFILE",
     "Candidate",
     "EnsembleKind",
@@ -60,6 +66,7 @@ __all__ = [
     "ZooPlan",
     "all_candidates",
     "candidate_by_name",
+    "candidates",
     "default_zoo",
     "profile_named",
     "with_members",
@@ -100,20 +107,11 @@ class Preprocessing(StrEnum):
     NATIVE_CATEGORICAL = "native_categorical"
 
 
-class Profile(StrEnum):
-    """Which part of the zoo :func:`default_zoo` runs.
 
-    * ``full``: every candidate (large data: subsampled or skipped, see
-      :func:`default_zoo`);
-    * ``fast``: a small, quick set (no SVC, no Keras, no stacking).
-    """
-
-    FULL = "full"
-    FAST = "fast"
-
-
-DEFAULT_PROFILE = Profile.FULL
-"""The profile used when none is given."""
+FULL_ONLY = frozenset({Profile.FULL})
+"""Profiles of a candidate only the full zoo runs (the default)."""
+EVERY_PROFILE = frozenset(Profile)
+"""Profiles of a candidate every profile runs."""
 
 
 class EnsembleKind(StrEnum):
@@ -130,10 +128,12 @@ class Candidate:
     ``factory(**params, random_state=seed)`` returns an unfitted estimator
     (``random_state`` only when ``seeded``). ``max_rows`` caps the rows any
     single fit sees (a stratified subsample) for models that do not scale;
-    ``heavy`` marks candidates that ``default_zoo`` drops in the fast
-    profile or on very large data. ``member_of_ensembles`` says whether the
-    candidate may be a voting/stacking member. ``note`` records why the
-    candidate was changed for this run (e.g. subsampled).
+    ``heavy`` marks candidates that :func:`default_zoo` drops on very large
+    data. ``member_of_ensembles`` says whether the candidate may be a
+    voting/stacking member. ``note`` records why the candidate was changed
+    for this run (e.g. subsampled). ``profiles`` are the :class:`Profile`\ s
+    whose zoo includes it; ``needs_keras`` marks candidates left out when
+    Keras is not wanted.
     """
 
     name: str
@@ -149,6 +149,8 @@ class Candidate:
     ensemble: EnsembleKind | None = None
     members: tuple[Candidate, ...] = ()
     note: str = ""
+    profiles: frozenset[Profile] = FULL_ONLY
+    needs_keras: bool = False
 
     def estimator(self, seed: int) -> Any:
         """A fresh unfitted estimator (for ensembles, use :meth:`build`)."""
@@ -285,142 +287,212 @@ def _ensemble_placeholder(**_: Any) -> None:  # pragma: no cover - never called
     raise SpecError("Ensembles are built with Candidate.build.")
 
 
-# -- the zoo -----------------------------------------------------------------------
+# -- the catalogue --------------------------------------------------------------------
 
 C, R = Task.CLASSIFICATION, Task.REGRESSION
 P = Preprocessing
+_BALANCED = "balanced"
+_KERAS_COMMON: Mapping[str, Any] = {
+    "hidden_units": (64, 32),
+    "dropout": 0.2,
+    "learning_rate": 3e-3,
+    "epochs": 100,
+    "batch_size": None,
+    "patience": 8,
+    "class_weight": _BALANCED,
+}
+
+CATALOGUE: tuple[Candidate, ...] = (
+    # regression
+    Candidate(
+        "ridge", Family.LINEAR, R, RidgeCV, {"alphas": (0.01, 0.1, 1.0, 10.0, 100.0)}, seeded=False, profiles=EVERY_PROFILE
+    ),
+    Candidate("lasso", Family.LINEAR, R, LassoCV, {"alphas": 30, "cv": 3, "max_iter": 5000}),
+    Candidate(
+        "elastic_net", Family.LINEAR, R, ElasticNetCV, {"l1_ratio": (0.2, 0.5, 0.8), "alphas": 30, "cv": 3, "max_iter": 5000}
+    ),
+    Candidate(
+        "hist_gradient_boosting",
+        Family.BOOSTING,
+        R,
+        HistGradientBoostingRegressor,
+        {"max_iter": 300, "learning_rate": 0.1, "l2_regularization": 0.1},
+        preprocessing=P.NATIVE_CATEGORICAL,
+        profiles=EVERY_PROFILE,
+    ),
+    # classification
+    Candidate(
+        "logistic_regression", Family.LINEAR, C, LogisticRegression, {"C": 1.0, "max_iter": 1000, "class_weight": _BALANCED},
+        profiles=EVERY_PROFILE,
+    ),
+    Candidate(
+        "logistic_elastic_net",
+        Family.LINEAR,
+        C,
+        LogisticRegression,
+        {"C": 0.5, "l1_ratio": 0.5, "solver": "saga", "max_iter": 300, "tol": 1e-3, "class_weight": _BALANCED},
+    ),
+    Candidate(
+        "sgd_log_loss",
+        Family.LINEAR,
+        C,
+        SGDClassifier,
+        {"loss": "log_loss", "alpha": 1e-4, "early_stopping": True, "n_iter_no_change": 5, "class_weight": _BALANCED},
+    ),
+    Candidate("linear_svc", Family.SVM, C, calibrated_linear_svc, {"C": 0.5, "class_weight": _BALANCED}),
+    Candidate("svc_rbf", Family.SVM, C, calibrated_rbf_svc, {"C": 1.0, "class_weight": _BALANCED}, max_rows=5_000, heavy=True),
+    Candidate(
+        "decision_tree",
+        Family.TREE,
+        C,
+        DecisionTreeClassifier,
+        {"max_depth": 6, "min_samples_leaf": 20, "class_weight": _BALANCED},
+        preprocessing=P.ORDINAL,
+        profiles=EVERY_PROFILE,
+    ),
+    Candidate(
+        "random_forest",
+        Family.FOREST,
+        C,
+        RandomForestClassifier,
+        {"n_estimators": 200, "min_samples_leaf": 3, "max_features": "sqrt", "class_weight": "balanced_subsample", "n_jobs": -1},
+        preprocessing=P.ORDINAL,
+        profiles=EVERY_PROFILE,
+    ),
+    Candidate(
+        "extra_trees",
+        Family.FOREST,
+        C,
+        ExtraTreesClassifier,
+        {"n_estimators": 200, "min_samples_leaf": 3, "max_features": "sqrt", "class_weight": _BALANCED, "n_jobs": -1},
+        preprocessing=P.ORDINAL,
+    ),
+    Candidate(
+        "adaboost",
+        Family.BOOSTING,
+        C,
+        boosted_trees,
+        # no class weights: SAMME measures each tree's error on the boosting weights, and
+        # a class-balanced tree can look "worse than random" there and stop the fit.
+        {"n_estimators": 150, "learning_rate": 0.5, "max_depth": 2},
+        preprocessing=P.ORDINAL,
+        max_rows=20_000,  # sequential boosting: ~250 s for 5 folds of 50,000 rows on 2 cores
+        heavy=True,
+    ),
+    Candidate(
+        "gradient_boosting",
+        Family.BOOSTING,
+        C,
+        GradientBoostingClassifier,
+        {"n_estimators": 300, "learning_rate": 0.1, "max_depth": 3, "subsample": 0.8, "n_iter_no_change": 10, "validation_fraction": 0.1},
+        preprocessing=P.ORDINAL,
+        max_rows=20_000,  # use HistGradientBoosting for large data
+        heavy=True,
+    ),
+    Candidate(
+        "hist_gradient_boosting",
+        Family.BOOSTING,
+        C,
+        HistGradientBoostingClassifier,
+        {"max_iter": 300, "learning_rate": 0.1, "l2_regularization": 0.1, "class_weight": _BALANCED},
+        preprocessing=P.NATIVE_CATEGORICAL,
+        profiles=EVERY_PROFILE,
+    ),
+    Candidate(
+        "keras_mlp",
+        Family.NEURAL,
+        C,
+        KerasMLPClassifier,
+        {**_KERAS_COMMON, "optimizer": "adam"},
+        preprocessing=P.DENSE_ONE_HOT,
+        max_rows=100_000,
+        heavy=True,
+        needs_keras=True,
+    ),
+    Candidate(
+        "keras_wide_deep",
+        Family.NEURAL,
+        C,
+        KerasWideDeepClassifier,
+        {**_KERAS_COMMON, "optimizer": "nadam"},
+        preprocessing=P.DENSE_ONE_HOT,
+        max_rows=100_000,
+        heavy=True,
+        needs_keras=True,
+    ),
+    Candidate(
+        "soft_voting", Family.ENSEMBLE, C, _ensemble_placeholder, {"k": 3}, ensemble=EnsembleKind.VOTING, profiles=EVERY_PROFILE
+    ),
+    Candidate("stacking", Family.ENSEMBLE, C, _ensemble_placeholder, {"k": 3, "cv": 5}, ensemble=EnsembleKind.STACKING),
+)
+"""Every candidate the zoo knows, per task in the order they run (heaviest
+last but the ensembles, which run over the others' results)."""
+
+
+def _with_n_jobs(candidate: Candidate, n_jobs: int) -> Candidate:
+    if "n_jobs" not in candidate.params or candidate.params["n_jobs"] == n_jobs:
+        return candidate
+    return dataclasses.replace(candidate, params={**candidate.params, "n_jobs": n_jobs})
 
 
 def all_candidates(task: Task | str, *, n_jobs: int = -1) -> list[Candidate]:
-    """Every candidate the zoo knows for ``task``, heaviest last-but-ensembles."""
+    """Every candidate of :data:`CATALOGUE` for ``task``, in run order
+    (``n_jobs`` sets the worker threads of the forests)."""
     task = Task(str(task))
-    if task == Task.REGRESSION:
-        return [
-            Candidate("ridge", Family.LINEAR, R, RidgeCV, {"alphas": (0.01, 0.1, 1.0, 10.0, 100.0)}, seeded=False),
-            Candidate("lasso", Family.LINEAR, R, LassoCV, {"alphas": 30, "cv": 3, "max_iter": 5000}),
-            Candidate("elastic_net", Family.LINEAR, R, ElasticNetCV, {"l1_ratio": (0.2, 0.5, 0.8), "alphas": 30, "cv": 3, "max_iter": 5000}),
-            Candidate(
-                "hist_gradient_boosting",
-                Family.BOOSTING,
-                R,
-                HistGradientBoostingRegressor,
-                {"max_iter": 300, "learning_rate": 0.1, "l2_regularization": 0.1},
-                preprocessing=P.NATIVE_CATEGORICAL,
-            ),
-        ]
-    balanced = "balanced"
-    keras_common = {
-        "hidden_units": (64, 32),
-        "dropout": 0.2,
-        "learning_rate": 3e-3,
-        "epochs": 100,
-        "batch_size": None,
-        "patience": 8,
-        "class_weight": balanced,
-    }
-    return [
-        Candidate("logistic_regression", Family.LINEAR, C, LogisticRegression, {"C": 1.0, "max_iter": 1000, "class_weight": balanced}),
-        Candidate(
-            "logistic_elastic_net",
-            Family.LINEAR,
-            C,
-            LogisticRegression,
-            {"C": 0.5, "l1_ratio": 0.5, "solver": "saga", "max_iter": 300, "tol": 1e-3, "class_weight": balanced},
-        ),
-        Candidate(
-            "sgd_log_loss",
-            Family.LINEAR,
-            C,
-            SGDClassifier,
-            {"loss": "log_loss", "alpha": 1e-4, "early_stopping": True, "n_iter_no_change": 5, "class_weight": balanced},
-        ),
-        Candidate("linear_svc", Family.SVM, C, calibrated_linear_svc, {"C": 0.5, "class_weight": balanced}),
-        Candidate(
-            "svc_rbf", Family.SVM, C, calibrated_rbf_svc, {"C": 1.0, "class_weight": balanced}, max_rows=5_000, heavy=True
-        ),
-        Candidate(
-            "decision_tree",
-            Family.TREE,
-            C,
-            DecisionTreeClassifier,
-            {"max_depth": 6, "min_samples_leaf": 20, "class_weight": balanced},
-            preprocessing=P.ORDINAL,
-        ),
-        Candidate(
-            "random_forest",
-            Family.FOREST,
-            C,
-            RandomForestClassifier,
-            {"n_estimators": 200, "min_samples_leaf": 3, "max_features": "sqrt", "class_weight": "balanced_subsample", "n_jobs": n_jobs},
-            preprocessing=P.ORDINAL,
-        ),
-        Candidate(
-            "extra_trees",
-            Family.FOREST,
-            C,
-            ExtraTreesClassifier,
-            {"n_estimators": 200, "min_samples_leaf": 3, "max_features": "sqrt", "class_weight": balanced, "n_jobs": n_jobs},
-            preprocessing=P.ORDINAL,
-        ),
-        Candidate(
-            "adaboost",
-            Family.BOOSTING,
-            C,
-            boosted_trees,
-            # no class weights: SAMME measures each tree's error on the boosting weights, and
-            # a class-balanced tree can look "worse than random" there and stop the fit.
-            {"n_estimators": 150, "learning_rate": 0.5, "max_depth": 2},
-            preprocessing=P.ORDINAL,
-            max_rows=20_000,  # sequential boosting: ~250 s for 5 folds of 50,000 rows on 2 cores
-            heavy=True,
-        ),
-        Candidate(
-            "gradient_boosting",
-            Family.BOOSTING,
-            C,
-            GradientBoostingClassifier,
-            {"n_estimators": 300, "learning_rate": 0.1, "max_depth": 3, "subsample": 0.8, "n_iter_no_change": 10, "validation_fraction": 0.1},
-            preprocessing=P.ORDINAL,
-            max_rows=20_000,  # use HistGradientBoosting for large data
-            heavy=True,
-        ),
-        Candidate(
-            "hist_gradient_boosting",
-            Family.BOOSTING,
-            C,
-            HistGradientBoostingClassifier,
-            {"max_iter": 300, "learning_rate": 0.1, "l2_regularization": 0.1, "class_weight": balanced},
-            preprocessing=P.NATIVE_CATEGORICAL,
-        ),
-        Candidate(
-            "keras_mlp",
-            Family.NEURAL,
-            C,
-            KerasMLPClassifier,
-            {**keras_common, "optimizer": "adam"},
-            preprocessing=P.DENSE_ONE_HOT,
-            max_rows=100_000,
-            heavy=True,
-        ),
-        Candidate(
-            "keras_wide_deep",
-            Family.NEURAL,
-            C,
-            KerasWideDeepClassifier,
-            {**keras_common, "optimizer": "nadam"},
-            preprocessing=P.DENSE_ONE_HOT,
-            max_rows=100_000,
-            heavy=True,
-        ),
-        Candidate("soft_voting", Family.ENSEMBLE, C, _ensemble_placeholder, {"k": 3}, ensemble=EnsembleKind.VOTING),
-        Candidate("stacking", Family.ENSEMBLE, C, _ensemble_placeholder, {"k": 3, "cv": 5}, ensemble=EnsembleKind.STACKING),
-    ]
+    return [_with_n_jobs(c, n_jobs) for c in CATALOGUE if c.task == task]
 
 
-_FAST = {
-    Task.CLASSIFICATION: ("logistic_regression", "decision_tree", "random_forest", "hist_gradient_boosting", "soft_voting"),
-    Task.REGRESSION: ("ridge", "hist_gradient_boosting"),
-}
+def _left_out_because(candidate: Candidate, profile: Profile, include_keras: bool) -> str | None:
+    """Why ``profile`` and ``include_keras`` leave ``candidate`` out, or None."""
+    if profile not in candidate.profiles:
+        return f"not in the {profile} profile"
+    if candidate.needs_keras and not include_keras:
+        return "include_keras=False"
+    return None
+
+
+def candidates(
+    task: Task | str,
+    profile: Profile | str = DEFAULT_PROFILE,
+    include_keras: bool = True,
+    names: Sequence[str] | None = None,
+    *,
+    n_jobs: int = -1,
+) -> tuple[Candidate, ...]:
+    """The catalogue's candidates for ``task``: the one lookup of the zoo.
+
+    Without ``names``: those ``profile`` includes, Keras ones only with
+    ``include_keras``, in run order. With ``names``: exactly those
+    candidates, in the order given, whatever the profile (ensembles come
+    without members). Raises :class:`~ml.errors.SpecError` for an unknown
+    task, profile or name (suggesting the closest), a repeated name, or a
+    named Keras candidate with ``include_keras=False``.
+    """
+    task = _task_named(task)
+    profile = profile_named(profile)
+    known = {c.name: c for c in all_candidates(task, n_jobs=n_jobs)}
+    if names is None:
+        return tuple(c for c in known.values() if _left_out_because(c, profile, include_keras) is None)
+    chosen: list[Candidate] = []
+    for name in names:
+        if name not in known:
+            raise SpecError(f"Unknown {task} candidate '{name}'; known: {sorted(known)}." + did_you_mean(name, known))
+        candidate = known[name]
+        if candidate.needs_keras and not include_keras:
+            raise SpecError(f"Candidate '{name}' needs Keras, but include_keras=False: drop it or allow Keras.")
+        chosen.append(candidate)
+    repeated = sorted({n for n in names if list(names).count(n) > 1})
+    if repeated:
+        raise SpecError(f"Candidate names must be unique; {repeated} given more than once.")
+    return tuple(chosen)
+
+
+def _task_named(task: Task | str) -> Task:
+    try:
+        return Task(str(task))
+    except ValueError:
+        choices = [t.value for t in Task]
+        raise SpecError(f"Unknown task '{task}'; expected one of {choices}." + did_you_mean(str(task), choices)) from None
 
 
 @dataclass(frozen=True)
@@ -441,6 +513,7 @@ def default_zoo(
     include_keras: bool = True,
     profile: Profile | str = DEFAULT_PROFILE,
     *,
+    names: Sequence[str] | None = None,
     n_jobs: int = -1,
     heavy_row_limit: int = 1_000_000,
 ) -> ZooPlan:
@@ -450,48 +523,43 @@ def default_zoo(
     ``n_rows`` are kept but fit on a stratified subsample (noted, and kept
     out of ensembles). Heavy candidates are skipped above
     ``heavy_row_limit`` rows. ``profile="fast"`` runs a small, quick set
-    (no SVC, no Keras, no stacking). See :class:`Profile`.
+    (no SVC, no Keras, no stacking). See :class:`Profile`. With ``names``
+    the plan runs exactly those candidates (see :func:`candidates`; none is
+    skipped, the subsampling still applies).
     """
-    task = Task(str(task))
     profile = profile_named(profile)
-    chosen: list[Candidate] = []
+    chosen = candidates(task, profile, include_keras, names, n_jobs=n_jobs)
+    if names is not None:
+        return ZooPlan(tuple(_sized(c, n_rows) for c in chosen))
+    planned: list[Candidate] = []
     skipped: list[tuple[str, str]] = []
     for candidate in all_candidates(task, n_jobs=n_jobs):
-        if profile is Profile.FAST and candidate.name not in _FAST[task]:
-            skipped.append((candidate.name, "not in the fast profile"))
-            continue
-        if candidate.family == Family.NEURAL and not include_keras:
-            skipped.append((candidate.name, "include_keras=False"))
-            continue
-        if candidate.heavy and n_rows > heavy_row_limit:
-            skipped.append((candidate.name, f"heavy candidate skipped above {heavy_row_limit:,} rows ({n_rows:,} rows)"))
-            continue
-        if candidate.max_rows is not None and n_rows > candidate.max_rows:
-            candidate = dataclasses.replace(
-                candidate,
-                member_of_ensembles=False,
-                note=f"fit on a stratified subsample of {candidate.max_rows:,} of {n_rows:,} rows (does not scale)",
-            )
-        chosen.append(candidate)
-    return ZooPlan(tuple(chosen), tuple(skipped))
+        reason = _left_out_because(candidate, profile, include_keras)
+        if reason is None and candidate.heavy and n_rows > heavy_row_limit:
+            reason = f"heavy candidate skipped above {heavy_row_limit:,} rows ({n_rows:,} rows)"
+        if reason is not None:
+            skipped.append((candidate.name, reason))
+        else:
+            planned.append(_sized(candidate, n_rows))
+    return ZooPlan(tuple(planned), tuple(skipped))
 
 
-def profile_named(name: Profile | str) -> Profile:
-    """The :class:`Profile` called ``name`` (``"fast"``, ``"full"``); a clear error otherwise."""
-    try:
-        return Profile(name)
-    except ValueError:
-        choices = [p.value for p in Profile]
-        expected = " or ".join(f"'{c}'" for c in choices)
-        raise SpecError(f"Unknown zoo profile '{name}'; expected {expected}." + did_you_mean(str(name), choices)) from None
+def _sized(candidate: Candidate, n_rows: int) -> Candidate:
+    """``candidate`` for ``n_rows`` rows: noted and kept out of ensembles when it must be subsampled."""
+    if candidate.max_rows is None or n_rows <= candidate.max_rows:
+        return candidate
+    return dataclasses.replace(
+        candidate,
+        member_of_ensembles=False,
+        note=f"fit on a stratified subsample of {candidate.max_rows:,} of {n_rows:,} rows (does not scale)",
+    )
 
 
 def candidate_by_name(name: str, task: Task | str, *, n_jobs: int = -1) -> Candidate:
-    """The zoo's candidate called ``name`` (ensembles come without members)."""
-    known = {c.name: c for c in all_candidates(task, n_jobs=n_jobs)}
-    if name not in known:
-        raise SpecError(f"Unknown {Task(str(task))} candidate '{name}'; known: {sorted(known)}." + did_you_mean(name, known))
-    return known[name]
+    """The zoo's candidate called ``name`` (ensembles come without members);
+    :func:`candidates` with one name."""
+    (candidate,) = candidates(task, names=[name], n_jobs=n_jobs)
+    return candidate
 
 
 def with_members(ensemble: Candidate, members: Sequence[Candidate]) -> Candidate:

@@ -6,9 +6,15 @@ import os
 import resource
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datamesh.settings import Settings, build_settings
+from ml.choices import Profile, Task, profile_named
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+    from datamesh.contracts import Contract, ContractRegistry
 
 
 def _peak_rss_mib() -> tuple[float, float]:
@@ -19,39 +25,29 @@ def _peak_rss_mib() -> tuple[float, float]:
 
 def run_demo(*, customers: int = 50_000, seed: int = 42, lake_url: str | None = None,
              progress: Callable[[str], None] = print, selection: str | None = None,
-             profile: str = "fast", max_training_rows: int | None = 100_000) -> dict[str, Any]:
+             profile: Profile | str = Profile.FAST, max_training_rows: int | None = 100_000) -> dict[str, Any]:
     """Materialise every asset (sources → dbt → ML → predictions) and return a summary.
 
     The settings are built here, once, and reach every asset through the
     ``mesh`` resource's run config (the dbt asset hands them to its subprocess
     in a run context file); nothing is passed through the environment.
+    ``profile`` is the demo's own choice of zoo profile (see :func:`demo_run_config`).
     """
+    chosen = profile_named(profile)
     settings = build_settings(lake_url=lake_url)
     os.environ.setdefault("DO_NOT_TRACK", "1")  # dbt's own telemetry opt-out, not a platform value
     started = time.perf_counter()
     progress(f"loading the code location (contracts, dbt manifest) for {customers:,} customers, seed {seed}")
     import dagster as dg
 
-    from orchestration.definitions import defs
+    from orchestration.definitions import contracts, defs
 
     job = defs.resolve_implicit_global_asset_job_def()
     progress(f"materialising {len(list(defs.resolve_asset_graph().get_all_asset_keys()))} assets in-process "
              f"into {settings.lake_url}")
     instance = dg.DagsterInstance.ephemeral()
-    ops: dict[str, Any] = {"demo_sources": {"config": {"customers": customers, "seed": seed}}}
-    training = {"seed": seed, "profile": profile, "include_keras": profile == "full",
-                "max_training_rows": max_training_rows}
-    for node in job.nodes:
-        if node.name.endswith("_model"):
-            # The regression zoo (Ridge, Lasso, ElasticNet, HistGradientBoosting) is cheap: always all of it.
-            regression = "revenue" in node.name
-            ops[node.name] = {"config": {**training, "profile": "full"} if regression else training}
-        elif node.name in ("segment_customers", "detect_anomalous_accounts"):
-            ops[node.name] = {"config": {"seed": seed}}
-    # INFO, not DEBUG: show our progress lines (training, publishing) without every engine event.
-    run_config = {"ops": ops, "loggers": {"console": {"config": {"log_level": "INFO"}}},
-                  "resources": {"mesh": {"config": {"lake_url": settings.lake_url,
-                                                    "contracts_dir": str(settings.contracts_dir)}}}}
+    run_config = demo_run_config(contracts, settings, customers=customers, seed=seed, profile=chosen,
+                                 max_training_rows=max_training_rows)
     result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False,
                                     asset_selection=None if selection is None else [dg.AssetKey.from_user_string(selection)])
     steps: dict[str, float] = {}
@@ -84,6 +80,33 @@ def run_demo(*, customers: int = 50_000, seed: int = 42, lake_url: str | None = 
         "models": _model_summary(settings),
     }
     return summary
+
+
+def demo_run_config(contracts: ContractRegistry, settings: Settings, *, customers: int, seed: int,
+                    profile: Profile, max_training_rows: int | None) -> dg.RunConfig:
+    """Run config of the demo job, derived from the contracts like the assets it configures.
+
+    Classification zoos run ``profile`` (Keras only with the full profile); the
+    regression zoo (Ridge, Lasso, ElasticNet, HistGradientBoosting) is cheap, so it
+    always runs whole. The task is each contract's ``ml.task``.
+    """
+    import dagster as dg
+
+    from orchestration.assets.ml import ml_op_configs
+    from orchestration.assets.sources import GeneratorConfig
+
+    def profile_for(contract: Contract) -> Profile:
+        return Profile.FULL if Task(contract.ml.task) is Task.REGRESSION else profile
+
+    ops: dict[str, Any] = {"demo_sources": GeneratorConfig(customers=customers, seed=seed)}
+    ops.update(ml_op_configs(contracts, seed=seed, profile_for=profile_for, include_keras=profile is Profile.FULL,
+                             max_training_rows=max_training_rows))
+    # INFO, not DEBUG: show our progress lines (training, publishing) without every engine event.
+    return dg.RunConfig(
+        ops=ops,
+        loggers={"console": {"config": {"log_level": "INFO"}}},
+        resources={"mesh": {"config": {"lake_url": settings.lake_url, "contracts_dir": str(settings.contracts_dir)}}},
+    )
 
 
 def _product_summary(settings: Settings) -> list[dict[str, Any]]:

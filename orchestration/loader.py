@@ -14,14 +14,11 @@ from orchestration.assets.dbt import build_dbt_assets
 from orchestration.assets.ml import build_ml_assets, build_ml_checks
 from orchestration.assets.sources import build_source_assets
 from orchestration.checks import build_contract_checks
-from orchestration.products import register_domains
 from orchestration.resources import dbt_executable, dbt_project
 
 
 def load_contracts() -> ContractRegistry:
-    contracts = ContractRegistry.from_dir(CONTRACTS_DIR)
-    register_domains(contracts)
-    return contracts
+    return ContractRegistry.from_dir(CONTRACTS_DIR)
 
 
 def prepare_dbt(contracts: ContractRegistry) -> None:

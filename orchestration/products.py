@@ -10,7 +10,7 @@ from collections.abc import Iterable
 import dagster as dg
 
 from datamesh.catalog import Manifest
-from datamesh.contracts import ColumnType, Contract, Severity
+from datamesh.contracts import ColumnType, Contract, ContractRegistry, Severity
 
 _KINDS = {"parquet"}
 
@@ -40,9 +40,14 @@ def description(contract: Contract) -> str:
     return f"{contract.description.purpose}\n\nGrain: {contract.description.grain}"
 
 
-def spec_for(contract: Contract, *, deps: Iterable[dg.AssetKey] | None = None) -> dg.AssetSpec:
-    """The asset spec of a product, from its contract."""
-    lineage = [dg.AssetKey([_domain_of(contract, i), i]) for i in contract.lineage.inputs] if deps is None else list(deps)
+def lineage_keys(contract: Contract, contracts: ContractRegistry) -> list[dg.AssetKey]:
+    """Asset keys of the products in the contract's ``lineage.inputs`` (each in its own domain)."""
+    return [asset_key(contracts.get(product)) for product in contract.lineage.inputs]
+
+
+def spec_for(contract: Contract, *, deps: Iterable[dg.AssetKey]) -> dg.AssetSpec:
+    """The asset spec of a product, from its contract; ``deps`` are its upstream assets
+    (:func:`lineage_keys` for the ones its contract declares)."""
     metadata = {
         "dagster/column_schema": table_schema(contract),
         "contract_version": contract.version,
@@ -51,7 +56,7 @@ def spec_for(contract: Contract, *, deps: Iterable[dg.AssetKey] | None = None) -
     }
     return dg.AssetSpec(
         key=asset_key(contract),
-        deps=lineage,
+        deps=list(deps),
         description=description(contract),
         group_name=contract.domain,
         owners=owners(contract),
@@ -59,18 +64,6 @@ def spec_for(contract: Contract, *, deps: Iterable[dg.AssetKey] | None = None) -
         tags={"domain": contract.domain, "status": contract.status.value},
         metadata=metadata,
     )
-
-
-_DOMAINS: dict[str, str] = {}
-
-
-def register_domains(contracts: Iterable[Contract]) -> None:
-    for c in contracts:
-        _DOMAINS[c.id] = c.domain
-
-
-def _domain_of(contract: Contract, product_id: str) -> str:
-    return _DOMAINS.get(product_id, contract.domain)
 
 
 def check_specs(contract: Contract) -> list[dg.AssetCheckSpec]:
@@ -118,4 +111,4 @@ def materialize_result(contract: Contract, manifest: Manifest, lake_uri: str,
     )
 
 
-__all__ = ["ColumnType", "asset_key", "check_results", "check_specs", "materialize_result", "spec_for"]
+__all__ = ["ColumnType", "asset_key", "check_results", "check_specs", "lineage_keys", "materialize_result", "spec_for"]

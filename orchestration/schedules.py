@@ -1,8 +1,8 @@
 """Retraining: a weekly schedule, a sensor on new training-product versions, and drift.
 
-* ``retrain_<product>`` job: the model asset, its predictions product (and,
-  for churn, segments and anomalies), run together so scoring always follows
-  a new champion.
+* ``retrain_<product>`` job: the model asset, its predictions product and the
+  segment and anomaly products its contract declares (``ml.segments``,
+  ``ml.anomalies``), run together so scoring always follows a new champion.
 * weekly schedule per labelled product.
 * ``<product>_new_version_sensor``: watches the lake (not Dagster events), so a
   version published by dbt, the CLI or another tool triggers retraining once
@@ -16,7 +16,13 @@ from __future__ import annotations
 import dagster as dg
 
 from datamesh.contracts import Contract, ContractRegistry
-from orchestration.assets.ml import drift_check_key, labelled_products, model_key
+from orchestration.assets.ml import (
+    drift_check_key,
+    labelled_products,
+    model_key,
+    predictions_of,
+    unsupervised_outputs,
+)
 from orchestration.products import asset_key
 from orchestration.resources import MeshResource
 
@@ -25,13 +31,9 @@ SENSOR_INTERVAL_SECONDS = 30
 
 
 def retrain_job(contract: Contract, contracts: ContractRegistry) -> dg.UnresolvedAssetJobDefinition:
-    keys = [model_key(contract)]
-    target = contract.ml.predictions_product if contract.ml else None
-    if target and target in contracts:
-        keys.append(asset_key(contracts.get(target)))
-    for downstream in ("customer_segments", "anomalous_accounts"):
-        if downstream in contracts and contract.id in contracts.get(downstream).lineage.inputs:
-            keys.append(asset_key(contracts.get(downstream)))
+    predictions = predictions_of(contract, contracts)
+    outputs = ([predictions] if predictions is not None else []) + unsupervised_outputs(contract, contracts)
+    keys = [model_key(contract), *(asset_key(c) for c in outputs)]
     return dg.define_asset_job(
         name=f"retrain_{contract.id}",
         selection=dg.AssetSelection.assets(*keys),
@@ -98,7 +100,7 @@ def build_automation(contracts: ContractRegistry) -> tuple[list, list, list]:  #
             description=f"Weekly retraining of the {contract.id} model zoo.",
         ))
         sensors.append(new_version_sensor(contract, job))
-        target = contract.ml.predictions_product if contract.ml else None
-        if target and target in contracts:
-            sensors.append(drift_sensor(contract, contracts.get(target), job))
+        predictions = predictions_of(contract, contracts)
+        if predictions is not None:
+            sensors.append(drift_sensor(contract, predictions, job))
     return jobs, schedules, sensors

@@ -1,35 +1,106 @@
-"""ML assets: train and evaluate the model zoo on labelled products, publish predictions.
+"""ML assets, generated from the contracts' ``ml`` blocks.
 
-For every contract with an ``ml`` block (a labelled product) there is a
-``<domain>/<product>_model`` asset (zoo, evaluation plots, registry,
-champion rule) and, if the contract names one, its predictions product.
+* every labelled product (``ml.labelColumn``): a ``<domain>/<product>_model``
+  asset (op ``train_<product>``: zoo, evaluation plots, registry, champion
+  rule) and, if the contract names one, its predictions product (op
+  ``score_<predictions product>``);
+* every product whose ``ml`` block declares ``segments`` or ``anomalies``:
+  the named output product (ops ``segments_<output>``, ``anomalies_<output>``).
+
+Op names come from the functions below, so run config (the demo's) is built
+from the same contracts.
 """
 
 # No `from __future__ import annotations`: Dagster reads these annotations at definition time.
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
 
-from datamesh.contracts import Contract, ContractRegistry
-from orchestration.products import asset_key, check_specs, materialize_result, owners, spec_for
+from datamesh.contracts import AnomaliesSection, Contract, ContractRegistry, SegmentsSection
+from ml.choices import DEFAULT_PROFILE, Profile, Task
+from orchestration.products import asset_key, check_specs, lineage_keys, materialize_result, owners, spec_for
 from orchestration.resources import MeshResource
 
 
 class TrainingConfig(dg.Config):
-    """How the model zoo runs. Scheduled and UI runs use the whole zoo (Keras included);
-    `mesh demo` passes the fast profile to stay within minutes on a laptop."""
+    """How the model zoo runs. Scheduled and UI runs use :data:`ml.zoo.DEFAULT_PROFILE` (Keras included);
+    `mesh demo` passes its own, faster choice."""
 
     seed: int = 42
-    profile: str = "full"
+    profile: Profile = DEFAULT_PROFILE
     include_keras: bool = True
     candidates: list[str] = []
     max_training_rows: int | None = 200_000
 
 
+class UnsupervisedConfig(dg.Config):
+    """Seed of the clustering and mixture models."""
+
+    seed: int = 42
+
+
 def model_key(contract: Contract) -> dg.AssetKey:
     return dg.AssetKey([contract.domain, f"{contract.id}_model"])
+
+
+def training_op(contract: Contract) -> str:
+    return f"train_{contract.id}"
+
+
+def scoring_op(predictions: Contract) -> str:
+    return f"score_{predictions.id}"
+
+
+def segments_op(output: Contract) -> str:
+    return f"segments_{output.id}"
+
+
+def anomalies_op(output: Contract) -> str:
+    return f"anomalies_{output.id}"
+
+
+def labelled_products(contracts: ContractRegistry) -> list[Contract]:
+    return [c for c in contracts if c.ml is not None and c.ml.label_column is not None]
+
+
+def predictions_of(contract: Contract, contracts: ContractRegistry) -> Contract | None:
+    """The predictions product a labelled contract names, if it has a contract."""
+    target = contract.ml.predictions_product if contract.ml else None
+    return contracts.get(target) if target and target in contracts else None
+
+
+def segmented_products(contracts: ContractRegistry) -> list[tuple[Contract, Contract]]:
+    """``(source, output)`` for every contract whose ``ml.segments`` names an output product."""
+    return [(c, contracts.get(c.ml.segments.product)) for c in contracts if c.ml is not None and c.ml.segments]
+
+
+def anomaly_products(contracts: ContractRegistry) -> list[tuple[Contract, Contract]]:
+    """``(source, output)`` for every contract whose ``ml.anomalies`` names an output product."""
+    return [(c, contracts.get(c.ml.anomalies.product)) for c in contracts if c.ml is not None and c.ml.anomalies]
+
+
+def unsupervised_outputs(contract: Contract, contracts: ContractRegistry) -> list[Contract]:
+    """The segment and anomaly products computed from ``contract``."""
+    ml = contract.ml
+    sections: list[SegmentsSection | AnomaliesSection | None] = [ml.segments, ml.anomalies] if ml else []
+    return [contracts.get(s.product) for s in sections if s is not None]
+
+
+def ml_op_configs(contracts: ContractRegistry, *, seed: int, profile_for: Callable[[Contract], Profile], include_keras: bool,
+                  max_training_rows: int | None) -> dict[str, dg.Config]:
+    """Run config of every ML op, keyed by op name: ``profile_for(contract)`` picks each zoo profile."""
+    out: dict[str, dg.Config] = {}
+    for contract in labelled_products(contracts):
+        out[training_op(contract)] = TrainingConfig(seed=seed, profile=profile_for(contract),
+                                                    include_keras=include_keras, max_training_rows=max_training_rows)
+    for _, output in segmented_products(contracts):
+        out[segments_op(output)] = UnsupervisedConfig(seed=seed)
+    for _, output in anomaly_products(contracts):
+        out[anomalies_op(output)] = UnsupervisedConfig(seed=seed)
+    return out
 
 
 def _png_markdown(plots: dict[str, bytes], names: list[str]) -> str:
@@ -43,18 +114,17 @@ def _png_markdown(plots: dict[str, bytes], names: list[str]) -> str:
 
 
 def build_training_asset(contract: Contract) -> dg.AssetsDefinition:
-    key = model_key(contract)
-
-    @dg.asset(
-        key=key,
+    spec = dg.AssetSpec(
+        key=model_key(contract),
         deps=[asset_key(contract)],
         group_name=contract.domain,
         owners=owners(contract),
         kinds={"scikit-learn", "keras"},
-        name=None,
         description=f"Model zoo on {contract.domain}.{contract.id}: stratified CV, evaluation, champion rule.",
         tags={"domain": contract.domain},
     )
+
+    @dg.multi_asset(specs=[spec], name=training_op(contract))
     def train(context: dg.AssetExecutionContext, config: TrainingConfig, mesh: MeshResource) -> dg.MaterializeResult:
         """Cross-validate the model zoo, register the best model, promote it if it beats the champion."""
         from ml.products import train_product
@@ -72,6 +142,7 @@ def build_training_asset(contract: Contract) -> dg.AssetsDefinition:
             "promoted": outcome.promoted,
             "decision": outcome.decision.reason if outcome.decision else "first model",
             "best_candidate": best.name,
+            "profile": config.profile.value,
             "primary_metric": report.spec.metric,
             report.spec.metric: float(report.score),
             "threshold": report.threshold,
@@ -92,8 +163,9 @@ def build_training_asset(contract: Contract) -> dg.AssetsDefinition:
 
 def build_predictions_asset(training: Contract, predictions: Contract) -> dg.AssetsDefinition:
     spec = spec_for(predictions, deps=[model_key(training), asset_key(training)])
+    regression = training.ml is not None and Task(training.ml.task) is Task.REGRESSION
 
-    @dg.multi_asset(specs=[spec], check_specs=check_specs(predictions), name=f"score_{predictions.id}")
+    @dg.multi_asset(specs=[spec], check_specs=check_specs(predictions), name=scoring_op(predictions))
     def score(context: dg.AssetExecutionContext, mesh: MeshResource):
         """Score the latest features with the champion model and publish the predictions product."""
         from ml.products import score_product
@@ -102,7 +174,7 @@ def build_predictions_asset(training: Contract, predictions: Contract) -> dg.Ass
         manifest = score_product(platform, training.id, predictions_product=predictions.id, progress=context.log.info)
         relation = f"{predictions.domain}.{predictions.id}"
         with platform.session() as s:
-            if training.ml is not None and training.ml.task == "regression":
+            if regression:
                 mean, p10, p90 = s.sql(f"select avg(prediction), quantile_cont(prediction, 0.1), "
                                        f"quantile_cont(prediction, 0.9) from {relation}").fetchone()
                 stats = {"mean_prediction": float(mean or 0), "p10_prediction": float(p10 or 0),
@@ -119,26 +191,73 @@ def build_predictions_asset(training: Contract, predictions: Contract) -> dg.Ass
     return score
 
 
+def build_segments_asset(source: Contract, output: Contract, contracts: ContractRegistry) -> dg.AssetsDefinition:
+    """The product ``source``'s ``ml.segments`` names, published by k-means (k by silhouette)."""
+
+    @dg.multi_asset(specs=[spec_for(output, deps=lineage_keys(output, contracts))], check_specs=check_specs(output),
+                    name=segments_op(output))
+    def segments(context: dg.AssetExecutionContext, config: UnsupervisedConfig, mesh: MeshResource):
+        """K-means segments of the source product's rows (k by silhouette), with a PCA 2-D plot."""
+        from ml.products import segment_product
+
+        platform = mesh.mesh(context.run_id)
+        manifest, result = segment_product(platform, source.id, seed=config.seed, progress=context.log.info)
+        uri = platform.lake.uri(platform.catalog.paths_for(output).prefix)
+        profile = result.profile.round(2).reset_index().to_markdown(index=False) if hasattr(
+            result.profile, "to_markdown") else str(result.profile.round(2))
+        yield materialize_result(output, manifest, uri, extra={
+            "k": result.k,
+            "silhouette_by_k": dg.MetadataValue.json({str(k): round(v, 4) for k, v in result.silhouette.items()}),
+            "segment_sizes": dg.MetadataValue.json({str(k): v for k, v in result.sizes.items()}),
+            "pca_plot": dg.MetadataValue.md(_png_markdown({"segments_pca.png": result.scatter_png},
+                                                          ["segments_pca.png"])),
+            "segment_profile": dg.MetadataValue.md(profile),
+        })
+
+    return segments
+
+
+def build_anomalies_asset(source: Contract, output: Contract, contracts: ContractRegistry) -> dg.AssetsDefinition:
+    """The product ``source``'s ``ml.anomalies`` names, published by a Gaussian mixture (components by BIC)."""
+
+    @dg.multi_asset(specs=[spec_for(output, deps=lineage_keys(output, contracts))], check_specs=check_specs(output),
+                    name=anomalies_op(output))
+    def anomalies(context: dg.AssetExecutionContext, config: UnsupervisedConfig, mesh: MeshResource):
+        """Gaussian-mixture density of the source product's rows (components by BIC); the least likely are flagged."""
+        from ml.products import anomalies_product
+
+        platform = mesh.mesh(context.run_id)
+        manifest, result = anomalies_product(platform, source.id, seed=config.seed, progress=context.log.info)
+        uri = platform.lake.uri(platform.catalog.paths_for(output).prefix)
+        yield materialize_result(output, manifest, uri, extra={
+            "mixture_components": result.n_components,
+            "bic_by_components": dg.MetadataValue.json({str(k): round(v, 1) for k, v in result.bic.items()}),
+            "flagged": int(result.flags.sum()),
+            "threshold": float(result.threshold),
+        })
+
+    return anomalies
+
+
 def build_ml_assets(contracts: ContractRegistry) -> list[dg.AssetsDefinition]:
     out: list[dg.AssetsDefinition] = []
-    for contract in contracts:
-        if contract.ml is None or contract.ml.label_column is None:
-            continue
+    for contract in labelled_products(contracts):
         out.append(build_training_asset(contract))
-        target = contract.ml.predictions_product
-        if target and target in contracts:
-            out.append(build_predictions_asset(contract, contracts.get(target)))
-    out.extend(build_unsupervised_assets(contracts))
+        predictions = predictions_of(contract, contracts)
+        if predictions is not None:
+            out.append(build_predictions_asset(contract, predictions))
+    out.extend(build_segments_asset(source, output, contracts) for source, output in segmented_products(contracts))
+    out.extend(build_anomalies_asset(source, output, contracts) for source, output in anomaly_products(contracts))
     return out
 
 
 def build_ml_checks(contracts: ContractRegistry) -> list[dg.AssetChecksDefinition]:
-    return [build_drift_check(c, contracts.get(c.ml.predictions_product)) for c in labelled_products(contracts)
-            if c.ml and c.ml.predictions_product and c.ml.predictions_product in contracts]
-
-
-def labelled_products(contracts: ContractRegistry) -> list[Contract]:
-    return [c for c in contracts if c.ml is not None and c.ml.label_column is not None]
+    out = []
+    for contract in labelled_products(contracts):
+        predictions = predictions_of(contract, contracts)
+        if predictions is not None:
+            out.append(build_drift_check(contract, predictions))
+    return out
 
 
 def latest_model_summary(settings: Any = None) -> dict[str, Any]:
@@ -149,81 +268,18 @@ def latest_model_summary(settings: Any = None) -> dict[str, Any]:
     mesh = Mesh.from_settings(settings)
     reg = registry(mesh)
     out = {}
-    for contract in mesh.contracts:
-        if contract.ml is None or contract.ml.label_column is None:
-            continue
+    for contract in labelled_products(mesh.contracts):
         champion = reg.champion(contract.id)
         if champion is not None:
             card = champion.card
-            metrics = [card.primary_metric] + (["pr_auc", "f1"] if card.task == "classification" else ["mae", "r2"])
+            extra = ["pr_auc", "f1"] if Task(card.task) is Task.CLASSIFICATION else ["mae", "r2"]
+            metrics = [card.primary_metric, *extra]
             out[contract.id] = {"champion_version": champion.version, "candidate": card.candidate,
                                 "task": card.task, "primary_metric": card.primary_metric,
                                 card.primary_metric: round(card.score, 4), "threshold": card.threshold,
                                 "metrics": metrics,
                                 "comparison": [{k: row.get(k) for k in ("candidate", "status", *metrics) if k in row}
                                                for row in card.comparison]}
-    return out
-
-
-class UnsupervisedConfig(dg.Config):
-    """Seed of the clustering and mixture models."""
-
-    seed: int = 42
-
-
-def build_unsupervised_assets(contracts: ContractRegistry, source: str = "churn_features") -> list[dg.AssetsDefinition]:
-    """Customer segments and anomalous accounts, products of the retention domain."""
-    if source not in contracts:
-        return []
-    training = contracts.get(source)
-    out: list[dg.AssetsDefinition] = []
-    if "customer_segments" in contracts:
-        segments = contracts.get("customer_segments")
-
-        @dg.multi_asset(specs=[spec_for(segments, deps=[asset_key(training)])], check_specs=check_specs(segments),
-                        name="segment_customers")
-        def segment_customers(context: dg.AssetExecutionContext, config: UnsupervisedConfig, mesh: MeshResource):
-            """K-means segments of customers (k by silhouette), with a PCA 2-D plot."""
-            from ml.products import segment_product
-
-            platform = mesh.mesh(context.run_id)
-            manifest, result = segment_product(platform, source, segments.id, seed=config.seed,
-                                               progress=context.log.info)
-            uri = platform.lake.uri(platform.catalog.paths_for(segments).prefix)
-            profile = result.profile.round(2).reset_index().to_markdown(index=False) if hasattr(
-                result.profile, "to_markdown") else str(result.profile.round(2))
-            yield materialize_result(segments, manifest, uri, extra={
-                "k": result.k,
-                "silhouette_by_k": dg.MetadataValue.json({str(k): round(v, 4) for k, v in result.silhouette.items()}),
-                "segment_sizes": dg.MetadataValue.json({str(k): v for k, v in result.sizes.items()}),
-                "pca_plot": dg.MetadataValue.md(_png_markdown({"segments_pca.png": result.scatter_png},
-                                                              ["segments_pca.png"])),
-                "segment_profile": dg.MetadataValue.md(profile),
-            })
-
-        out.append(segment_customers)
-    if "anomalous_accounts" in contracts:
-        anomalies = contracts.get("anomalous_accounts")
-
-        @dg.multi_asset(specs=[spec_for(anomalies, deps=[asset_key(training)])], check_specs=check_specs(anomalies),
-                        name="detect_anomalous_accounts")
-        def detect_anomalous_accounts(context: dg.AssetExecutionContext, config: UnsupervisedConfig,
-                                      mesh: MeshResource):
-            """Gaussian-mixture density of accounts (components by BIC); the least likely 1% are flagged."""
-            from ml.products import anomalies_product
-
-            platform = mesh.mesh(context.run_id)
-            manifest, result = anomalies_product(platform, source, anomalies.id, seed=config.seed,
-                                                 progress=context.log.info)
-            uri = platform.lake.uri(platform.catalog.paths_for(anomalies).prefix)
-            yield materialize_result(anomalies, manifest, uri, extra={
-                "mixture_components": result.n_components,
-                "bic_by_components": dg.MetadataValue.json({str(k): round(v, 1) for k, v in result.bic.items()}),
-                "flagged": int(result.flags.sum()),
-                "threshold": float(result.threshold),
-            })
-
-        out.append(detect_anomalous_accounts)
     return out
 
 

@@ -8,12 +8,11 @@ import dagster as dg
 from datamesh.contracts import ContractRegistry
 from datamesh.settings import get_settings
 from orchestration.assets.ml import build_ml_assets, build_ml_checks
-from orchestration.products import register_domains, spec_for
+from orchestration.products import spec_for
 from orchestration.resources import MeshResource
 from orchestration.schedules import build_automation
 
 contracts = ContractRegistry.from_dir(get_settings().contracts_dir)
-register_domains(contracts)
 jobs, schedules, sensors = build_automation(contracts)
 defs = dg.Definitions(
     assets=[spec_for(contracts.get("leads"), deps=[]), *build_ml_assets(contracts)],

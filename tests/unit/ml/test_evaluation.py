@@ -129,3 +129,16 @@ def test_candidate_status_is_an_enum_that_takes_the_old_strings() -> None:
     assert [type(r["status"]) for r in rows] == [str, str]  # plain JSON data in cards
     with pytest.raises(TrainingError, match="unknown status 'done'; expected one of \\['ok', 'failed', 'skipped'\\]"):
         CandidateResult(name="a", family="linear", status="done")  # type: ignore[arg-type]
+
+
+def test_results_are_immutable_and_carry_timing_and_warnings(frame: pd.DataFrame, spec: LearningSpec) -> None:
+    import dataclasses
+
+    data = prepare_training_data(frame, spec)
+    folds = make_folds(data.y, spec.task, spec.cv_folds, spec.seed)
+    logistic = candidate_by_name("logistic_regression", "classification")
+    result = cross_validate(logistic, data, folds, spec, keep_first_fold_model=True)
+    assert result.seconds > 0 and result.first_fold_model is not None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.note = "changed"  # type: ignore[misc]
+    assert dataclasses.replace(result, first_fold_model=None).metrics == result.metrics

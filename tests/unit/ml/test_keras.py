@@ -91,5 +91,48 @@ def test_registry_and_scoring_with_uncertainty(keras_pipeline: tuple[Pipeline, p
 def test_invalid_optimizer_fails_at_fit() -> None:
     from ml.keras_models import KerasWideDeepClassifier
 
-    with pytest.raises(ValueError, match="optimizer='sgd'"):
+    message = "The 'optimizer' parameter of KerasWideDeepClassifier must be a str among .*Got 'sgd' instead"
+    with pytest.raises(ValueError, match=message):
         KerasWideDeepClassifier(optimizer="sgd").fit(np.zeros((10, 2)), [0, 1] * 5)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"dropout": 1.0}, "The 'dropout' parameter of KerasMLPClassifier must be a float in the range \\[0.0, 1.0\\). Got 1.0"),
+        ({"epochs": 0}, "The 'epochs' parameter of KerasMLPClassifier must be an int in the range \\[1, inf\\)"),
+        ({"class_weight": "even"}, "The 'class_weight' parameter of KerasMLPClassifier must be"),
+        ({"hidden_units": (16, 0)}, "The 'hidden_units' parameter of KerasMLPClassifier must be a tuple of positive ints"),
+        ({"hidden_units": 16}, "The 'hidden_units' parameter of KerasMLPClassifier must be an instance of"),
+    ],
+)
+def test_invalid_parameters_fail_at_fit_not_init(params: dict[str, object], message: str) -> None:
+    from ml.keras_models import KerasMLPClassifier
+
+    estimator = KerasMLPClassifier(**params)  # __init__ only stores
+    assert estimator.get_params()[next(iter(params))] == next(iter(params.values()))
+    with pytest.raises(ValueError, match=message):
+        estimator.fit(np.zeros((10, 2)), [0, 1] * 5)
+
+
+@pytest.mark.parametrize(
+    ("y", "message"),
+    [
+        ([0, 1, 2, 0, 1, 2, 0, 1, 2, 0], "Only binary classification is supported. The type of the target is multiclass"),
+        ([0.5, 1.5] * 5, "Unknown label type: continuous"),
+        ([1] * 10, "is a binary classifier; y has 1 class"),
+    ],
+)
+def test_only_binary_targets_are_accepted(y: list[float], message: str) -> None:
+    from ml.keras_models import KerasMLPClassifier
+
+    with pytest.raises(ValueError, match=message):
+        KerasMLPClassifier(epochs=1).fit(np.zeros((10, 2)), y)
+
+
+def test_seed_is_random_state_or_drawn_from_it() -> None:
+    from ml.keras_models import KerasMLPClassifier
+
+    assert KerasMLPClassifier(random_state=7)._seed() == 7
+    drawn = KerasMLPClassifier(random_state=np.random.RandomState(0))._seed()
+    assert drawn == KerasMLPClassifier(random_state=np.random.RandomState(0))._seed()

@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -167,3 +168,78 @@ def test_plot_selection_is_an_enum_that_takes_the_old_strings() -> None:
     assert best.model_card().code_version == code_version()
     with pytest.raises(SpecError, match="plots='nnone'; expected 'all', 'best' or 'none'. Did you mean 'none'?"):
         train_and_evaluate(churn_frame(), spec, ["logistic_regression"], plots="nnone")
+
+
+def test_report_is_frozen_and_holds_no_fold_models(report: TrainingReport) -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        report.seconds = 0.0  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        report.best.status = "failed"  # type: ignore[misc]
+    assert all(r.first_fold_model is None for r in report.results)
+    assert any(r is report.best for r in report.results)
+    assert report.comparison_markdown.splitlines()[2].startswith(f"| 1 | {report.best.name} |")
+
+
+def _steps_input(names: list[str]) -> tuple[Any, ...]:
+    from ml.evaluation import evaluation_key, make_folds
+    from ml.preparation import prepare_training_data
+    from ml.training import resolve_candidates
+
+    spec = LearningSpec("churn_features", "customer_id", "churned", cv_folds=3)
+    data = prepare_training_data(churn_frame(), spec)
+    folds = make_folds(data.y, spec.task, spec.cv_folds, spec.seed)
+    plan = resolve_candidates(names, spec.task, len(data.y))
+    return spec, data, folds, plan, evaluation_key(data, spec)
+
+
+def test_steps_are_functions_returning_their_results() -> None:
+    from ml.training import choose_best, draw_plots, evaluate_candidates, explain, refit
+
+    spec, data, folds, plan, key = _steps_input(["logistic_regression", "decision_tree", "soft_voting"])
+    results = evaluate_candidates(plan, data, folds, spec, key=key)
+    assert [r.name for r in results] == ["logistic_regression", "decision_tree", "soft_voting"]
+    assert results[0].first_fold_model is not None and results[2].first_fold_model is None
+    ranked = choose_best(results, spec)
+    assert [r.metrics["roc_auc"] for r in ranked] == sorted((r.metrics["roc_auc"] for r in results), reverse=True)
+    chosen = refit(ranked, data, spec)
+    assert chosen.best is ranked[0] and chosen.notes == ()
+    explanation = explain(chosen.best, data, folds, spec)
+    assert len(explanation.importances) == 6 and explanation.learning_curve is not None and explanation.notes == ()
+    drawn = draw_plots(results, chosen.best, [{"candidate": r.name, "roc_auc": r.metrics["roc_auc"]} for r in results],
+                       explanation, data, spec, every_candidate=False)
+    assert list(drawn.candidate_plots) == [chosen.best.name] and "learning_curve.png" in drawn.plots
+
+
+def test_refit_falls_back_to_the_next_best_and_notes_why() -> None:
+    from ml.training import choose_best, evaluate_candidates, refit
+
+    spec, data, folds, plan, key = _steps_input(["logistic_regression", "decision_tree"])
+    ranked = choose_best(evaluate_candidates(plan, data, folds, spec, key=key), spec)
+    broken = dataclasses.replace(ranked[0], candidate=BROKEN)
+    chosen = refit([broken, *ranked[1:]], data, spec)
+    assert chosen.best is ranked[1]
+    assert chosen.notes == (f"refit of {broken.name} on all rows failed (RuntimeError: boom); next best used",)
+    with pytest.raises(TrainingError, match="no candidate could be refit on all rows"):
+        refit([broken], data, spec)
+
+
+def test_explain_notes_failed_diagnostics_instead_of_raising() -> None:
+    from ml.evaluation import CandidateResult
+    from ml.training import explain
+
+    spec, data, folds, _, _ = _steps_input(["logistic_regression"])
+    result = CandidateResult(name="broken", family="linear", status="ok", candidate=BROKEN)
+    explanation = explain(result, data, folds, spec)
+    assert explanation.importances == () and explanation.learning_curve is None
+    assert explanation.notes == ("permutation importance failed: RuntimeError: boom", "learning curve failed: RuntimeError: boom")
+
+
+def test_choose_best_lists_every_error_when_nothing_scored() -> None:
+    from ml.evaluation import CandidateResult
+    from ml.training import choose_best
+
+    spec = LearningSpec("churn_features", "customer_id", "churned", cv_folds=3)
+    results = [CandidateResult(name="a", family="linear", status="failed", error="E1"),
+               CandidateResult(name="b", family="linear", status="skipped", note="why")]
+    with pytest.raises(TrainingError, match="Product 'churn_features': every candidate failed \\(a: E1\\)"):
+        choose_best(results, spec)

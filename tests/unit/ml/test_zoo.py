@@ -99,3 +99,80 @@ def test_profiles_are_an_enum_that_takes_the_old_strings() -> None:
     assert [p.value for p in Profile] == ["full", "fast"] and DEFAULT_PROFILE is Profile.FULL
     assert default_zoo("classification", 1_000, profile=Profile.FAST) == default_zoo("classification", 1_000, profile="fast")
     assert default_zoo("classification", 1_000) == default_zoo("classification", 1_000, profile=Profile.FULL)
+
+
+def test_catalogue_is_typed_and_frozen() -> None:
+    import dataclasses
+
+    from ml.zoo import CATALOGUE, Profile
+
+    names = {(c.task, c.name) for c in CATALOGUE}
+    assert len(names) == len(CATALOGUE)  # one entry per task and name
+    assert {c.name for c in CATALOGUE if c.needs_keras} == {"keras_mlp", "keras_wide_deep"}
+    assert all(Profile.FULL in c.profiles for c in CATALOGUE)
+    assert {c.name for c in CATALOGUE if Profile.FAST in c.profiles and c.task == "classification"} == {
+        "logistic_regression", "decision_tree", "random_forest", "hist_gradient_boosting", "soft_voting",
+    }
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        CATALOGUE[0].name = "renamed"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("profile", "include_keras", "expected"),
+    [
+        ("fast", True, ["logistic_regression", "decision_tree", "random_forest", "hist_gradient_boosting", "soft_voting"]),
+        ("full", False, sorted(CLASSIFICATION - {"keras_mlp", "keras_wide_deep"})),
+        ("full", True, sorted(CLASSIFICATION)),
+    ],
+)
+def test_candidates_by_profile_and_keras(profile: str, include_keras: bool, expected: list[str]) -> None:
+    from ml.zoo import candidates
+
+    chosen = [c.name for c in candidates("classification", profile, include_keras)]
+    assert sorted(chosen) == sorted(expected)
+    assert chosen == [n for n in (c.name for c in all_candidates("classification")) if n in expected]  # run order
+
+
+def test_candidates_by_name_keep_the_order_given_whatever_the_profile() -> None:
+    from ml.zoo import candidates
+
+    chosen = candidates("classification", "fast", names=["svc_rbf", "logistic_regression"])
+    assert [c.name for c in chosen] == ["svc_rbf", "logistic_regression"]
+    assert candidates("regression", names=["ridge"])[0].task == "regression"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"names": ["random_forrest"]}, "Unknown classification candidate 'random_forrest'.*Did you mean 'random_forest'"),
+        ({"names": ["ridge"]}, "Unknown classification candidate 'ridge'"),
+        ({"names": ["keras_mlp"], "include_keras": False}, "Candidate 'keras_mlp' needs Keras, but include_keras=False"),
+        ({"names": ["decision_tree", "decision_tree"]}, "Candidate names must be unique; \\['decision_tree'\\] given more"),
+        ({"profile": "fats"}, "Unknown zoo profile 'fats'; expected 'full' or 'fast'. Did you mean 'fast'"),
+    ],
+)
+def test_candidates_errors(kwargs: dict[str, object], message: str) -> None:
+    from ml.zoo import candidates
+
+    with pytest.raises(SpecError, match=message):
+        candidates("classification", **kwargs)  # type: ignore[arg-type]
+
+
+def test_unknown_task_suggests_the_closest() -> None:
+    from ml.zoo import candidates
+
+    with pytest.raises(SpecError, match="Unknown task 'clasification'.*Did you mean 'classification'"):
+        candidates("clasification")
+
+
+def test_default_zoo_with_names_runs_exactly_those_and_still_subsamples() -> None:
+    plan = default_zoo("classification", 50_000, include_keras=False, profile="fast", names=["svc_rbf"])
+    assert plan.names() == ["svc_rbf"] and plan.skipped == ()
+    assert "subsample of 5,000 of 50,000 rows" in plan.candidates[0].note
+
+
+def test_n_jobs_reaches_the_forests_only() -> None:
+    two = {c.name: c for c in all_candidates("classification", n_jobs=2)}
+    assert two["random_forest"].params["n_jobs"] == 2 and two["extra_trees"].params["n_jobs"] == 2
+    assert "n_jobs" not in two["logistic_regression"].params
+    assert candidate_by_name("random_forest", "classification").params["n_jobs"] == -1

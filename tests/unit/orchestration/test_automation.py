@@ -11,6 +11,7 @@ from datamesh.contracts import ContractRegistry
 from datamesh.paths import CONTRACTS_DIR
 from orchestration.resources import MeshResource
 from orchestration.schedules import WEEKLY, build_automation
+from tests.lead_segments import write_unsupervised_contracts
 from tests.leads import write_contracts, write_csv
 
 
@@ -36,6 +37,22 @@ def test_weekly_schedule_requests_the_retraining_job() -> None:
         __import__("orchestration.definitions", fromlist=["defs"]).defs.resolve_asset_graph())}
     assert keys == {"retention/churn_features_model", "retention/churn_predictions",
                     "retention/customer_segments", "retention/anomalous_accounts"}
+
+
+def test_retrain_job_includes_the_unsupervised_products_its_contract_declares(tmp_path: Path) -> None:
+    from orchestration.assets.ml import build_ml_assets
+    from orchestration.products import spec_for
+
+    contracts = ContractRegistry.from_dir(write_unsupervised_contracts(tmp_path / "contracts"))
+    assets = build_ml_assets(contracts)
+    assert {a.node_def.name for a in assets} == {"train_leads", "score_lead_scores", "segments_lead_segments",
+                                                 "anomalies_lead_anomalies"}
+    jobs, _, _ = build_automation(contracts)
+    job = next(j for j in jobs if j.name == "retrain_leads")
+    graph = dg.Definitions(assets=[spec_for(contracts.get("leads"), deps=[]), *assets],
+                           resources={"mesh": MeshResource()}).resolve_asset_graph()
+    assert {k.to_user_string() for k in job.selection.resolve(graph)} == {
+        "sales/leads_model", "sales/lead_scores", "sales/lead_segments", "sales/lead_anomalies"}
 
 
 def test_new_version_sensor(leads_mesh) -> None:  # noqa: ANN001

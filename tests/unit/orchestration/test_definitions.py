@@ -60,3 +60,43 @@ def test_dbt_lineage_reaches_sources(defs: dg.Definitions) -> None:
     assert upstream
     predictions = graph.get(dg.AssetKey(["retention", "churn_predictions"]))
     assert dg.AssetKey(["retention", "churn_features_model"]) in predictions.parent_keys
+
+
+def test_unsupervised_assets_are_generated_from_the_source_contracts(defs: dg.Definitions) -> None:
+    from orchestration.assets.ml import anomaly_products, segmented_products
+
+    contracts = ContractRegistry.from_dir(CONTRACTS_DIR)
+    declared = [("segments", *pair) for pair in segmented_products(contracts)] + [
+        ("anomalies", *pair) for pair in anomaly_products(contracts)]
+    assert {(kind, source.id, output.id) for kind, source, output in declared} == {
+        ("segments", "churn_features", "customer_segments"), ("anomalies", "churn_features", "anomalous_accounts")}
+    graph = defs.resolve_asset_graph()
+    for kind, source, output in declared:
+        key = dg.AssetKey([output.domain, output.id])
+        assert defs.resolve_assets_def(key).node_def.name == f"{kind}_{output.id}"
+        assert graph.get(key).parent_keys == {dg.AssetKey([source.domain, source.id])}
+
+
+def test_demo_run_config_is_derived_from_the_contracts(defs: dg.Definitions, tmp_path) -> None:  # noqa: ANN001
+    from datamesh.settings import Settings
+    from ml.spec import Task
+    from ml.zoo import Profile
+    from orchestration.assets.ml import labelled_products, training_op
+    from orchestration.demo import demo_run_config
+
+    contracts = ContractRegistry.from_dir(CONTRACTS_DIR)
+    config = demo_run_config(contracts, Settings(lake_url=str(tmp_path / "lake"), contracts_dir=CONTRACTS_DIR),
+                             customers=500, seed=3, profile=Profile.FAST, max_training_rows=1_000)
+    job = defs.resolve_implicit_global_asset_job_def()
+    assert dg.validate_run_config(job, config.to_config_dict())
+    configurable = {node.name for node in job.nodes
+                    if getattr(node.definition.config_schema.as_field().config_type, "fields", None)}
+    assert set(config.ops) == configurable
+    tasks = set()
+    for contract in labelled_products(contracts):
+        task = Task(contract.ml.task)
+        tasks.add(task)
+        training = config.ops[training_op(contract)]
+        expected = Profile.FULL if task is Task.REGRESSION else Profile.FAST
+        assert (training.profile, training.include_keras, training.seed) == (expected, False, 3)
+    assert tasks == {Task.CLASSIFICATION, Task.REGRESSION}  # both branches are exercised
