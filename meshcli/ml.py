@@ -11,6 +11,7 @@ from rich.text import Text
 
 from meshcli.app import app, handled, mesh_from_settings
 from meshcli.render import OutputFormat, console, print_rows, progress, say
+from ml.choices import DEFAULT_PROFILE, Profile
 
 
 @app.command()
@@ -19,7 +20,8 @@ def demo(
     customers: Annotated[int, typer.Option(help="Scale: number of customers", min=100)] = 50_000,
     seed: Annotated[int, typer.Option(help="Random seed of the generator and the models")] = 42,
     lake: Annotated[str | None, typer.Option(help="Lake URL (default: MESH_LAKE_URL or ./lake)")] = None,
-    profile: Annotated[str, typer.Option(help="Model zoo: fast (5 candidates) or full (every family, Keras)")] = "fast",
+    profile: Annotated[str, typer.Option(help="Model zoo: fast (5 candidates, the demo's choice) or full (every "
+                                         "family, Keras; several times longer)")] = Profile.FAST.value,
     max_training_rows: Annotated[int, typer.Option(help="Cross-validate on a stratified sample of at most this many rows")] = 100_000,
 ) -> None:
     """Run the whole pipeline on the embedded default: generate, publish, dbt, train, score.
@@ -74,7 +76,8 @@ def print_demo_summary(summary: dict[str, Any]) -> None:
 @handled
 def train(
     product: Annotated[str, typer.Argument(help="A labelled product (its contract has an `ml:` block)")],
-    profile: Annotated[str, typer.Option(help="fast (quick set) or full (the whole zoo)")] = "fast",
+    profile: Annotated[str, typer.Option(help="full (the whole zoo, Keras included: minutes) or fast (a quick "
+                                         "set)")] = DEFAULT_PROFILE.value,
     candidate: Annotated[list[str], typer.Option(help="Run only these candidates (repeatable)")] = [],  # noqa: B006
     keras: Annotated[bool, typer.Option(help="Include the Keras models")] = True,
     seed: Annotated[int, typer.Option(help="Random seed (same data + seed = same metrics)")] = 42,
