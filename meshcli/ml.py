@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from meshcli.app import app, handled, mesh_from_settings
-from meshcli.render import OutputFormat, console, print_rows, progress, say
+from meshcli.render import OutputFormat, console, metric_cells, print_demo_summary, print_rows, print_table, progress, say
 from ml.choices import DEFAULT_PROFILE, Profile
 
 
@@ -35,41 +34,6 @@ def demo(
     summary = run_demo(customers=customers, seed=seed, lake_url=lake, progress=progress, profile=profile,
                        max_training_rows=max_training_rows)
     print_demo_summary(summary)
-
-
-def print_demo_summary(summary: dict[str, Any]) -> None:
-    steps = Table(title="Stages (Dagster steps)")
-    steps.add_column("step")
-    steps.add_column("seconds", justify="right")
-    for step, seconds in summary["step_seconds"].items():
-        steps.add_row(Text(step), f"{seconds:.1f}")
-    console.print(steps)
-    prods = Table(title=Text(f"Data products in {summary['lake']}"))
-    for col in ("domain", "product", "version", "rows"):
-        prods.add_column(col, justify="right" if col in ("version", "rows") else "left")
-    for row in summary["products"]:
-        prods.add_row(Text(row["domain"]), Text(row["product"]), str(row["version"]), f"{row['rows']:,}")
-    console.print(prods)
-    for product, model in summary.get("models", {}).items():
-        metrics = model.get("metrics", [model.get("primary_metric", "roc_auc")])
-        table = Table(title=Text(f"Model zoo on {product} ({model.get('task', '')}, cross-validated)"))
-        table.add_column("candidate")
-        for metric in metrics:
-            table.add_column(Text(metric), justify="right")
-        for row in model.get("comparison", []):
-            if row.get("status") == "ok":
-                table.add_row(Text(str(row["candidate"])), *[
-                    f"{row[m]:.4f}" if isinstance(row.get(m), int | float) else "" for m in metrics])
-        console.print(table)
-        threshold = model.get("threshold")
-        decision = f", decision threshold {threshold:.3f}" if isinstance(threshold, int | float) else ""
-        say(f"champion of {product}: ", (str(model["candidate"]), "bold"),
-             f" (model v{model['champion_version']}){decision}")
-    peak = summary["peak_rss_mib"]
-    say(("done", "green"), f" in {summary['wall_seconds']:.0f}s for {summary['customers']:,} customers; "
-         f"peak memory {peak['this_process']:,} MiB (largest child process {peak['largest_child']:,} MiB)")
-    say("next: ", ('mesh query "select * from retention.churn_predictions order by probability desc limit 10"',
-                    "bold"), "  or  ", ("make ui", "bold"))
 
 
 @app.command()
@@ -133,13 +97,7 @@ def models(
         card = champion.card
         metrics = [m for m in (card.primary_metric, "pr_auc", "f1", "log_loss", "brier", "mae", "r2")
                    if any(m in row for row in card.comparison)]
-        table = Table(title=Text(f"Candidates of model v{champion.version} (cross-validated on "
-                                 f"{card.n_training_rows:,} rows)"))
-        table.add_column("candidate")
-        table.add_column("status")
-        for m in metrics:
-            table.add_column(Text(m), justify="right")
-        for row in card.comparison:
-            table.add_row(Text(str(row.get("candidate"))), Text(str(row.get("status", ""))),
-                          *[f"{row[m]:.4f}" if isinstance(row.get(m), int | float) else "" for m in metrics])
-        console.print(table)
+        print_table(f"Candidates of model v{champion.version} (cross-validated on {card.n_training_rows:,} rows)",
+                    ["candidate", "status", *metrics],
+                    [[str(row.get("candidate")), str(row.get("status", "")), *metric_cells(row, metrics)]
+                     for row in card.comparison], right=set(metrics))

@@ -155,3 +155,30 @@ def print_table(title: str, columns: list[str], rows: list[list[str]], *, right:
     for r in rows:
         table.add_row(*[Text(clean(v)) for v in r])
     console.print(table)
+
+
+def metric_cells(row: dict[str, Any], metrics: list[str]) -> list[str]:
+    return [f"{row[m]:.4f}" if isinstance(row.get(m), int | float) else "" for m in metrics]
+
+
+def print_demo_summary(summary: dict[str, Any]) -> None:
+    """The demo's closing summary: step times, products, the model comparison, the champion, what next."""
+    print_table("Stages (Dagster steps)", ["step", "seconds"],
+                [[step, f"{seconds:.1f}"] for step, seconds in summary["step_seconds"].items()], right={"seconds"})
+    print_table(f"Data products in {summary['lake']}", ["domain", "product", "version", "rows"],
+                [[r["domain"], r["product"], str(r["version"]), f"{r['rows']:,}"] for r in summary["products"]],
+                right={"version", "rows"})
+    for product, model in summary.get("models", {}).items():
+        metrics = model.get("metrics", [model.get("primary_metric", "roc_auc")])
+        print_table(f"Model zoo on {product} ({model.get('task', '')}, cross-validated)", ["candidate", *metrics],
+                    [[str(row["candidate"]), *metric_cells(row, metrics)]
+                     for row in model.get("comparison", []) if row.get("status") == "ok"], right=set(metrics))
+        threshold = model.get("threshold")
+        decision = f", decision threshold {threshold:.3f}" if isinstance(threshold, int | float) else ""
+        say(f"champion of {product}: ", (str(model["candidate"]), "bold"),
+            f" (model v{model['champion_version']}){decision}")
+    peak = summary["peak_rss_mib"]
+    say(("done", "green"), f" in {summary['wall_seconds']:.0f}s for {summary['customers']:,} customers; "
+        f"peak memory {peak['this_process']:,} MiB (largest child process {peak['largest_child']:,} MiB)")
+    say("next: ", ('mesh query "select * from retention.churn_predictions order by probability desc limit 10"',
+                   "bold"), "  or  ", ("make ui", "bold"))

@@ -285,3 +285,26 @@ def test_tables_never_split_a_value_and_fit_80_columns(mesh) -> None:  # noqa: A
         render.console = original
     assert "C00002514" in text and "0.123457" in text and "0.12345678901234" not in text
     assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_demo_summary_renders_as_text() -> None:
+    from rich.console import Console
+
+    from meshcli import render
+
+    summary = {
+        "step_seconds": {"demo_sources": 1.25}, "lake": "/tmp/[lake]",
+        "products": [{"domain": "crm", "product": "customers", "version": 1, "rows": 3000}],
+        "models": {"churn_features": {"metrics": ["roc_auc"], "task": "classification", "threshold": 0.2,
+                                      "candidate": "soft_voting", "champion_version": 1,
+                                      "comparison": [{"candidate": "soft_voting", "status": "ok", "roc_auc": 0.8512}]}},
+        "peak_rss_mib": {"this_process": 900, "largest_child": 400}, "wall_seconds": 12.0, "customers": 3000,
+    }
+    original = render.console
+    render.console = Console(width=100, markup=False, highlight=False, record=True)
+    try:
+        render.print_demo_summary(summary)
+        text = render.console.export_text()
+    finally:
+        render.console = original
+    assert "/tmp/[lake]" in text and "3,000" in text and "0.8512" in text and "soft_voting" in text
