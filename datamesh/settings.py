@@ -91,6 +91,10 @@ class Settings(BaseSettings):
         default="platform",
         description="Who is acting: 'platform', 'analyst' or 'publisher:<domain>' (a domain's publisher).",
     )
+    automation: bool = Field(
+        default=False,
+        description="Start schedules and sensors ON (operators: docker-compose sets it); off on a developer machine.",
+    )
     run_id: str | None = Field(
         default=None, description="The orchestrator's run id to record in manifests (set by Dagster, not by hand)."
     )

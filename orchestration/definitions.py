@@ -7,13 +7,16 @@ from functools import partial
 
 import dagster as dg
 
+from datamesh.settings import get_settings
 from orchestration.loader import build_definitions_parts, load_contracts, with_freshness
 from orchestration.resources import MeshResource, dbt_resource
 from orchestration.schedules import build_automation
 
 contracts = load_contracts()
 assets, asset_checks = build_definitions_parts(contracts)
-jobs, schedules, sensors = build_automation(contracts)
+# Cross-cutting policy lives here: automation is OFF on a developer machine; operators switch it on
+# with MESH_AUTOMATION=true (docker-compose does), or turn single schedules on in the UI.
+jobs, schedules, sensors = build_automation(contracts, running=get_settings().automation)
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.PreviewWarning)  # map_resolved_asset_specs is marked preview

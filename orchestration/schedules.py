@@ -42,9 +42,14 @@ def retrain_job(contract: Contract, contracts: ContractRegistry) -> dg.Unresolve
     )
 
 
-def new_version_sensor(contract: Contract, job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
+def _sensor_status(running: bool) -> dg.DefaultSensorStatus:
+    return dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
+
+
+def new_version_sensor(contract: Contract, job: dg.UnresolvedAssetJobDefinition, *,
+                       running: bool = False) -> dg.SensorDefinition:
     @dg.sensor(name=f"{contract.id}_new_version_sensor", job=job, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
-               default_status=dg.DefaultSensorStatus.RUNNING,
+               default_status=_sensor_status(running),
                description=f"Retrain when a new version of {contract.domain}.{contract.id} is published.")
     def sensor(context: dg.SensorEvaluationContext, mesh: MeshResource) -> dg.SensorResult | dg.SkipReason:
         from ml.products import registry
@@ -66,11 +71,12 @@ def new_version_sensor(contract: Contract, job: dg.UnresolvedAssetJobDefinition)
     return sensor
 
 
-def drift_sensor(contract: Contract, predictions: Contract, job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
+def drift_sensor(contract: Contract, predictions: Contract, job: dg.UnresolvedAssetJobDefinition, *,
+                 running: bool = False) -> dg.SensorDefinition:
     check_key = drift_check_key(predictions)
 
     @dg.sensor(name=f"{contract.id}_drift_sensor", job=job, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
-               default_status=dg.DefaultSensorStatus.RUNNING,
+               default_status=_sensor_status(running),
                description=f"Retrain {contract.id} when the drift check on {predictions.id} fails.")
     def sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
         record = context.instance.get_latest_asset_check_evaluation_record(check_key)
@@ -89,18 +95,19 @@ def drift_sensor(contract: Contract, predictions: Contract, job: dg.UnresolvedAs
     return sensor
 
 
-def build_automation(contracts: ContractRegistry) -> tuple[list, list, list]:  # noqa: ANN401
+def build_automation(contracts: ContractRegistry, *, running: bool = False) -> tuple[list, list, list]:  # noqa: ANN401
+    """Retraining jobs, weekly schedules and sensors; they start OFF unless ``running`` (``MESH_AUTOMATION``)."""
     jobs, schedules, sensors = [], [], []
     for contract in labelled_products(contracts):
         job = retrain_job(contract, contracts)
         jobs.append(job)
         schedules.append(dg.ScheduleDefinition(
             name=f"{contract.id}_weekly_retraining", job=job, cron_schedule=WEEKLY, execution_timezone="UTC",
-            default_status=dg.DefaultScheduleStatus.RUNNING,
+            default_status=dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED,
             description=f"Weekly retraining of the {contract.id} model zoo.",
         ))
-        sensors.append(new_version_sensor(contract, job))
+        sensors.append(new_version_sensor(contract, job, running=running))
         predictions = predictions_of(contract, contracts)
         if predictions is not None:
-            sensors.append(drift_sensor(contract, predictions, job))
+            sensors.append(drift_sensor(contract, predictions, job, running=running))
     return jobs, schedules, sensors

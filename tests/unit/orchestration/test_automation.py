@@ -109,3 +109,19 @@ def test_drift_check_fails_and_the_drift_sensor_requests_retraining(leads_mesh) 
     assert len(result.run_requests) == 1 and result.run_requests[0].tags["trigger"] == "drift"
     again = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=result.cursor))
     assert "already requested" in again.skip_message
+
+
+def test_automation_is_off_unless_switched_on() -> None:
+    import dagster as dg
+
+    from datamesh.contracts import ContractRegistry
+    from datamesh.paths import CONTRACTS_DIR
+
+    contracts = ContractRegistry.from_dir(CONTRACTS_DIR)
+    _, schedules, sensors = build_automation(contracts)
+    assert schedules and sensors
+    assert all(s.default_status is dg.DefaultScheduleStatus.STOPPED for s in schedules)
+    assert all(s.default_status is dg.DefaultSensorStatus.STOPPED for s in sensors)
+    _, schedules, sensors = build_automation(contracts, running=True)
+    assert all(s.default_status is dg.DefaultScheduleStatus.RUNNING for s in schedules)
+    assert all(s.default_status is dg.DefaultSensorStatus.RUNNING for s in sensors)
