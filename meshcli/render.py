@@ -182,3 +182,6 @@ def print_demo_summary(summary: dict[str, Any]) -> None:
         f"peak memory {peak['this_process']:,} MiB (largest child process {peak['largest_child']:,} MiB)")
     say("next: ", ('mesh query "select * from retention.churn_predictions order by probability desc limit 10"',
                    "bold"), "  or  ", ("make ui", "bold"))
+    if summary.get("dagster_home"):
+        say(f"the UI (make ui, http://127.0.0.1:3000) shows this run ({summary.get('run_id', '')[:8]}) from "
+            f"{summary['dagster_home']}: open Lineage first, then a product's Checks tab and the model's plots.")

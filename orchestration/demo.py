@@ -6,6 +6,7 @@ import os
 import resource
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datamesh.settings import Settings, build_settings
@@ -25,13 +26,16 @@ def _peak_rss_mib() -> tuple[float, float]:
 
 def run_demo(*, customers: int = 50_000, seed: int = 42, lake_url: str | None = None,
              progress: Callable[[str], None] = print, selection: str | None = None,
-             profile: Profile | str = Profile.FAST, max_training_rows: int | None = 100_000) -> dict[str, Any]:
+             profile: Profile | str = Profile.FAST, max_training_rows: int | None = 100_000,
+             dagster_home: Path | None = None) -> dict[str, Any]:
     """Materialise every asset (sources → dbt → ML → predictions) and return a summary.
 
     The settings are built here, once, and reach every asset through the
     ``mesh`` resource's run config (the dbt asset hands them to its subprocess
     in a run context file); nothing is passed through the environment.
     ``profile`` is the demo's own choice of zoo profile (see :func:`demo_run_config`).
+    The run is recorded in the persistent instance at ``dagster_home`` (default
+    ``.dagster_home``, the one ``make ui`` opens), so the UI shows it.
     """
     chosen = profile_named(profile)
     settings = build_settings(lake_url=lake_url)
@@ -45,7 +49,10 @@ def run_demo(*, customers: int = 50_000, seed: int = 42, lake_url: str | None = 
     job = defs.resolve_implicit_global_asset_job_def()
     progress(f"materialising {len(list(defs.resolve_asset_graph().get_all_asset_keys()))} assets in-process "
              f"into {settings.lake_url}")
-    instance = dg.DagsterInstance.ephemeral()
+    from orchestration.instance import DEFAULT_DAGSTER_HOME, persistent_instance
+
+    home = dagster_home or DEFAULT_DAGSTER_HOME
+    instance = persistent_instance(home)
     run_config = demo_run_config(contracts, settings, customers=customers, seed=seed, profile=chosen,
                                  max_training_rows=max_training_rows)
     result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False,
@@ -78,6 +85,8 @@ def run_demo(*, customers: int = 50_000, seed: int = 42, lake_url: str | None = 
         "peak_rss_mib": {"this_process": round(own), "largest_child": round(children)},
         "products": _product_summary(settings),
         "models": _model_summary(settings),
+        "dagster_home": str(home),
+        "run_id": result.run_id,
     }
     return summary
 

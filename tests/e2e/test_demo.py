@@ -18,7 +18,7 @@ def test_demo_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("MESH_DBT_DUCKDB_PATH", str(tmp_path / "dbt.duckdb"))
     monkeypatch.setenv("MESH_DBT_STAGING_DIR", str(tmp_path / "staging"))
     get_settings.cache_clear()
-    summary = run_demo(customers=1500, seed=7, progress=lambda m: None)
+    summary = run_demo(customers=1500, seed=7, progress=lambda m: None, dagster_home=tmp_path / "dagster")
     mesh = Mesh.from_settings()
     status = {row["product"]: row for row in mesh.catalog.status()}
     assert all(row["version"] == 1 for row in status.values()), status
@@ -38,4 +38,13 @@ def test_demo_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         ).fetchone()[0]
         assert joined == n
     assert summary["models"]["churn_features"]["candidate"] == champion.card.candidate
+    # The run is in the persistent instance the UI opens: materializations and check results are there.
+    import dagster as dg
+
+    from orchestration.instance import persistent_instance
+
+    instance = persistent_instance(tmp_path / "dagster")
+    assert instance.get_run_by_id(summary["run_id"]).is_success
+    assert instance.get_latest_materialization_event(dg.AssetKey(["crm", "customers"])) is not None
+    assert instance.get_latest_materialization_event(dg.AssetKey(["retention", "churn_predictions"])) is not None
     assert set(summary["step_seconds"]) >= {"demo_sources", "dbt_models", "score_churn_predictions"}

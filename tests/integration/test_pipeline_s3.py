@@ -42,7 +42,7 @@ def pipeline(native_stack: StackEndpoints, tmp_path_factory: pytest.TempPathFact
     mp.setenv("MESH_DBT_STAGING_DIR", str(work / "staging"))
     get_settings.cache_clear()
     try:
-        summary = run_demo(customers=1500, seed=11, progress=lambda m: None)
+        summary = run_demo(customers=1500, seed=11, progress=lambda m: None, dagster_home=work / "dagster")
         yield summary, Mesh.from_settings()
     finally:
         mp.undo()
