@@ -171,7 +171,7 @@ class QualityRule(_Model):
         """Human-readable statement of what the rule expects."""
         r = self.rule
         if r is RuleType.ROW_COUNT:
-            return f"row count between {_fmt(self.min)} and {_fmt(self.max)}"
+            return "row count " + _bounds(self.min, self.max)
         if r is RuleType.NOT_NULL:
             return f"no nulls in '{self.column}'"
         if r is RuleType.UNIQUE:
@@ -180,7 +180,7 @@ class QualityRule(_Model):
         if r is RuleType.ACCEPTED_VALUES:
             return f"'{self.column}' in {list(self.values or ())}"
         if r is RuleType.RANGE:
-            return f"'{self.column}' between {_fmt(self.min)} and {_fmt(self.max)}"
+            return f"'{self.column}' " + _bounds(self.min, self.max)
         return f"query result {self.sql_bound_text()}"
 
     def sql_bound_text(self) -> str:
@@ -207,6 +207,13 @@ class QualityRule(_Model):
             if not lo <= observed <= hi:
                 return False
         return True
+
+
+def _bounds(low: float | None, high: float | None) -> str:
+    """``between 1 and 10``, ``at least 1``, ``at most 10`` (never an infinite bound)."""
+    if low is not None and high is not None:
+        return f"between {_fmt(low)} and {_fmt(high)}"
+    return f"at least {_fmt(low)}" if low is not None else f"at most {_fmt(high)}"
 
 
 def _fmt(value: float | None) -> str:
