@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from datamesh.errors import PlatformError, SettingsError
@@ -99,20 +99,12 @@ class Settings(BaseSettings):
         default=None, description="The orchestrator's run id to record in manifests (set by Dagster, not by hand)."
     )
 
-    @field_validator("lake_url")
+    @field_validator("lake_url", "actor")
     @classmethod
-    def _valid_lake(cls, v: str) -> str:
+    def _parses(cls, v: str, info: ValidationInfo) -> str:
+        """The lake URL and the actor must parse (into LakeLocation, Identity) here, at the edge."""
         try:
-            LakeLocation.parse(v)
-        except PlatformError as exc:
-            raise ValueError(str(exc)) from None
-        return v
-
-    @field_validator("actor")
-    @classmethod
-    def _valid_actor(cls, v: str) -> str:
-        try:
-            Identity.parse(v)
+            (LakeLocation.parse if info.field_name == "lake_url" else Identity.parse)(v)
         except PlatformError as exc:
             raise ValueError(str(exc)) from None
         return v

@@ -19,6 +19,8 @@ import os
 import posixpath
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -147,10 +149,12 @@ class Lake:
         except OSError as exc:
             raise self._wrap(exc, "inspect", path) from exc
 
-    def read_bytes(self, path: str) -> bytes:
+    @contextmanager
+    def _reading(self, path: str) -> Iterator[Any]:
+        """An input stream; a missing object is FileNotFoundError, any other failure a clear StorageError."""
         try:
             with self.fs.open_input_stream(path) as f:
-                return f.read()
+                yield f
         except FileNotFoundError:
             raise
         except OSError as exc:
@@ -158,17 +162,14 @@ class Lake:
                 raise FileNotFoundError(path) from exc
             raise self._wrap(exc, "read", path) from exc
 
+    def read_bytes(self, path: str) -> bytes:
+        with self._reading(path) as f:
+            return f.read()
+
     def read_head(self, path: str, size: int) -> bytes:
         """At most the first ``size`` bytes (so a caller can refuse an oversized file unread)."""
-        try:
-            with self.fs.open_input_stream(path) as f:
-                return f.read(size)
-        except FileNotFoundError:
-            raise
-        except OSError as exc:
-            if "Path does not exist" in str(exc) or "NoSuchKey" in str(exc):
-                raise FileNotFoundError(path) from exc
-            raise self._wrap(exc, "read", path) from exc
+        with self._reading(path) as f:
+            return f.read(size)
 
     def file_infos(self, paths: list[str]) -> list[pafs.FileInfo]:
         """One ``FileInfo`` per path (type NotFound for a missing one), in one batched call."""
@@ -182,16 +183,9 @@ class Lake:
     def sha256(self, path: str, *, chunk_bytes: int = 8 << 20) -> str:
         """The SHA-256 of a file, read as a stream (constant memory)."""
         digest = hashlib.sha256()
-        try:
-            with self.fs.open_input_stream(path) as f:
-                while chunk := f.read(chunk_bytes):
-                    digest.update(chunk)
-        except FileNotFoundError:
-            raise
-        except OSError as exc:
-            if "Path does not exist" in str(exc) or "NoSuchKey" in str(exc):
-                raise FileNotFoundError(path) from exc
-            raise self._wrap(exc, "read", path) from exc
+        with self._reading(path) as f:
+            while chunk := f.read(chunk_bytes):
+                digest.update(chunk)
         return digest.hexdigest()
 
     def write_bytes(self, path: str, data: bytes) -> None:
