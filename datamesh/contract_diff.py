@@ -5,8 +5,10 @@ Modelled on datacontract-cli's ``breaking`` / ``changelog``: every change is a
 a sentence, and whether it breaks consumers of the published version.
 
 Breaking: a column removed or renamed; a required column added; a type
-narrowed or changed incompatibly (widening ``int32 → int64`` and
-``int32/int64 → double`` is compatible); a column made required or unique, or
+narrowed or changed incompatibly (only widening is compatible, as Iceberg's
+schema evolution defines it: ``int32 → int64`` and a decimal's precision raised
+with its scale kept, see :func:`datamesh.types.is_widening`; ``int → double``
+changes the type); a column made required or unique, or
 no longer required or unique (consumers relied on it); the primary key
 changed; a blocking quality rule removed, loosened or changed so that the
 direction cannot be told. Compatible: a column added, a rule added or
@@ -29,8 +31,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from datamesh.contracts import ColumnType, Contract, QualityRule, RuleType, Severity, parse_contract
+from datamesh.contracts import Contract, QualityRule, RuleType, Severity, parse_contract
 from datamesh.errors import BreakingChangeError, ContractError
+from datamesh.types import SIMPLE_TYPES, ColumnType, is_widening
 
 
 class ChangeKind(str, Enum):
@@ -152,8 +155,16 @@ class _Col:
     classification: str | None = None
 
 
-_ARROW_TO_TYPE = {str(t.arrow): t.value for t in ColumnType}
-_WIDENING = {("int32", "int64"), ("int32", "double"), ("int64", "double")}
+#: Arrow type names of legacy manifests (``schema_``) → contract type names; those manifests predate decimals.
+_ARROW_TO_TYPE = {str(t.arrow): t.value for t in SIMPLE_TYPES}
+
+
+def _widens(old: str, new: str) -> bool:
+    """``old → new`` (contract type names; a legacy manifest's may be any Arrow name) is a widening."""
+    try:
+        return is_widening(ColumnType.parse(old), ColumnType.parse(new))
+    except ValueError:
+        return False
 
 
 def diff_contracts(published: Mapping[str, Any], current: Contract) -> ContractDiff:
@@ -276,11 +287,11 @@ def _diff_column(before: _Col, after: _Col, *, full: bool) -> list[Change]:
     path = f"columns.{before.name}"
     out: list[Change] = []
     if before.type != after.type:
-        if (before.type, after.type) in _WIDENING:
+        if _widens(before.type, after.type):
             out.append(Change(ChangeKind.TYPE_CHANGED, f"{path}.type",
                               f"column '{before.name}' widened {before.type} → {after.type}", False))
         else:
-            how = "narrowed" if (after.type, before.type) in _WIDENING else "changed incompatibly"
+            how = "narrowed" if _widens(after.type, before.type) else "changed incompatibly"
             out.append(Change(ChangeKind.TYPE_CHANGED, f"{path}.type",
                               f"column '{before.name}' type {how}: {before.type} → {after.type}", True))
     if not full:

@@ -22,62 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from datamesh.errors import ContractError, InvalidNameError, QueryError, UnknownProductError, did_you_mean
 from datamesh.names import NAME_RULE, is_valid_name, snake_case, validate_name
 from datamesh.sql_guard import ensure_single_select
+from datamesh.types import ALLOWED_TYPES, ColumnType, ColumnTypeError  # ColumnType is re-exported: its home was here
 
 #: What ``{product}`` in a SQL rule is replaced with when the rule is checked or run.
 PRODUCT_RELATION = "__mesh_product"
-
-
-class ColumnType(str, Enum):
-    """Logical column types; each maps to one Arrow, DuckDB and Trino type."""
-
-    STRING = "string"
-    INT32 = "int32"
-    INT64 = "int64"
-    DOUBLE = "double"
-    BOOLEAN = "boolean"
-    DATE = "date"
-    TIMESTAMP = "timestamp"
-
-    @property
-    def arrow(self) -> pa.DataType:
-        return _ARROW[self]
-
-    @property
-    def duckdb(self) -> str:
-        return _DUCKDB[self]
-
-    @property
-    def trino(self) -> str:
-        return _TRINO[self]
-
-
-_ARROW: dict[ColumnType, pa.DataType] = {
-    ColumnType.STRING: pa.string(),
-    ColumnType.INT32: pa.int32(),
-    ColumnType.INT64: pa.int64(),
-    ColumnType.DOUBLE: pa.float64(),
-    ColumnType.BOOLEAN: pa.bool_(),
-    ColumnType.DATE: pa.date32(),
-    ColumnType.TIMESTAMP: pa.timestamp("us"),
-}
-_DUCKDB = {
-    ColumnType.STRING: "VARCHAR",
-    ColumnType.INT32: "INTEGER",
-    ColumnType.INT64: "BIGINT",
-    ColumnType.DOUBLE: "DOUBLE",
-    ColumnType.BOOLEAN: "BOOLEAN",
-    ColumnType.DATE: "DATE",
-    ColumnType.TIMESTAMP: "TIMESTAMP",
-}
-_TRINO = {
-    ColumnType.STRING: "varchar",
-    ColumnType.INT32: "integer",
-    ColumnType.INT64: "bigint",
-    ColumnType.DOUBLE: "double",
-    ColumnType.BOOLEAN: "boolean",
-    ColumnType.DATE: "date",
-    ColumnType.TIMESTAMP: "timestamp(6)",
-}
 
 
 class Classification(str, Enum):
@@ -236,6 +184,22 @@ class Column(_Model):
     def _valid_name(cls, v: str) -> str:
         return validate_name(v, kind="column name")
 
+    @model_validator(mode="after")
+    def _rules_fit_the_type(self) -> Column:
+        for rule in self.quality:
+            _check_rule_type(rule, self.name, self.type)
+        return self
+
+
+_NUMBER_TYPES = "int32, int64, double or decimal(p,s)"
+
+
+def _check_rule_type(rule: QualityRule, column: str, column_type: ColumnType) -> None:
+    """A range rule compares numbers: its column must be one (a decimal is)."""
+    if rule.rule is RuleType.RANGE and not column_type.is_numeric:
+        raise ValueError(f"rule range on column '{column}' needs a number column ({_NUMBER_TYPES}); "
+                         f"'{column}' is {column_type.value}")
+
 
 class Owner(_Model):
     team: str
@@ -296,7 +260,12 @@ class AnomaliesSection(UnsupervisedSection):
     percentile: float = Field(default=1.0, gt=0, lt=100)
 
 
-_NUMERIC_TYPES = frozenset({ColumnType.INT32, ColumnType.INT64, ColumnType.DOUBLE, ColumnType.BOOLEAN})
+def _is_feature_type(column_type: ColumnType) -> bool:
+    """A type an unsupervised feature may have: a number or a boolean."""
+    return column_type.is_numeric or column_type == ColumnType.BOOLEAN
+
+
+_FEATURE_TYPES = "int32, int64, double, decimal(p,s), boolean"
 
 
 class MLSection(_Model):
@@ -387,6 +356,8 @@ class Contract(_Model):
         for rule in self.quality:
             for col in (rule.columns or ()) + ((rule.column,) if rule.column else ()):
                 check(col, f"quality rule '{rule.key}'")
+            if rule.column:
+                _check_rule_type(rule, rule.column, self.column(rule.column).type)
         if self.ml is not None:
             if self.ml.predictions_product is not None:
                 validate_name(self.ml.predictions_product, kind="ml.predictionsProduct")
@@ -418,10 +389,9 @@ class Contract(_Model):
             for col in section.feature_columns or ():
                 if col in roles:
                     raise ValueError(f"{where}.featureColumns lists '{col}', the {roles[col]} column; remove it.")
-                if types[col] not in _NUMERIC_TYPES:
-                    allowed = ", ".join(sorted(t.value for t in _NUMERIC_TYPES))
+                if not _is_feature_type(types[col]):
                     raise ValueError(f"{where}.featureColumns lists '{col}' of type {types[col].value}; "
-                                     f"{field} use numeric columns ({allowed}).")
+                                     f"{field} use numeric columns ({_FEATURE_TYPES}).")
 
     # -- derived views of the contract -------------------------------------------------
 
@@ -490,12 +460,17 @@ def _format_validation_error(exc: ValidationError, path: Path, raw: dict[str, An
     """One short line per problem; many problems of one kind (e.g. column names) share one line."""
     problems: list[str] = []
     bad_columns: list[str] = []
+    bad_types: list[tuple[str, ColumnTypeError]] = []
     missing: list[str] = []
     for err in exc.errors():
         loc = _location(err.get("loc", ()), raw)
         error = (err.get("ctx") or {}).get("error")
         if _is_column_name(err.get("loc", ())) and isinstance(error, InvalidNameError):
             bad_columns.append(err.get("input"))  # type: ignore[arg-type]
+        elif _is_column_type(err.get("loc", ())) and isinstance(error, ColumnTypeError):
+            bad_types.append((_column_label(err["loc"][1], raw), error))
+        elif err.get("type") == "extra_forbidden" and _is_split_decimal(err.get("loc", ()), raw):
+            continue  # `{type: decimal(12,2)}`: YAML made '2)' a key; the type's error says to quote it
         elif err.get("type") == "extra_forbidden":
             field = str(err["loc"][-1])
             parent = _parent_model(err["loc"])
@@ -512,6 +487,8 @@ def _format_validation_error(exc: ValidationError, path: Path, raw: dict[str, An
     if missing:
         fields = ", ".join(f"'{m}'" for m in missing)
         problems.insert(0, f"missing required field{'s' if len(missing) > 1 else ''} {fields}")
+    if bad_types:
+        problems.insert(1 if missing else 0, _column_types_line(bad_types))
     if bad_columns:
         problems.insert(0, _column_names_line(bad_columns))
     if len(problems) == 1:
@@ -521,6 +498,39 @@ def _format_validation_error(exc: ValidationError, path: Path, raw: dict[str, An
 
 def _is_column_name(loc: tuple[Any, ...]) -> bool:
     return len(loc) == 3 and loc[0] == "columns" and isinstance(loc[1], int) and loc[2] == "name"
+
+
+def _is_column_type(loc: tuple[Any, ...]) -> bool:
+    return len(loc) == 3 and loc[0] == "columns" and isinstance(loc[1], int) and loc[2] == "type"
+
+
+def _is_split_decimal(loc: tuple[Any, ...], raw: dict[str, Any]) -> bool:
+    """``columns[i].'2)'`` next to ``type: 'decimal(12'``: a decimal written unquoted in a YAML flow mapping."""
+    if not (len(loc) == 3 and loc[0] == "columns" and isinstance(loc[1], int) and re.fullmatch(r"\s*\d+\s*\)", str(loc[2]))):
+        return False
+    columns = raw.get("columns")
+    entry = columns[loc[1]] if isinstance(columns, list) and loc[1] < len(columns) else None
+    written = entry.get("type") if isinstance(entry, dict) else None
+    return isinstance(written, str) and re.fullmatch(r"\s*(decimal|numeric)\s*\(\s*\d+\s*", written.lower()) is not None
+
+
+def _column_label(index: int, raw: dict[str, Any]) -> str:
+    """The column's name as written (or its position, if it has none)."""
+    columns = raw.get("columns")
+    entry = columns[index] if isinstance(columns, list) and index < len(columns) else None
+    name = entry.get("name") if isinstance(entry, dict) else None
+    return name if isinstance(name, str) and name else f"#{index + 1}"
+
+
+def _column_types_line(bad: list[tuple[str, ColumnTypeError]]) -> str:
+    """'1 column type is not valid: price is 'float' (unknown type; did you mean 'double'?). Column types
+    are ...' (one line for all, the allowed types listed once)."""
+    def item(column: str, error: ColumnTypeError) -> str:
+        shown = repr(error.text) if isinstance(error.text, str) else f"{error.text!r}"
+        return f"{column} is {shown} ({error.reason})"
+
+    subject = "1 column type is" if len(bad) == 1 else f"{len(bad)} column types are"
+    return f"{subject} not valid: {', '.join(item(c, e) for c, e in bad)}. Column types are {ALLOWED_TYPES}."
 
 
 def _column_names_line(names: list[object]) -> str:
@@ -733,7 +743,7 @@ def to_odcs(contract: Contract) -> dict[str, Any]:
     pk = list(contract.primary_key)
     for col in contract.columns:
         prop: dict[str, Any] = {
-            "name": col.name, "logicalType": _ODCS_LOGICAL[col.type], "physicalType": col.type.trino,
+            "name": col.name, "logicalType": _ODCS_LOGICAL[col.type.kind], "physicalType": col.type.trino,
             "required": col.required, "unique": col.unique, "description": col.description,
             "classification": col.classification.value,
         }
@@ -768,8 +778,9 @@ def to_odcs(contract: Contract) -> dict[str, Any]:
     }
 
 
+#: ODCS v3.0.2 logical type of each contract type (by kind: every decimal is a number). ODCS 3.0 has
+#: no time-of-day type: a time is exchanged as a string like 12:30:00.
 _ODCS_LOGICAL = {
-    ColumnType.STRING: "string", ColumnType.INT32: "integer", ColumnType.INT64: "integer",
-    ColumnType.DOUBLE: "number", ColumnType.BOOLEAN: "boolean", ColumnType.DATE: "date",
-    ColumnType.TIMESTAMP: "date",
+    "string": "string", "int32": "integer", "int64": "integer", "double": "number", "decimal": "number",
+    "boolean": "boolean", "date": "date", "time": "string", "timestamp": "date", "timestamptz": "date",
 }

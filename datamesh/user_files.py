@@ -27,10 +27,12 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Callable, Iterator
+from decimal import Decimal, localcontext
 from enum import Enum
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -163,6 +165,7 @@ def _show_bytes(value: bytes, limit: int = 40) -> str:
 _CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to ([^:]+): (.*)$", re.DOTALL)
 _FIELD_COUNT = re.compile(r"Expected (\d+) columns, got (\d+)")
 _QUOTED_VALUE = re.compile(r"'(.*)'\s*$", re.DOTALL)
+_QUOTED_IN = re.compile(r"\bin '([^']*)'")
 
 
 def read_csv_header(contract: Contract, path: Path) -> list[str]:
@@ -226,7 +229,22 @@ def _read_csv(contract: Contract, path: Path) -> pa.Table:
         )
     except (pa.ArrowException, OSError) as exc:
         raise _csv_error(contract, path, names, exc) from None
-    return table.select(schema.names)
+    table = table.select(schema.names)
+    _check_decimal_precision(contract, path, names, table)
+    return table
+
+
+def _check_decimal_precision(contract: Contract, path: Path, names: list[str], table: pa.Table) -> None:
+    """Arrow's CSV reader checks a decimal's digits before scaling it: ``12345.5`` passes as decimal(6,2)
+    though ``12345.50`` has 7 digits. Casting through decimal(38,s) back to decimal(p,s) checks them."""
+    for field in table.schema:
+        if not pa.types.is_decimal(field.type):
+            continue
+        column = table.column(field.name)
+        try:
+            pc.cast(pc.cast(column, pa.decimal128(38, field.type.scale)), field.type)
+        except pa.ArrowInvalid:
+            raise _decimal_error(contract, path, names, names.index(field.name), "") from None
 
 
 def _hint(did_you_mean_text: str) -> str:
@@ -237,6 +255,9 @@ def _csv_error(contract: Contract, path: Path, names: list[str], exc: Exception)
     text = str(exc).strip()
     product = f"Product '{contract.id}'"
     fix = "Fix the value in the file (or the column's type in the contract) and publish again."
+    decimal = _COLUMN_ERROR.search(text)
+    if decimal and int(decimal.group(1)) < len(names) and _decimal_of(contract, names[int(decimal.group(1))]):
+        return _decimal_error(contract, path, names, int(decimal.group(1)), text)
     conversion = _CONVERSION.search(text)
     if conversion:
         index, type_name, detail = int(conversion.group(1)), conversion.group(2), conversion.group(3)
@@ -248,7 +269,8 @@ def _csv_error(contract: Contract, path: Path, names: list[str], exc: Exception)
                 f"{product}: file {path} could not be parsed:{where} column '{column}': value {value} is not valid "
                 "UTF-8 text. Save the CSV as UTF-8 and publish again."
             )
-        quoted = _QUOTED_VALUE.search(detail)  # "invalid value 'abc'", "expected no zone offset in '...Z'"
+        # "invalid value 'abc'", "expected no zone offset in '...Z'", "expected a zone offset in '...'. If ..."
+        quoted = _QUOTED_VALUE.search(detail) or _QUOTED_IN.search(detail)
         bad = quoted.group(1) if quoted else detail.strip()
         reason = detail[:quoted.start()].strip().removesuffix(" in") if quoted else ""
         because = f" ({reason})" if reason and reason != "invalid value" else ""
@@ -275,7 +297,9 @@ def _csv_error(contract: Contract, path: Path, names: list[str], exc: Exception)
 _EXAMPLES = {
     ColumnType.INT32: "a whole number", ColumnType.INT64: "a whole number", ColumnType.DOUBLE: "a number like 2.5",
     ColumnType.BOOLEAN: "true or false", ColumnType.DATE: "a date like 2024-01-31",
+    ColumnType.TIME: "a time of day like 12:30:00",
     ColumnType.TIMESTAMP: "a time like 2024-01-31T12:00:00 (UTC, no offset)",
+    ColumnType.TIMESTAMPTZ: "a time with its offset like 2024-01-31T12:00:00Z or 2024-01-31T13:00:00+01:00",
 }
 
 
@@ -284,8 +308,69 @@ def _expected_value(contract: Contract, column: str, arrow_type: str) -> str:
     if column not in contract.column_names:
         return arrow_type
     kind = contract.column(column).type
-    example = _EXAMPLES.get(kind)
+    example = _decimal_example(kind) if kind.is_decimal else _EXAMPLES.get(kind)
     return f"{kind.value} ({example})" if example else kind.value
+
+
+def _decimal_example(kind: ColumnType) -> str:
+    """'a number with at most 10 digits before the point and 2 after, like 123.45'."""
+    precision, scale = kind.precision or 1, kind.scale or 0
+    whole = "123"[:precision - scale] or "0"
+    example = whole + ("." + ("45" + "0" * scale)[:scale] if scale else "")
+    after = f" and {scale} after" if scale else ", none after"
+    return f"a number with at most {precision - scale} digits before the point{after}, like {example}"
+
+
+# -- decimals: Arrow's messages rarely name the value, so the failure-only pass finds it ----------------
+
+_COLUMN_ERROR = re.compile(r"In CSV column #(\d+): ")
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NULL_VALUES = frozenset(pacsv.ConvertOptions().null_values)
+
+
+def _decimal_of(contract: Contract, column: str) -> ColumnType | None:
+    if column not in contract.column_names:
+        return None
+    kind = contract.column(column).type
+    return kind if kind.is_decimal else None
+
+
+def _decimal_problem(cell: str, kind: ColumnType) -> str | None:
+    """Why ``cell`` is not a value of the decimal type ``kind`` (None if it is one, or null)."""
+    text = cell.strip()
+    if cell in _NULL_VALUES or text in _NULL_VALUES:
+        return None
+    if not _DECIMAL_TEXT.fullmatch(text):
+        return "not a number"
+    precision, scale = kind.precision or 1, kind.scale or 0
+    whole = precision - scale
+    with localcontext() as context:
+        context.prec = 200
+        value = Decimal(text)
+        if value and value.adjusted() >= whole:  # checked first: quantizing 1e500 would overflow the context
+            return f"more than {whole} digit{'s' if whole != 1 else ''} before the point"
+        if value.adjusted() < -200 or value != value.quantize(Decimal(1).scaleb(-scale)):
+            return f"more than {scale} digit{'s' if scale != 1 else ''} after the point"
+    return None
+
+
+def _decimal_error(contract: Contract, path: Path, names: list[str], index: int, text: str) -> PublishError:
+    column = names[index]
+    kind = _decimal_of(contract, column)
+    assert kind is not None
+    found = _find_row(path, lambda row: index < len(row) and _decimal_problem(row[index], kind) is not None)
+    if found is None:
+        first = text.splitlines()[0] if text else f"a value of column '{column}' does not fit {kind.value}"
+        return PublishError(f"Product '{contract.id}': file {path} could not be parsed with the contract's types: "
+                            f"{first}. Fix the value in the file (or the column's type in the contract) and publish again.")
+    bad = found[2][index]
+    problem = _decimal_problem(bad, kind)
+    because = f": it has {problem}" if problem and problem != "not a number" else ""
+    return PublishError(
+        f"Product '{contract.id}': file {path} could not be parsed:{_where(found)} column '{column}': value {bad!r} "
+        f"is not a valid {_expected_value(contract, column, str(kind.arrow))}{because}. Fix the value in the file "
+        "(or the column's type in the contract) and publish again."
+    )
 
 
 #: (data row counted from 1 after the header, line in the file, cells), or None if not found.

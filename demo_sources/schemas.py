@@ -8,6 +8,12 @@ values are its ``accepted_values`` rule. Fields are nullable in Arrow, exactly a
 the contract loader derives them; ``required: true`` is enforced by the quality
 engine at publish.
 
+The generator draws times as UTC ``timestamp``, amounts as ``double`` and counts
+as ``int32``; a contract may declare such a column ``timestamptz`` (the same
+instant), ``decimal(p,s)`` (the amount rounded to ``s`` places; a value that does
+not fit is an error) or a wider type (:func:`datamesh.types.is_widening`), and
+the column is cast to it. Any other difference is an error naming the column.
+
 The generator draws integer codes and names them with a column's accepted values
 *in the contract's order*: code 0 is the first value. Reordering the values of a
 contract therefore changes the generated data (``tests/unit/demo`` pins it with a
@@ -23,10 +29,12 @@ from functools import cache
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from datamesh.contracts import Contract, ContractRegistry, RuleType
 from datamesh.errors import ContractError, did_you_mean
 from datamesh.paths import CONTRACTS_DIR
+from datamesh.types import ColumnType, is_widening
 from demo_sources.arrays import categorical
 
 
@@ -96,14 +104,39 @@ class SourceSchema:
                 f"The contract of '{self.product_id}' declares columns {declared}; the demo generator "
                 f"builds {list(columns)} (missing {missing}, not declared {extra})."
             )
+        conformed = {field.name: _conformed(self.product_id, field.name, columns[field.name], field.type)
+                     for field in self.arrow}
         wrong = [
             f"{field.name} is {columns[field.name].type}, expected {field.type}"
             for field in self.arrow
-            if not columns[field.name].type.equals(field.type)
+            if conformed[field.name] is None
         ]
         if wrong:
             raise ContractError(
                 f"The demo generator's columns of '{self.product_id}' do not have the types its contract "
                 f"declares: {'; '.join(wrong)}."
             )
-        return pa.Table.from_arrays([columns[name] for name in declared], schema=self.arrow)
+        return pa.Table.from_arrays([conformed[name] for name in declared], schema=self.arrow)
+
+
+def _conformed(product_id: str, name: str, array: pa.Array, target: pa.DataType) -> pa.Array | None:
+    """``array`` as the contract's ``target`` type, if the generator's type stands for it (see the module
+    docs); None if it does not."""
+    if array.type.equals(target):
+        return array
+    try:
+        drawn, declared = ColumnType.from_arrow(array.type), ColumnType.from_arrow(target)
+    except ValueError:
+        return None
+    if declared.is_decimal and drawn == ColumnType.DOUBLE:
+        array = pc.round(array, declared.scale or 0)
+    elif not (is_widening(drawn, declared) or (drawn, declared) == (ColumnType.TIMESTAMP, ColumnType.TIMESTAMPTZ)
+              or (declared.is_decimal and drawn in (ColumnType.INT32, ColumnType.INT64))):
+        return None
+    try:
+        return pc.cast(array, target)
+    except pa.ArrowInvalid as exc:
+        raise ContractError(
+            f"The demo generator's values of {product_id}.{name} do not fit the contract's type "
+            f"{declared.value} ({exc}). Widen the type in the contract."
+        ) from None

@@ -101,14 +101,35 @@ def test_each_kind_of_change(old: str, new: str, kind: ChangeKind, breaking: boo
 
 @pytest.mark.parametrize(
     ("old_type", "new_type", "breaking"),
-    [("int32", "int64", False), ("int32", "double", False), ("int64", "double", False),
-     ("int64", "int32", True), ("double", "int64", True), ("date", "timestamp", True), ("string", "int64", True)],
+    [("int32", "int64", False), ("decimal(10,2)", "decimal(12,2)", False), ("decimal(10,2)", "decimal(38,2)", False),
+     # Iceberg promotes only int32 → int64 and a decimal's precision: everything else changes the type.
+     ("int32", "double", True), ("int64", "double", True), ("int64", "int32", True), ("double", "int64", True),
+     ("decimal(12,2)", "decimal(10,2)", True), ("decimal(10,2)", "decimal(12,3)", True),
+     ("decimal(10,2)", "decimal(10,3)", True), ("int64", "decimal(38,0)", True), ("double", "decimal(38,10)", True),
+     ("date", "timestamp", True), ("timestamp", "timestamptz", True), ("timestamptz", "timestamp", True),
+     ("time", "timestamp", True), ("string", "int64", True)],
 )
 def test_type_widening(old_type: str, new_type: str, breaking: bool) -> None:
     text = WIDGETS_CONTRACT.replace("  - name: made_at\n    type: timestamp", f"  - name: made_at\n    type: {old_type}")
     diff = diff_contracts(doc(text), edited(f"    type: {old_type}\n", f"    type: {new_type}\n", text=text))
     assert [(c.kind, c.breaking) for c in diff.changes] == [(ChangeKind.TYPE_CHANGED, breaking)]
     assert ("widened" in diff.changes[0].text) is (not breaking)
+
+
+@pytest.mark.parametrize(
+    ("old_type", "new_type", "how"),
+    [("int64", "int32", "narrowed"), ("decimal(12,2)", "decimal(10,2)", "narrowed"),
+     ("int32", "double", "changed incompatibly"), ("decimal(10,2)", "decimal(10,3)", "changed incompatibly")],
+)
+def test_type_changes_say_how(old_type: str, new_type: str, how: str) -> None:
+    text = WIDGETS_CONTRACT.replace("  - name: made_at\n    type: timestamp", f"  - name: made_at\n    type: {old_type}")
+    diff = diff_contracts(doc(text), edited(f"    type: {old_type}\n", f"    type: {new_type}\n", text=text))
+    assert diff.changes[0].text.endswith(f"' type {how}: {old_type} → {new_type}")
+
+
+def test_a_type_written_with_spaces_is_no_change() -> None:
+    text = WIDGETS_CONTRACT.replace("  - name: made_at\n    type: timestamp", "  - name: made_at\n    type: decimal(12,2)")
+    assert diff_contracts(doc(text), edited("    type: decimal(12,2)\n", "    type: decimal( 12, 2 )\n", text=text)).changes == ()
 
 
 def test_no_changes() -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from datamesh.contracts import ContractRegistry, RuleType, load_contract, to_odcs
+from datamesh.contracts import ColumnType, ContractRegistry, RuleType, load_contract, to_odcs
 from datamesh.errors import ContractError, UnknownProductError
 from datamesh.paths import CONTRACTS_DIR
 from tests.conftest import WIDGETS_CONTRACT
@@ -39,7 +39,15 @@ def test_rules_are_derived_from_columns(contracts_dir: Path) -> None:
     ("old", "new", "expected"),
     [
         ("  team: shop-team", "  teem: shop-team", "unknown field 'owner.teem'. Did you mean 'team'?"),
-        ("    type: double", "    type: float", "field 'columns[price].type'"),
+        ("    type: double", "    type: float",
+         "1 column type is not valid: price is 'float' (unknown type; did you mean 'double'?). Column types are "
+         "string, int32, int64, double, decimal(p,s) (precision p 1-38, scale s 0-p, e.g. decimal(12,2)), "
+         "boolean, date, time, timestamp, timestamptz."),
+        ("    type: double", "    type: decimal(40,2)", "price is 'decimal(40,2)' (the precision must be 1 to 38"),
+        ("    type: double", "    type: decimal(4,5)", "price is 'decimal(4,5)' (the scale must be 0 to the precision"),
+        ("    type: double", "    type: decimal", "price is 'decimal' (a decimal needs its precision and scale"),
+        ("    type: double", "    type: string", "field 'columns[price]': rule range on column 'price' needs a number "
+                                                 "column (int32, int64, double or decimal(p,s)); 'price' is string"),
         ("primaryKey: [widget_id]", "primaryKey: [widgetid]", "Did you mean 'widget_id'?"),
         ("id: widgets", "id: ../widgets", "Invalid product id '../widgets'"),
         ("id: widgets", "id: \"widgets; drop table x\"", "Invalid product id"),
@@ -140,7 +148,7 @@ def test_other_problems_stay_one_short_line_each(tmp_path: Path) -> None:
                        "single underscores, starting with a letter, at most 63 characters."
     assert lines[2] == "  - missing required fields 'owner.team', 'owner.contact'"
     assert any("unknown field 'owner.contct'. Did you mean 'contact'?" in line for line in lines)
-    assert any("field 'columns[Price].type'" in line for line in lines)
+    assert lines[3].startswith("  - 1 column type is not valid: Price is 'float' (unknown type; did you mean 'double'?)")
     assert all(len(line) < 250 for line in lines)
 
 
@@ -192,3 +200,49 @@ def test_sql_rule_with_placeholder_in_a_subquery_loads(tmp_path: Path) -> None:
     original = "select count(*) from {product} where color = 'blue' and price = 0"
     query = "with c as (select * from {product}) select count(*) from c where price = 0"
     assert load_contract(write(tmp_path, WIDGETS_CONTRACT.replace(original, query, 1))).quality
+
+
+def test_decimals_instants_and_times_load_and_export(tmp_path: Path) -> None:
+    text = (WIDGETS_CONTRACT.replace("    type: double", "    type: decimal( 12, 2 )", 1)
+            .replace("    type: timestamp", "    type: timestamptz", 1)
+            .replace("primaryKey:", "  - name: opens_at\n    type: time\nprimaryKey:", 1))
+    contract = load_contract(write(tmp_path, text))
+    assert [c.type.value for c in contract.columns] == ["int64", "string", "decimal(12,2)", "timestamptz", "time"]
+    assert contract.column("price").type is ColumnType.decimal(12, 2)
+    assert any(r.key == "price_range" and r.rule is RuleType.RANGE for r in contract.rules())  # a decimal is a number
+    assert contract.model_dump(mode="json")["columns"][2]["type"] == "decimal(12,2)"
+    props = {p["name"]: p for p in to_odcs(contract)["schema"][0]["properties"]}
+    assert (props["price"]["logicalType"], props["price"]["physicalType"]) == ("number", "decimal(12,2)")
+    assert (props["made_at"]["logicalType"], props["made_at"]["physicalType"]) == ("date", "timestamp(6) with time zone")
+    assert (props["opens_at"]["logicalType"], props["opens_at"]["physicalType"]) == ("string", "time(6)")
+
+
+def test_bad_types_of_several_columns_share_one_line(tmp_path: Path) -> None:
+    text = (WIDGETS_CONTRACT.replace("    type: double", "    type: money", 1)
+            .replace("    type: timestamp", "    type: decimal(12, 20)", 1))
+    with pytest.raises(ContractError) as info:
+        load_contract(write(tmp_path, text))
+    assert str(info.value).endswith(
+        ": 2 column types are not valid: price is 'money' (unknown type; did you mean 'decimal(p,s)'?), made_at is "
+        "'decimal(12, 20)' (the scale must be 0 to the precision (12), not 20). Column types are string, int32, int64, "
+        "double, decimal(p,s) (precision p 1-38, scale s 0-p, e.g. decimal(12,2)), boolean, date, time, timestamp, "
+        "timestamptz.")
+
+
+def test_a_decimal_in_a_flow_mapping_must_be_quoted(tmp_path: Path) -> None:
+    text = WIDGETS_CONTRACT.replace("  - name: made_at\n    type: timestamp\n", "  - {name: made_at, type: decimal(12,2)}\n")
+    with pytest.raises(ContractError) as info:
+        load_contract(write(tmp_path, text))
+    message = str(info.value)
+    assert "made_at is 'decimal(12' (in a {...} mapping a comma ends the value: quote the type" in message
+    assert "unknown field" not in message  # YAML's '2)' key is not reported on its own
+    quoted = text.replace("type: decimal(12,2)}", "type: 'decimal(12,2)'}")
+    assert load_contract(write(tmp_path, quoted)).column("made_at").type is ColumnType.decimal(12, 2)
+
+
+def test_a_table_range_rule_needs_a_number_column(tmp_path: Path) -> None:
+    text = WIDGETS_CONTRACT.replace("quality:\n  - rule: row_count", "quality:\n  - rule: range\n    column: color\n"
+                                    "    min: 0\n  - rule: row_count", 1)
+    with pytest.raises(ContractError, match=r"rule range on column 'color' needs a number column \(int32, int64, "
+                                            r"double or decimal\(p,s\)\); 'color' is string"):
+        load_contract(write(tmp_path, text))

@@ -38,7 +38,8 @@ def test_repository_declares_its_unsupervised_products_in_the_source_contract() 
         ("  segments: {product: lead_segments, features: [company_size]}\n",
          "unknown field 'ml.segments.features'. Did you mean 'featureColumns'?"),
         ("  segments: {product: lead_segments, featureColumns: [industry]}\n",
-         "ml.segments.featureColumns lists 'industry' of type string; segments use numeric columns"),
+         "ml.segments.featureColumns lists 'industry' of type string; segments use numeric columns "
+         "(int32, int64, double, decimal(p,s), boolean)"),
         ("  anomalies: {product: lead_anomalies, featureColumns: [is_converted]}\n",
          "ml.anomalies.featureColumns lists 'is_converted', the label column"),
         ("  segments: {product: lead_segments, featureColumns: [lead_id]}\n",
@@ -96,3 +97,13 @@ def test_an_output_product_has_one_producer(tmp_path: Path) -> None:
     segments.write_text(segments.read_text().replace("inputs: [leads]", "inputs: [leads, old_leads]"))
     with pytest.raises(ContractError, match="'lead_segments', which ml.segments of .* already produces"):
         ContractRegistry.from_dir(root)
+
+
+def test_a_decimal_column_is_a_numeric_feature(tmp_path: Path) -> None:
+    path = tmp_path / "sales" / "leads.yaml"
+    path.parent.mkdir(parents=True)
+    text = LEADS_CONTRACT.replace("{name: days_since_contact, type: double}", "{name: days_since_contact, type: 'decimal(8,1)'}")
+    assert text != LEADS_CONTRACT
+    path.write_text(text.rstrip("\n") + "\n  segments: {product: lead_segments, featureColumns: [days_since_contact]}\n")
+    ml = load_contract(path).ml
+    assert ml is not None and ml.segments is not None and ml.segments.feature_columns == ("days_since_contact",)

@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, time
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
+from datamesh.contracts import Contract, parse_contract
 from datamesh.errors import PublishError, SchemaMismatchError
 from datamesh.user_files import FileFormat, file_format_of, read_user_file
-from tests.conftest import widgets_table
+from tests.conftest import WIDGETS_CONTRACT, widgets_table
 from tests.integrity import lake_fingerprint
 from tests.unit.datamesh.damaged_files import bad_utf8_strings, write_bad_utf8, write_corrupt_pages
 
@@ -228,3 +232,61 @@ def test_csv_headers_that_do_not_fit(published, tmp_path: Path, text: str | byte
     assert str(path) in message
     for fragment in fragments:
         assert fragment in message
+
+
+# -- decimals, instants and times in CSV ---------------------------------------------------
+
+TYPED_CONTRACT = (WIDGETS_CONTRACT.replace("    type: double", "    type: decimal(6,2)", 1)
+                  .replace("    type: timestamp", "    type: timestamptz", 1)
+                  .replace("primaryKey:", "  - name: opens_at\n    type: time\nprimaryKey:", 1))
+TYPED_HEADER = "widget_id,color,price,made_at,opens_at\n"
+
+
+def _typed() -> Contract:
+    return parse_contract(yaml.safe_load(TYPED_CONTRACT), Path("data_products/shop/widgets.yaml"))
+
+
+def test_csv_reads_decimals_instants_and_times(tmp_path: Path) -> None:
+    contract = _typed()
+    path = _write(tmp_path / "typed.csv", TYPED_HEADER + "1,red,12.5,2024-01-31T12:00:00Z,08:30:00\n"
+                                                         "2,red,,2024-01-31T13:00:00.5+01:00,\n"
+                                                         "3,red, -9999.99 ,2024-01-31 12:00:00+00:00,23:59:59.999999\n")
+    table = read_user_file(contract, path)
+    assert isinstance(table, pa.Table) and table.schema.equals(contract.arrow_schema())
+    noon = datetime(2024, 1, 31, 12, tzinfo=UTC)
+    assert table.to_pylist() == [
+        {"widget_id": 1, "color": "red", "price": Decimal("12.50"), "made_at": noon, "opens_at": time(8, 30)},
+        {"widget_id": 2, "color": "red", "price": None, "made_at": noon.replace(microsecond=500000), "opens_at": None},
+        {"widget_id": 3, "color": "red", "price": Decimal("-9999.99"), "made_at": noon,
+         "opens_at": time(23, 59, 59, 999999)},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("row", "fragment"),
+    [("1,red,12345.5,2024-01-31T12:00:00Z,08:30:00\n",  # passes Arrow's own CSV check, which looks before scaling
+      "row 2 (line 3) column 'price': value '12345.5' is not a valid decimal(6,2) (a number with at most 4 digits "
+      "before the point and 2 after, like 123.45): it has more than 4 digits before the point."),
+     ("1,red,2.555,2024-01-31T12:00:00Z,08:30:00\n",
+      "row 2 (line 3) column 'price': value '2.555' is not a valid decimal(6,2) (a number with at most 4 digits before "
+      "the point and 2 after, like 123.45): it has more than 2 digits after the point."),
+     ("1,red,-99999.99,2024-01-31T12:00:00Z,08:30:00\n", "value '-99999.99' is not a valid decimal(6,2)"),
+     ("1,red,1.5€,2024-01-31T12:00:00Z,08:30:00\n",
+      "value '1.5€' is not a valid decimal(6,2) (a number with at most 4 digits before the point and 2 after, like "
+      "123.45). Fix the value"),
+     ("1,red,2.5,2024-01-31T12:00:00,08:30:00\n",
+      "row 2 (line 3) column 'made_at': value '2024-01-31T12:00:00' is not a valid timestamptz (a time with its offset "
+      "like 2024-01-31T12:00:00Z or 2024-01-31T13:00:00+01:00) (expected a zone offset)."),
+     ("1,red,2.5,2024-01-31T12:00:00Z,25:00\n",
+      "row 2 (line 3) column 'opens_at': value '25:00' is not a valid time (a time of day like 12:30:00)")],
+    ids=["too_many_digits_after_scaling", "too_many_decimals", "too_many_digits", "not_a_number", "instant_without_offset",
+         "bad_time"],
+)
+def test_csv_values_that_do_not_fit_decimals_instants_or_times(tmp_path: Path, row: str, fragment: str) -> None:
+    path = _write(tmp_path / "typed.csv", TYPED_HEADER + "9,red,1.25,2024-01-31T12:00:00Z,08:30:00\n" + row)
+    with pytest.raises(PublishError) as info:
+        read_user_file(_typed(), path)
+    message = str(info.value)
+    assert message.startswith(f"Product 'widgets': file {path} could not be parsed:")
+    assert fragment in message
+    assert "pyarrow" not in message and "Traceback" not in message and "If these timestamps" not in message

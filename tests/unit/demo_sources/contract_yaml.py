@@ -6,6 +6,7 @@ themselves, so a drift shows up even if the loader had a bug.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pyarrow as pa
@@ -20,8 +21,16 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "double": pa.float64(),
     "boolean": pa.bool_(),
     "date": pa.date32(),
+    "time": pa.time64("us"),
     "timestamp": pa.timestamp("us"),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
 }
+_DECIMAL = re.compile(r"decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)")
+
+
+def _arrow_type(name: str) -> pa.DataType:
+    decimal = _DECIMAL.fullmatch(name.strip())
+    return pa.decimal128(int(decimal.group(1)), int(decimal.group(2))) if decimal else _ARROW_TYPES[name.strip()]
 
 
 def contract_yaml(product_id: str) -> dict[str, Any]:
@@ -35,7 +44,7 @@ def contract_yaml(product_id: str) -> dict[str, Any]:
 def arrow_schema_for(product_id: str) -> pa.Schema:
     """The Arrow schema the contract of ``product_id`` declares (names, order, types)."""
     columns = contract_yaml(product_id)["columns"]
-    return pa.schema([pa.field(column["name"], _ARROW_TYPES[column["type"]]) for column in columns])
+    return pa.schema([pa.field(column["name"], _arrow_type(column["type"])) for column in columns])
 
 
 def column_rules(product_id: str, rule: str) -> dict[str, dict[str, Any]]:

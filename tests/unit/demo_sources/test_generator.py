@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import types
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -183,9 +184,33 @@ def test_a_contract_column_the_generator_does_not_build_is_refused() -> None:
 
 
 def test_a_contract_type_the_generator_does_not_build_is_refused() -> None:
-    contracts = _registry_with("tickets", lambda raw: _column(raw, "satisfaction_score").update(type="int64"))
-    with pytest.raises(ContractError, match=r"satisfaction_score is int32, expected int64"):
+    contracts = _registry_with("tickets", lambda raw: _column(raw, "opened_at").update(type="date"))
+    with pytest.raises(ContractError, match=r"opened_at is timestamp\[us\], expected date32\[day\]"):
         next(iter_product("tickets", SMALL, contracts))
+
+
+def test_columns_follow_a_contract_that_declares_decimals_instants_or_wider_types() -> None:
+    def edit(raw: dict[str, Any]) -> None:
+        _column(raw, "amount_usd").update(type="decimal(12,2)")
+        _column(raw, "issued_at").update(type="timestamptz")
+
+    usual = pa.concat_tables(iter_product("invoices", SMALL))
+    table = pa.concat_tables(iter_product("invoices", SMALL, _registry_with("invoices", edit)))
+    assert table.schema.field("amount_usd").type == pa.decimal128(12, 2)
+    assert table.schema.field("issued_at").type == pa.timestamp("us", tz="UTC")
+    assert table["amount_usd"].to_pylist() == [None if v is None else Decimal(str(v)) for v in usual["amount_usd"].to_pylist()]
+    assert table["issued_at"].cast(pa.int64()).equals(usual["issued_at"].cast(pa.int64()))  # the same instants
+    assert table.drop_columns(["amount_usd", "issued_at"]).equals(usual.drop_columns(["amount_usd", "issued_at"]))
+    widened = _registry_with("tickets", lambda raw: _column(raw, "satisfaction_score").update(type="int64"))
+    scores = pa.concat_tables(iter_product("tickets", SMALL, widened))["satisfaction_score"]
+    assert scores.type == pa.int64()
+    assert scores.to_pylist() == pa.concat_tables(iter_product("tickets", SMALL))["satisfaction_score"].to_pylist()
+
+
+def test_values_that_do_not_fit_a_decimal_are_refused() -> None:
+    contracts = _registry_with("invoices", lambda raw: _column(raw, "amount_usd").update(type="decimal(3,2)"))
+    with pytest.raises(ContractError, match=r"values of invoices\.amount_usd do not fit the contract's type decimal\(3,2\)"):
+        next(iter_product("invoices", SMALL, contracts))
 
 
 @pytest.mark.parametrize("product_id", SOURCE_PRODUCTS)
