@@ -113,7 +113,8 @@ def bench_s3(n: int, repeats: int) -> dict[str, Any]:
     import nativestack
 
     home = Path(tempfile.mkdtemp(prefix="bench-stack-"))
-    ep = nativestack.start(home=home, s3_port=_free_port(), trino_port=_free_port(), echo=say)
+    s3_port, trino_port, postgres_port = _free_ports(3)
+    ep = nativestack.start(home=home, s3_port=s3_port, trino_port=trino_port, postgres_port=postgres_port, echo=say)
     try:
         from datamesh.platform import Mesh
         from datamesh.settings import Settings
@@ -128,12 +129,18 @@ def bench_s3(n: int, repeats: int) -> dict[str, Any]:
         nativestack.stop(home, echo=say)
 
 
-def _free_port() -> int:
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports (the sockets stay bound until all are chosen)."""
     import socket
+    from contextlib import ExitStack
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    with ExitStack() as sockets:
+        ports = []
+        for _ in range(count):
+            s = sockets.enter_context(socket.socket())
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    return ports
 
 
 def copy_products(source_lake: str, products: list[str]) -> None:
@@ -165,7 +172,8 @@ def bench_trino(customers: int, repeats: int, source_lake: str | None = None) ->
     from datamesh.settings import get_settings
 
     home = Path(tempfile.mkdtemp(prefix="bench-stack-"))
-    ep = nativestack.start(home=home, s3_port=_free_port(), trino_port=_free_port(), echo=say)
+    s3_port, trino_port, postgres_port = _free_ports(3)
+    ep = nativestack.start(home=home, s3_port=s3_port, trino_port=trino_port, postgres_port=postgres_port, echo=say)
     try:
         os.environ.update(ep.as_settings_env())
         get_settings.cache_clear()

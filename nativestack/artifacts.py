@@ -215,7 +215,7 @@ def _extract_tar(archive: tarfile.TarFile, destination: Path) -> None:
 
 
 def _unzip_plugin(archive_path: Path, destination: Path) -> None:
-    """Unzip a Trino plugin zip (``trino-hive-476/*.jar``) into ``plugin/<name>/``."""
+    """Unzip a Trino plugin zip (``trino-iceberg-476/*.jar``) into ``plugin/<name>/``."""
     with zipfile.ZipFile(archive_path) as archive:
         for info in archive.infolist():
             parts = Path(info.filename).parts

@@ -1,4 +1,9 @@
-"""The S3 server's root credentials: generated once per state directory, kept private (mode 0600)."""
+"""The stack's generated credentials: one file per state directory, kept private (mode 0600).
+
+``credentials.json`` holds the S3 server's root credentials and the two
+PostgreSQL passwords (the superuser's, set by ``initdb``, and the Iceberg
+catalog role's). Each is generated once and kept.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,17 @@ import json
 import os
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
 from nativestack.layout import Layout
 
-__all__ = ["S3Credentials", "load_or_create_credentials"]
+__all__ = [
+    "CatalogCredentials",
+    "S3Credentials",
+    "load_catalog_credentials",
+    "load_or_create_catalog_credentials",
+    "load_or_create_credentials",
+]
 
 
 @dataclass(frozen=True)
@@ -24,16 +36,69 @@ class S3Credentials:
         return cls(access_key="mesh-" + secrets.token_hex(6), secret_key=secrets.token_urlsafe(30))
 
 
-def load_or_create_credentials(layout: Layout, given: S3Credentials | None) -> S3Credentials:
-    """The credentials in ``layout``; with ``given``, or when there are none yet, write new ones first."""
+@dataclass(frozen=True)
+class CatalogCredentials:
+    """PostgreSQL passwords: the superuser's (administration only) and the catalog role's."""
+
+    superuser_password: str = field(repr=False)
+    password: str = field(repr=False)
+
+    @classmethod
+    def generate(cls) -> CatalogCredentials:
+        # URL-safe characters only: the password goes into connection URIs unquoted.
+        return cls(superuser_password=secrets.token_urlsafe(30), password=secrets.token_urlsafe(30))
+
+
+def _read(layout: Layout) -> dict[str, Any]:
     path = layout.credentials_file
-    if given is None and path.is_file():
-        data = json.loads(path.read_text())
-        return S3Credentials(access_key=data["access_key"], secret_key=data["secret_key"])
-    credentials = given or S3Credentials.generate()
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    return data if isinstance(data, dict) else {}
+
+
+def _write(layout: Layout, data: dict[str, Any]) -> None:
+    path = layout.credentials_file
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when the file existed with another mode
     with os.fdopen(fd, "w") as handle:
-        json.dump({"access_key": credentials.access_key, "secret_key": credentials.secret_key}, handle)
-    os.chmod(path, 0o600)
+        json.dump(data, handle)
+
+
+def load_or_create_credentials(layout: Layout, given: S3Credentials | None) -> S3Credentials:
+    """The S3 credentials in ``layout``; with ``given``, or when there are none yet, write new ones first."""
+    data = _read(layout)
+    if given is None and "access_key" in data and "secret_key" in data:
+        return S3Credentials(access_key=data["access_key"], secret_key=data["secret_key"])
+    credentials = given or S3Credentials.generate()
+    _write(layout, {**data, "access_key": credentials.access_key, "secret_key": credentials.secret_key})
+    return credentials
+
+
+def load_catalog_credentials(layout: Layout) -> CatalogCredentials | None:
+    """The PostgreSQL passwords in ``layout``, or None before the first start."""
+    data = _read(layout)
+    if "postgres_superuser_password" in data and "catalog_password" in data:
+        return CatalogCredentials(
+            superuser_password=data["postgres_superuser_password"], password=data["catalog_password"]
+        )
+    return None
+
+
+def load_or_create_catalog_credentials(layout: Layout) -> CatalogCredentials:
+    """The PostgreSQL passwords in ``layout``, generated and written the first time."""
+    existing = load_catalog_credentials(layout)
+    if existing is not None:
+        return existing
+    data = _read(layout)
+    credentials = CatalogCredentials.generate()
+    _write(
+        layout,
+        {
+            **data,
+            "postgres_superuser_password": credentials.superuser_password,
+            "catalog_password": credentials.password,
+        },
+    )
     return credentials

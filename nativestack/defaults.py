@@ -17,6 +17,7 @@ from pathlib import Path
 __all__ = [
     "DEFAULT_BUCKET",
     "DEFAULT_JAVA_HOME",
+    "DEFAULT_POSTGRES_PORT",
     "DEFAULT_REGION",
     "DEFAULT_S3_PORT",
     "DEFAULT_TRINO_PORT",
@@ -42,6 +43,7 @@ STACK_DIR: Path = Path(__file__).resolve().parents[1] / "stack"
 DEFAULT_JAVA_HOME = Path("/usr/lib/jvm/temurin-25-jdk-amd64")
 DEFAULT_S3_PORT = 9070
 DEFAULT_TRINO_PORT = 8085
+DEFAULT_POSTGRES_PORT = 5439
 DEFAULT_BUCKET = "lake"
 DEFAULT_REGION = "us-east-1"
 HOST = "127.0.0.1"

@@ -42,6 +42,20 @@ class Layout:
     def s3_iam(self) -> Path:
         return self.home / "s3" / "iam"
 
+    @property
+    def postgres_dir(self) -> Path:
+        """PostgreSQL's folder: owned by the server's account when that is not ours."""
+        return self.home / "postgres"
+
+    @property
+    def postgres_data(self) -> Path:
+        return self.postgres_dir / "data"
+
+    @property
+    def postgres_socket_dir(self) -> Path:
+        """The preferred Unix socket folder (see ``nativestack.postgres.socket_dir`` for long paths)."""
+        return self.postgres_dir / "socket"
+
     def trino_data(self, node: str) -> Path:
         return self.home / "trino" / node
 

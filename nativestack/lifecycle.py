@@ -1,5 +1,9 @@
 """Start, stop and inspect a native stack, and what clients need to reach it.
 
+Start order: S3 and PostgreSQL, then the lake bucket, the catalog role and
+database and pyiceberg's catalog tables, then Trino (its Iceberg catalog needs
+those tables). Stop order: Trino, PostgreSQL, S3.
+
 ``start()`` fetches missing artifacts, launches the services in the
 background and waits until each is healthy; ``stop()`` and ``status()`` find
 them again from the state directory, from any process.
@@ -16,10 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datamesh.errors import StackError
+from nativestack import postgres
 from nativestack.artifacts import Installation, fetch
-from nativestack.credentials import S3Credentials, load_or_create_credentials
+from nativestack.credentials import (
+    CatalogCredentials,
+    S3Credentials,
+    load_catalog_credentials,
+    load_or_create_catalog_credentials,
+    load_or_create_credentials,
+)
 from nativestack.defaults import (
     DEFAULT_BUCKET,
+    DEFAULT_POSTGRES_PORT,
     DEFAULT_REGION,
     DEFAULT_S3_PORT,
     DEFAULT_TRINO_PORT,
@@ -36,11 +48,13 @@ from nativestack.layout import Layout
 from nativestack.processes import file_lock, log_tail, port_free, read_pid, spawn, terminate
 from nativestack.services import (
     COORDINATOR_SERVICE,
+    POSTGRES_SERVICE,
     S3_SERVICE,
     Service,
     StackState,
     program_of,
     services_for,
+    stop_signal_of,
     worker_name,
 )
 
@@ -69,6 +83,11 @@ class StackEndpoints:
     bucket: str
     trino_host: str
     trino_port: int
+    catalog_host: str
+    catalog_port: int
+    catalog_database: str
+    catalog_user: str
+    catalog_password: str = field(repr=False)
     trino_catalog: str = "lake"
 
     @property
@@ -78,6 +97,32 @@ class StackEndpoints:
     @property
     def lake_url(self) -> str:
         return f"s3://{self.bucket}/"
+
+    @property
+    def iceberg_catalog_uri(self) -> str:
+        """The Iceberg catalog's database for pyiceberg's ``SqlCatalog``: ``postgresql+psycopg2://lake:...``."""
+        return postgres.sqlalchemy_uri(
+            self.catalog_host, self.catalog_port, self.catalog_database, self.catalog_user, self.catalog_password
+        )
+
+    @property
+    def iceberg_catalog_name(self) -> str:
+        """The name to give ``SqlCatalog`` (Trino's ``iceberg.jdbc-catalog.catalog-name``)."""
+        return postgres.ICEBERG_CATALOG_NAME
+
+    @property
+    def iceberg_warehouse(self) -> str:
+        """Where new Iceberg tables go."""
+        return f"s3://{self.bucket}/{postgres.WAREHOUSE_PREFIX}"
+
+    def iceberg_s3_properties(self) -> dict[str, str]:
+        """pyiceberg's FileIO properties for the stack's S3 server."""
+        return {
+            "s3.endpoint": self.s3_endpoint,
+            "s3.access-key-id": self.access_key,
+            "s3.secret-access-key": self.secret_key,
+            "s3.region": self.region,
+        }
 
     def as_settings_env(self) -> dict[str, str]:
         """The ``MESH_*`` variables that point the platform settings at this stack."""
@@ -90,6 +135,7 @@ class StackEndpoints:
             "MESH_TRINO_HOST": self.trino_host,
             "MESH_TRINO_PORT": str(self.trino_port),
             "MESH_TRINO_CATALOG": self.trino_catalog,
+            "MESH_ICEBERG_CATALOG_URI": self.iceberg_catalog_uri,
         }
 
 
@@ -134,6 +180,7 @@ def start(
     s3_port: int = DEFAULT_S3_PORT,
     trino_port: int = DEFAULT_TRINO_PORT,
     worker_ports: Sequence[int] | None = None,
+    postgres_port: int = DEFAULT_POSTGRES_PORT,
     bucket: str = DEFAULT_BUCKET,
     region: str = DEFAULT_REGION,
     credentials: S3Credentials | None = None,
@@ -141,10 +188,11 @@ def start(
     timeout: float = 180.0,
     echo: Echo = print_progress,
 ) -> StackEndpoints:
-    """Start the S3 server and Trino (coordinator + ``workers`` workers) in the background.
+    """Start the S3 server, PostgreSQL and Trino (coordinator + ``workers`` workers) in the background.
 
-    Fetches missing artifacts first, creates ``bucket``, and waits until every
-    service is healthy (at most ``timeout`` seconds). With ``workers=0`` the
+    Fetches missing artifacts first, creates ``bucket``, the Iceberg catalog's
+    role, database and tables, and waits until every service is healthy (each
+    phase at most ``timeout`` seconds). With ``workers=0`` the
     coordinator also executes queries; otherwise it only coordinates. Worker
     ports default to ``trino_port + 1 ...``. Idempotent: services already
     running with the same settings are kept. On failure everything started
@@ -156,9 +204,12 @@ def start(
     ports = tuple(worker_ports) if worker_ports is not None else tuple(trino_port + i for i in range(1, workers + 1))
     if len(ports) != workers:
         raise StackError(f"{workers} worker(s) requested but {len(ports)} worker port(s) given: {list(ports)}.")
-    all_ports = [s3_port, trino_port, *ports]
+    all_ports = [s3_port, postgres_port, trino_port, *ports]
     if len(set(all_ports)) != len(all_ports):
-        raise StackError(f"Stack ports must differ: s3={s3_port}, trino={trino_port}, workers={list(ports)}.")
+        raise StackError(
+            f"Stack ports must differ: s3={s3_port}, postgres={postgres_port}, trino={trino_port}, "
+            f"workers={list(ports)}."
+        )
     java = (java_home or default_java_home()).resolve()
     if not (java / "bin" / "java").is_file():
         raise StackError(
@@ -176,8 +227,10 @@ def start(
     layout = Layout((home or default_home()).resolve())
     layout.home.mkdir(parents=True, exist_ok=True)
     inst = fetch(cache, echo=echo)
+    pg_bins = postgres.bin_dir()
     state = StackState(
         s3_port=s3_port,
+        postgres_port=postgres_port,
         trino_port=trino_port,
         worker_ports=ports,
         bucket=bucket,
@@ -187,11 +240,12 @@ def start(
     )
     with file_lock(layout.lock_file):
         recorded = StackState.load(layout.state_file)
-        running = _running_services(layout, recorded, inst) if recorded is not None else []
+        running = _running_services(layout, recorded, inst, pg_bins) if recorded is not None else []
         if recorded is not None and running and recorded != state:
             raise StackError(
                 f"A stack with other settings already runs from {layout.home} "
-                f"(s3 port {recorded.s3_port}, trino port {recorded.trino_port}, "
+                f"(s3 port {recorded.s3_port}, postgres port {recorded.postgres_port}, "
+                f"trino port {recorded.trino_port}, "
                 f"{len(recorded.worker_ports)} worker(s)). Stop it first: python -m nativestack down"
             )
         if running and credentials is not None and credentials != load_or_create_credentials(layout, None):
@@ -200,32 +254,50 @@ def start(
                 "Stop it first (python -m nativestack down) to change them."
             )
         creds = load_or_create_credentials(layout, credentials)
+        catalog = load_or_create_catalog_credentials(layout)
         for directory in (layout.s3_data, layout.s3_meta, layout.s3_iam):
             directory.mkdir(parents=True, exist_ok=True)
+        pg_account = postgres.account(echo)
+        postgres.prepare(layout, pg_account, pg_bins, catalog, echo)
         state.save(layout.state_file)
-        services = services_for(state, layout, inst, creds)
+        services = services_for(state, layout, inst, creds, catalog, pg_bins, pg_account)
+        s3, pg = services[0], services[1]
+        trino_nodes = services[2:]
+        lake = _endpoints(state, creds, catalog)
         started: list[Service] = []
         try:
-            s3, trino_nodes = services[0], services[1:]
-            _launch([s3], layout, started, echo)
-            wait_healthy([s3], layout, timeout, echo)
+            _launch([s3, pg], layout, started, echo)
+            wait_healthy([s3, pg], layout, timeout, echo)
             _ensure_bucket(inst, s3.url, creds, bucket, region, layout)
+            postgres.bootstrap(layout, postgres_port, catalog)
+            if not postgres.can_log_in(postgres_port, catalog.password):
+                raise StackError(
+                    f"PostgreSQL on port {postgres_port} refuses the catalog role '{postgres.CATALOG_ROLE}' "
+                    f"right after setting it up. Log {layout.log_file(POSTGRES_SERVICE)}, last lines:\n"
+                    f"{log_tail(layout.log_file(POSTGRES_SERVICE), pg.log_offset)}"
+                )
+            postgres.create_catalog_tables(lake.iceberg_catalog_uri, state.warehouse, lake.iceberg_s3_properties())
+            echo(
+                f"{POSTGRES_SERVICE}: Iceberg catalog '{postgres.ICEBERG_CATALOG_NAME}' ready in database "
+                f"'{postgres.CATALOG_DATABASE}' (role '{postgres.CATALOG_ROLE}')"
+            )
             _launch(trino_nodes, layout, started, echo)
             wait_healthy(trino_nodes, layout, timeout, echo)
         except BaseException:
             for service in reversed(started):
                 if service.process is not None:
-                    terminate(service.process.pid, timeout=10.0)
+                    _terminate(service.name, service.process.pid, timeout=10.0)
                     layout.pid_file(service.name).unlink(missing_ok=True)
             raise
-    return _endpoints(state, creds)
+    return lake
 
 
 def stop(home: Path | None = None, *, timeout: float = 30.0, echo: Echo = print_progress) -> None:
-    """Stop every service recorded in the state directory (workers first, S3 last).
+    """Stop every service recorded in the state directory (workers first, then PostgreSQL, S3 last).
 
-    Each gets SIGTERM to its process group, then SIGKILL after ``timeout``
-    seconds. Data, logs and credentials stay in place.
+    Each gets SIGTERM to its process group (PostgreSQL: SIGINT, a fast
+    shutdown, to its postmaster), then SIGKILL after ``timeout`` seconds.
+    Data, logs and credentials stay in place.
     """
     layout = Layout((home or default_home()).resolve())
     state = StackState.load(layout.state_file)
@@ -234,14 +306,14 @@ def stop(home: Path | None = None, *, timeout: float = 30.0, echo: Echo = print_
     run_dir = layout.run_dir
     extra = sorted(p.stem for p in run_dir.glob("*.pid")) if run_dir.is_dir() else []
     names += [n for n in extra if n not in names]
-    order = sorted(names, key=lambda n: (n == S3_SERVICE, n == COORDINATOR_SERVICE, n))
+    order = sorted(names, key=lambda n: (n == S3_SERVICE, n == POSTGRES_SERVICE, n == COORDINATOR_SERVICE, n))
     with file_lock(layout.lock_file):
         for name in order:
             pid_file = layout.pid_file(name)
             pid = read_pid(pid_file, program_of(name))
             if pid is not None:
                 echo(f"{name}: stopping (pid {pid})")
-                terminate(pid, timeout)
+                _terminate(name, pid, timeout)
             pid_file.unlink(missing_ok=True)
 
 
@@ -251,16 +323,20 @@ def status(home: Path | None = None) -> StackStatus:
     state = StackState.load(layout.state_file)
     if state is None:
         return StackStatus(home=layout.home, services=())
-    ports = {S3_SERVICE: state.s3_port, COORDINATOR_SERVICE: state.trino_port}
+    ports = {S3_SERVICE: state.s3_port, POSTGRES_SERVICE: state.postgres_port, COORDINATOR_SERVICE: state.trino_port}
     ports.update({worker_name(i): p for i, p in enumerate(state.worker_ports, start=1)})
+    catalog = load_catalog_credentials(layout)
     result = []
     for name in state.service_names():
-        url = f"http://{HOST}:{ports[name]}"
+        scheme = "postgresql" if name == POSTGRES_SERVICE else "http"
+        url = f"{scheme}://{HOST}:{ports[name]}"
         pid = read_pid(layout.pid_file(name), program_of(name))
         if pid is None:
             healthy = False
         elif name == S3_SERVICE:
             healthy = s3_healthy(url)
+        elif name == POSTGRES_SERVICE:  # a real login of the catalog role
+            healthy = catalog is not None and postgres.can_log_in(state.postgres_port, catalog.password)
         else:
             healthy = trino_health_check(name, url, state.trino_port, name == COORDINATOR_SERVICE, settle_seconds=0)()
         result.append(
@@ -275,9 +351,10 @@ def endpoints(home: Path | None = None) -> StackEndpoints:
     """Connection details of the stack recorded in ``home`` (running or not)."""
     layout = Layout((home or default_home()).resolve())
     state = StackState.load(layout.state_file)
-    if state is None or not layout.credentials_file.is_file():
+    catalog = load_catalog_credentials(layout) if layout.credentials_file.is_file() else None
+    if state is None or catalog is None:
         raise StackError(f"No stack has been started from {layout.home}. Start one: python -m nativestack up")
-    return _endpoints(state, load_or_create_credentials(layout, None))
+    return _endpoints(state, load_or_create_credentials(layout, None), catalog)
 
 
 def wait_healthy(services: Sequence[Service], layout: Layout, timeout: float, echo: Echo) -> None:
@@ -309,8 +386,13 @@ def wait_healthy(services: Sequence[Service], layout: Layout, timeout: float, ec
         time.sleep(0.25)
 
 
-def _running_services(layout: Layout, state: StackState, inst: Installation) -> list[str]:
-    programs = {S3_SERVICE: str(inst.versitygw)}
+def _terminate(name: str, pid: int, timeout: float) -> None:
+    signum, group = stop_signal_of(name)
+    terminate(pid, timeout, signum=signum, group=group)
+
+
+def _running_services(layout: Layout, state: StackState, inst: Installation, pg_bins: Path) -> list[str]:
+    programs = {S3_SERVICE: str(inst.versitygw), POSTGRES_SERVICE: str(pg_bins / "postgres")}
     return [
         name
         for name in state.service_names()
@@ -332,7 +414,13 @@ def _launch(services: Sequence[Service], layout: Layout, started: list[Service],
             )
         log_file = layout.log_file(service.name)
         service.process, service.log_offset = spawn(
-            service.argv, env=service.env, log_file=log_file, pid_file=layout.pid_file(service.name), cwd=service.cwd
+            service.argv,
+            env=service.env,
+            log_file=log_file,
+            pid_file=layout.pid_file(service.name),
+            cwd=service.cwd,
+            user=service.user,
+            group=service.group,
         )
         started.append(service)
         echo(f"{service.name}: started (pid {service.process.pid}), log {log_file}")
@@ -365,7 +453,7 @@ def _ensure_bucket(
         )
 
 
-def _endpoints(state: StackState, creds: S3Credentials) -> StackEndpoints:
+def _endpoints(state: StackState, creds: S3Credentials, catalog: CatalogCredentials) -> StackEndpoints:
     return StackEndpoints(
         s3_endpoint=f"http://{HOST}:{state.s3_port}",
         access_key=creds.access_key,
@@ -374,4 +462,9 @@ def _endpoints(state: StackState, creds: S3Credentials) -> StackEndpoints:
         bucket=state.bucket,
         trino_host=HOST,
         trino_port=state.trino_port,
+        catalog_host=HOST,
+        catalog_port=state.postgres_port,
+        catalog_database=postgres.CATALOG_DATABASE,
+        catalog_user=postgres.CATALOG_ROLE,
+        catalog_password=catalog.password,
     )

@@ -98,9 +98,20 @@ def read_pid(path: Path, expect_in_cmdline: str) -> int | None:
 
 
 def spawn(
-    argv: Sequence[str], *, env: Mapping[str, str], log_file: Path, pid_file: Path, cwd: Path
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    log_file: Path,
+    pid_file: Path,
+    cwd: Path,
+    user: int | None = None,
+    group: int | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Start a background process in its own session; returns it and its log offset."""
+    """Start a background process in its own session; returns it and its log offset.
+
+    With ``user`` (and ``group``), a uid (gid) to run it as instead of ours
+    (needs root); its supplementary groups are dropped.
+    """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
@@ -116,15 +127,26 @@ def spawn(
             env=dict(env),
             start_new_session=True,
             close_fds=True,
+            user=user,
+            group=group,
+            extra_groups=None if user is None else [],
+            umask=-1 if user is None else 0o077,
         )
     pid_file.write_text(f"{process.pid}\n")
     return process, offset
 
 
-def terminate(pid: int, timeout: float) -> None:
-    """SIGTERM the process group of ``pid``, wait, then SIGKILL it."""
+def terminate(pid: int, timeout: float, *, signum: int = signal.SIGTERM, group: bool = True) -> None:
+    """Send ``signum`` to the process group of ``pid`` (only to ``pid`` if not ``group``), wait, then SIGKILL the group.
+
+    A PostgreSQL server gets SIGINT (fast shutdown) on its postmaster alone,
+    which then stops its own backends.
+    """
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGTERM)
+        if group:
+            os.killpg(pid, signum)
+        else:
+            os.kill(pid, signum)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not alive(pid):

@@ -1,6 +1,7 @@
 """What runs: the settings a stack was started with, and the service definitions built from them.
 
-One S3 server (versitygw, ``posix`` backend) and a Trino coordinator plus
+One S3 server (versitygw, ``posix`` backend), one PostgreSQL server (the
+Iceberg JDBC catalog, see ``nativestack.postgres``) and a Trino coordinator plus
 ``len(worker_ports)`` workers, configured by ``stack/trino/etc`` whose
 ``${ENV:...}`` values are set here.
 """
@@ -9,31 +10,34 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from nativestack import postgres
 from nativestack.artifacts import Installation
-from nativestack.credentials import S3Credentials
+from nativestack.credentials import CatalogCredentials, S3Credentials
 from nativestack.defaults import HOST, STACK_DIR
 from nativestack.health import s3_healthy, trino_health_check
 from nativestack.layout import Layout
+from nativestack.postgres import POSTGRES_SERVICE
 
 __all__ = [
     "COORDINATOR_SERVICE",
-    "METASTORE_PREFIX",
+    "POSTGRES_SERVICE",
     "S3_SERVICE",
     "Service",
     "StackState",
     "program_of",
     "services_for",
+    "stop_signal_of",
+    "trino_env",
     "worker_name",
 ]
 
-METASTORE_PREFIX = "_trino_metastore"
-"""Key prefix in the lake bucket holding Trino's file metastore."""
 
 S3_SERVICE = "s3"
 COORDINATOR_SERVICE = "trino-coordinator"
@@ -46,7 +50,20 @@ def worker_name(index: int) -> str:
 
 def program_of(name: str) -> str:
     """A substring of the command line of service ``name``, to recognise its pid without a cache path."""
+    if name == POSTGRES_SERVICE:
+        return "bin/postgres"
     return "versitygw" if name == S3_SERVICE else "trino"
+
+
+def stop_signal_of(name: str) -> tuple[int, bool]:
+    """The signal that stops service ``name`` and whether it goes to the whole process group.
+
+    PostgreSQL: SIGINT (fast shutdown) to the postmaster alone, which ends its
+    backends itself; the others: SIGTERM to the group.
+    """
+    if name == POSTGRES_SERVICE:
+        return signal.SIGINT, False
+    return signal.SIGTERM, True
 
 
 @dataclass
@@ -62,6 +79,8 @@ class Service:
     healthy: Callable[[], bool]
     process: subprocess.Popen[bytes] | None = None
     log_offset: int = 0
+    user: int | None = None  # uid/gid to run as (PostgreSQL when we are root)
+    group: int | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +88,7 @@ class StackState:
     """What ``start`` recorded in ``stack.json``."""
 
     s3_port: int
+    postgres_port: int
     trino_port: int
     worker_ports: tuple[int, ...]
     bucket: str
@@ -90,11 +110,41 @@ class StackState:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
 
     def service_names(self) -> list[str]:
-        return [S3_SERVICE, COORDINATOR_SERVICE, *(worker_name(i) for i in range(1, len(self.worker_ports) + 1))]
+        workers = (worker_name(i) for i in range(1, len(self.worker_ports) + 1))
+        return [S3_SERVICE, POSTGRES_SERVICE, COORDINATOR_SERVICE, *workers]
+
+    @property
+    def warehouse(self) -> str:
+        """Where new Iceberg tables go: ``s3://<bucket>/warehouse``."""
+        return f"s3://{self.bucket}/{postgres.WAREHOUSE_PREFIX}"
 
 
-def services_for(state: StackState, layout: Layout, inst: Installation, credentials: S3Credentials) -> list[Service]:
-    """The S3 server first, then the Trino coordinator, then the workers."""
+def trino_env(state: StackState, credentials: S3Credentials, catalog: CatalogCredentials) -> dict[str, str]:
+    """The ``${ENV:...}`` values of ``stack/trino/etc`` common to every node (without ``os.environ``)."""
+    return {
+        "LAKE_S3_ENDPOINT": f"http://{HOST}:{state.s3_port}",
+        "LAKE_S3_REGION": state.region,
+        "LAKE_S3_ACCESS_KEY": credentials.access_key,
+        "LAKE_S3_SECRET_KEY": credentials.secret_key,
+        "LAKE_CATALOG_JDBC_URL": f"jdbc:postgresql://{HOST}:{state.postgres_port}/{postgres.CATALOG_DATABASE}",
+        "LAKE_CATALOG_USER": postgres.CATALOG_ROLE,
+        "LAKE_CATALOG_PASSWORD": catalog.password,
+        "LAKE_WAREHOUSE_DIR": state.warehouse,
+        "TRINO_DISCOVERY_URI": f"http://{HOST}:{state.trino_port}",
+        "TRINO_INCLUDE_COORDINATOR": "false" if state.worker_ports else "true",
+    }
+
+
+def services_for(
+    state: StackState,
+    layout: Layout,
+    inst: Installation,
+    credentials: S3Credentials,
+    catalog: CatalogCredentials,
+    postgres_bins: Path,
+    postgres_account: postgres.Account,
+) -> list[Service]:
+    """The S3 server first, then PostgreSQL, then the Trino coordinator, then the workers."""
     s3_url = f"http://{HOST}:{state.s3_port}"
     s3 = Service(
         name=S3_SERVICE,
@@ -119,20 +169,21 @@ def services_for(state: StackState, layout: Layout, inst: Installation, credenti
         program=str(inst.versitygw),
         healthy=lambda: s3_healthy(s3_url),
     )
-    coordinator_url = f"http://{HOST}:{state.trino_port}"
-    common_env = {
-        **os.environ,
-        "LAKE_S3_ENDPOINT": s3_url,
-        "LAKE_S3_REGION": state.region,
-        "LAKE_S3_ACCESS_KEY": credentials.access_key,
-        "LAKE_S3_SECRET_KEY": credentials.secret_key,
-        "LAKE_METASTORE_DIR": f"s3://{state.bucket}/{METASTORE_PREFIX}",
-        "TRINO_DISCOVERY_URI": coordinator_url,
-        "TRINO_INCLUDE_COORDINATOR": "false" if state.worker_ports else "true",
-    }
+    pg = Service(
+        name=POSTGRES_SERVICE,
+        url=f"postgresql://{HOST}:{state.postgres_port}",
+        argv=postgres.server_argv(layout, postgres_bins, state.postgres_port),
+        env=postgres.server_env(),
+        cwd=layout.postgres_dir,
+        program=str(postgres_bins / "postgres"),
+        healthy=lambda: postgres.accepting(postgres_bins, state.postgres_port),
+        user=postgres_account.user,
+        group=postgres_account.group,
+    )
+    common_env = {**os.environ, **trino_env(state, credentials, catalog)}
     nodes: list[tuple[str, int, bool]] = [(COORDINATOR_SERVICE, state.trino_port, True)]
     nodes += [(worker_name(i), port, False) for i, port in enumerate(state.worker_ports, start=1)]
-    services = [s3]
+    services = [s3, pg]
     for name, port, is_coordinator in nodes:
         url = f"http://{HOST}:{port}"
         node_env = {

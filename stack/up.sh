@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Start the native stack (S3 server + Trino) in the background and wait until healthy.
-# Usage: stack/up.sh [--workers 1] [--s3-port 9070] [--trino-port 8085] [--home DIR]
+# Start the native stack (S3 server, PostgreSQL, Trino) in the background and wait until healthy.
+# Usage: stack/up.sh [--workers 1] [--s3-port 9070] [--postgres-port 5439] [--trino-port 8085] [--home DIR]
 # Thin wrapper over `python -m nativestack up`; see nativestack/.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

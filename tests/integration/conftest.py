@@ -1,6 +1,6 @@
-"""Session fixtures for integration tests: the native stack (S3 server + Trino).
+"""Session fixtures for integration tests: the native stack (S3 server, PostgreSQL, Trino).
 
-``native_stack`` starts versitygw and a single-node Trino once per test
+``native_stack`` starts versitygw, PostgreSQL and a single-node Trino once per test
 session, in a temporary state directory on free ports, and stops them at the
 end. The first run on a machine fetches the pinned artifacts (a few minutes);
 later runs use the cache (``MESH_STACK_CACHE``).
@@ -67,11 +67,15 @@ def native_stack_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def native_stack(native_stack_home: Path) -> Iterator[StackEndpoints]:
-    """S3 server + single-node Trino, started once per session; yields their endpoints."""
-    s3_port, trino_port = free_ports(2)
+    """S3 server + PostgreSQL (Iceberg catalog) + single-node Trino, started once per session."""
+    s3_port, trino_port, postgres_port = free_ports(3)
     try:
         endpoints = nativestack.start(
-            home=native_stack_home, s3_port=s3_port, trino_port=trino_port, timeout=STACK_START_TIMEOUT_S
+            home=native_stack_home,
+            s3_port=s3_port,
+            trino_port=trino_port,
+            postgres_port=postgres_port,
+            timeout=STACK_START_TIMEOUT_S,
         )
     except BaseException:
         nativestack.stop(native_stack_home)

@@ -1,4 +1,5 @@
-"""The native stack: lifecycle, Trino over Parquet on S3, and the coordinator + worker mode."""
+"""The native stack: lifecycle, PostgreSQL for the Iceberg catalog, Trino reading the Iceberg tables
+pyiceberg writes on S3 (types, comments, version tags, views), and the coordinator + worker mode."""
 
 from __future__ import annotations
 
@@ -13,20 +14,36 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg2
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import trino
 from pyarrow import fs as pafs
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table
+from pyiceberg.types import (
+    BooleanType,
+    DateType,
+    DecimalType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    NestedField,
+    StringType,
+    TimestampType,
+    TimestamptzType,
+    TimeType,
+)
 
 import nativestack
 from datamesh.errors import PlatformError, StackError
-from nativestack import StackEndpoints
+from nativestack import StackEndpoints, postgres
 from nativestack.layout import Layout
 from nativestack.lifecycle import wait_healthy
 from nativestack.processes import spawn, terminate
 from nativestack.services import Service
-from tests.integration.conftest import STACK_START_TIMEOUT_S, free_ports, s3_filesystem, trino_connection
+from tests.integration.conftest import STACK_START_TIMEOUT_S, free_ports, trino_connection
 
 pytestmark = pytest.mark.integration
 
@@ -39,11 +56,11 @@ def query(cursor: trino.dbapi.Cursor, sql: str) -> list[list[object]]:
 # --- lifecycle of the session stack -----------------------------------------------------
 
 
-def test_status_reports_both_services_healthy(native_stack: StackEndpoints, native_stack_home: Path) -> None:
+def test_status_reports_every_service_healthy(native_stack: StackEndpoints, native_stack_home: Path) -> None:
     report = nativestack.status(native_stack_home)
 
     assert report.running
-    assert [s.name for s in report.services] == ["s3", "trino-coordinator"]
+    assert [s.name for s in report.services] == ["s3", "postgres", "trino-coordinator"]
     assert all(s.pid and s.log_file.is_file() for s in report.services)
 
 
@@ -54,6 +71,7 @@ def test_start_again_is_idempotent(native_stack: StackEndpoints, native_stack_ho
         home=native_stack_home,
         s3_port=int(native_stack.s3_endpoint.rsplit(":", 1)[1]),
         trino_port=native_stack.trino_port,
+        postgres_port=native_stack.catalog_port,
         echo=lambda _: None,
     )
 
@@ -64,10 +82,16 @@ def test_start_again_is_idempotent(native_stack: StackEndpoints, native_stack_ho
 def test_start_with_other_settings_while_running_is_refused(
     native_stack: StackEndpoints, native_stack_home: Path
 ) -> None:
-    s3_port, trino_port = free_ports(2)
+    s3_port, trino_port, postgres_port = free_ports(3)
 
     with pytest.raises(StackError, match="already runs"):
-        nativestack.start(home=native_stack_home, s3_port=s3_port, trino_port=trino_port, echo=lambda _: None)
+        nativestack.start(
+            home=native_stack_home,
+            s3_port=s3_port,
+            trino_port=trino_port,
+            postgres_port=postgres_port,
+            echo=lambda _: None,
+        )
 
 
 def test_credentials_are_random_and_private(native_stack: StackEndpoints, native_stack_home: Path) -> None:
@@ -97,6 +121,9 @@ def test_settings_env_points_the_platform_at_the_stack(native_stack: StackEndpoi
     assert env["MESH_LAKE_URL"] == f"s3://{native_stack.bucket}/"
     assert env["MESH_S3_ENDPOINT_URL"] == native_stack.s3_endpoint
     assert env["MESH_TRINO_PORT"] == str(native_stack.trino_port)
+    assert env["MESH_ICEBERG_CATALOG_URI"] == (
+        f"postgresql+psycopg2://lake:{native_stack.catalog_password}@127.0.0.1:{native_stack.catalog_port}/lake"
+    )
 
 
 def test_cli_status_and_env(native_stack: StackEndpoints, native_stack_home: Path) -> None:
@@ -108,148 +135,387 @@ def test_cli_status_and_env(native_stack: StackEndpoints, native_stack_home: Pat
     assert status_result.returncode == 0, status_result.stderr
     assert "trino-coordinator" in status_result.stdout and "healthy" in status_result.stdout
     assert f"export MESH_S3_ENDPOINT_URL={native_stack.s3_endpoint}" in env_result.stdout
+    assert "postgres" in status_result.stdout
+    assert native_stack.catalog_password not in status_result.stdout + status_result.stderr
+    assert f"export MESH_ICEBERG_CATALOG_URI={native_stack.iceberg_catalog_uri}" in env_result.stdout
 
 
-# --- Trino over Parquet files on S3 ------------------------------------------------------
+# --- PostgreSQL: the Iceberg catalog's database -----------------------------------------
 
 
-def test_trino_answers_select_1(trino_cursor: trino.dbapi.Cursor) -> None:
-    assert query(trino_cursor, "SELECT 1") == [[1]]
+def catalog_connect(endpoints: StackEndpoints, **overrides: object) -> psycopg2.extensions.connection:
+    params: dict[str, object] = {
+        "host": endpoints.catalog_host,
+        "port": endpoints.catalog_port,
+        "dbname": endpoints.catalog_database,
+        "user": endpoints.catalog_user,
+        "password": endpoints.catalog_password,
+        "connect_timeout": 10,
+        **overrides,
+    }
+    return psycopg2.connect(**params)
 
 
-def orders_table(version: int) -> pa.Table:
-    rows = 3
-    return pa.table(
-        {
-            "order_id": pa.array([version * 100 + i for i in range(rows)], pa.int64()),
-            "quantity": pa.array([1, 2, 3], pa.int32()),
-            "customer_name": pa.array(["ada", None, "grace"], pa.string()),
-            "amount": pa.array([1.5, 2.25, -3.0], pa.float64()),
-            "price": pa.array([decimal.Decimal("9.99"), decimal.Decimal("0.01"), None], pa.decimal128(10, 2)),
-            "is_gift": pa.array([True, False, None], pa.bool_()),
-            "ordered_date": pa.array([dt.date(2024, 1, 1), dt.date(2024, 2, 29), dt.date(1999, 12, 31)], pa.date32()),
-            "ordered_at": pa.array(
-                [dt.datetime(2024, 1, 1, 12, 30, 0, 123456), None, dt.datetime(1999, 12, 31, 23, 59, 59)],
-                pa.timestamp("us"),
-            ),
-            "tags": pa.array([["a", "b"], [], None], pa.list_(pa.string())),
-        }
+def test_postgres_accepts_the_catalog_role_on_loopback(native_stack: StackEndpoints) -> None:
+    connection = catalog_connect(native_stack)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_user, current_database(), rolsuper, rolcreatedb, rolcreaterole, rolreplication "
+                "FROM pg_roles WHERE rolname = current_user"
+            )
+            role = cursor.fetchone()
+            cursor.execute("SHOW listen_addresses")
+            listen = cursor.fetchone()
+            cursor.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'iceberg_tables'")
+            owner = cursor.fetchone()
+    finally:
+        connection.close()
+
+    assert native_stack.catalog_host == "127.0.0.1"
+    assert (native_stack.catalog_database, native_stack.catalog_user) == ("lake", "lake")
+    assert role == ("lake", "lake", False, False, False, False)  # owns its database, nothing more
+    assert listen == ("127.0.0.1",)
+    assert owner == ("lake",)  # the stack created pyiceberg's catalog tables as the catalog role
+
+
+def test_postgres_refuses_a_wrong_password(native_stack: StackEndpoints) -> None:
+    with pytest.raises(psycopg2.OperationalError, match='password authentication failed for user "lake"'):
+        catalog_connect(native_stack, password=native_stack.catalog_password + "x")
+
+
+def test_postgres_superuser_is_not_reachable_without_its_password(
+    native_stack: StackEndpoints, native_stack_home: Path
+) -> None:
+    socket_dir = str(postgres.socket_dir(Layout(native_stack_home)))
+
+    # Over TCP there is no way in as the superuser at all, with or without a password.
+    with pytest.raises(psycopg2.OperationalError, match='no pg_hba.conf entry for host "127.0.0.1", user "postgres"'):
+        catalog_connect(native_stack, user="postgres", dbname="postgres", password="")
+    # Over the (private) Unix socket it needs its password.
+    with pytest.raises(psycopg2.OperationalError, match="no password supplied"):
+        catalog_connect(native_stack, host=socket_dir, user="postgres", dbname="postgres", password="")
+    with pytest.raises(psycopg2.OperationalError, match='password authentication failed for user "postgres"'):
+        catalog_connect(native_stack, host=socket_dir, user="postgres", dbname="postgres", password="postgres")
+    # The catalog role reaches its own database only.
+    with pytest.raises(psycopg2.OperationalError, match="no pg_hba.conf entry"):
+        catalog_connect(native_stack, dbname="postgres")
+
+
+def test_postgres_passwords_are_generated_and_private(native_stack: StackEndpoints, native_stack_home: Path) -> None:
+    data = json.loads((native_stack_home / "credentials.json").read_text())
+    described = nativestack.status(native_stack_home).describe()
+
+    assert data["catalog_password"] == native_stack.catalog_password
+    assert len(data["catalog_password"]) >= 32 and len(data["postgres_superuser_password"]) >= 32
+    assert data["catalog_password"] != data["postgres_superuser_password"]
+    assert native_stack.catalog_password not in repr(native_stack)
+    assert native_stack.catalog_password not in described
+    assert data["postgres_superuser_password"] not in described
+
+
+def test_postgres_runs_unprivileged_with_a_private_data_directory(native_stack_home: Path) -> None:
+    (pg,) = [s for s in nativestack.status(native_stack_home).services if s.name == "postgres"]
+    assert pg.pid is not None
+    proc_status = Path(f"/proc/{pg.pid}/status").read_text()
+    uid = int(next(line for line in proc_status.splitlines() if line.startswith("Uid:")).split()[1])
+    groups = next(line for line in proc_status.splitlines() if line.startswith("Groups:")).split()[1:]
+    data = Layout(native_stack_home).postgres_data
+
+    assert uid != 0
+    if os.geteuid() == 0:
+        import pwd
+
+        assert pwd.getpwuid(uid).pw_name == postgres.SYSTEM_USER
+        assert groups == []  # no supplementary groups inherited from root
+    else:
+        assert uid == os.geteuid()
+    assert data.stat().st_uid == uid
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert "scram-sha-256" in (data / "pg_hba.conf").read_text()
+    assert "trust" not in (data / "pg_hba.conf").read_text()
+
+
+# --- products: Iceberg tables pyiceberg writes, Trino reads --------------------------------
+
+
+def open_catalog(endpoints: StackEndpoints) -> SqlCatalog:
+    """pyiceberg's catalog of a running stack, as the platform opens it (``MESH_ICEBERG_CATALOG_URI``)."""
+    return SqlCatalog(
+        endpoints.iceberg_catalog_name,
+        uri=endpoints.iceberg_catalog_uri,
+        warehouse=endpoints.iceberg_warehouse,
+        **endpoints.iceberg_s3_properties(),
     )
 
 
-ORDERS_COLUMNS_DDL = """
-    order_id bigint,
-    quantity integer,
-    customer_name varchar,
-    amount double,
-    price decimal(10, 2),
-    is_gift boolean,
-    ordered_date date,
-    ordered_at timestamp(6),
-    tags array(varchar)
-"""
+#: A product's schema with every column type the platform maps (and column docs).
+ORDERS_SCHEMA = Schema(
+    NestedField(1, "order_id", LongType(), doc="The order's key."),
+    NestedField(2, "quantity", IntegerType()),
+    NestedField(3, "customer", StringType(), doc="Who ordered."),
+    NestedField(4, "amount", DoubleType()),
+    NestedField(5, "is_gift", BooleanType()),
+    NestedField(6, "ordered_date", DateType()),
+    NestedField(7, "ordered_at", TimestampType()),
+    NestedField(8, "paid_at", TimestamptzType()),
+    NestedField(9, "price", DecimalType(12, 2)),
+    NestedField(10, "pickup_time", TimeType()),
+)
+
+#: What Trino's DESCRIBE shows for ORDERS_SCHEMA.
+ORDERS_TRINO_TYPES = [
+    ["order_id", "bigint"],
+    ["quantity", "integer"],
+    ["customer", "varchar"],
+    ["amount", "double"],
+    ["is_gift", "boolean"],
+    ["ordered_date", "date"],
+    ["ordered_at", "timestamp(6)"],
+    ["paid_at", "timestamp(6) with time zone"],
+    ["price", "decimal(12,2)"],
+    ["pickup_time", "time(6)"],
+]
+
+
+def orders_table(version: int) -> pa.Table:
+    """Three rows of ``version``: extreme values, then a row of nulls (order ids ``version * 100 + i``)."""
+    utc = dt.UTC
+    return pa.table(
+        {
+            "order_id": pa.array([version * 100 + i for i in range(3)], pa.int64()),
+            "quantity": pa.array([1, -(2**31), None], pa.int32()),
+            "customer": pa.array(["ada", "gr\u00e2ce \U0001f642", None], pa.string()),
+            "amount": pa.array([1.5, -3.0e300, None], pa.float64()),
+            "is_gift": pa.array([True, False, None], pa.bool_()),
+            "ordered_date": pa.array([dt.date(2024, 2, 29), dt.date(1899, 12, 31), None], pa.date32()),
+            "ordered_at": pa.array(
+                [dt.datetime(2024, 1, 1, 12, 30, 0, 123456), dt.datetime(1969, 12, 31, 23, 59, 59), None],
+                pa.timestamp("us"),
+            ),
+            "paid_at": pa.array(
+                [dt.datetime(2024, 1, 1, 12, 30, 0, 123456, tzinfo=utc), dt.datetime(1970, 1, 1, tzinfo=utc), None],
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "price": pa.array([decimal.Decimal("9999999999.99"), decimal.Decimal("-0.01"), None], pa.decimal128(12, 2)),
+            "pickup_time": pa.array([dt.time(23, 59, 59, 999999), dt.time(0, 0), None], pa.time64("us")),
+        }
+    )
 
 
 def expected_rows(table: pa.Table) -> list[list[object]]:
     return [list(row.values()) for row in table.to_pylist()]
 
 
-@pytest.fixture()
-def trino_schema(trino_cursor: trino.dbapi.Cursor, unique_prefix: str) -> Iterator[str]:
-    schema = "t_" + unique_prefix.rsplit("-", 1)[1]
-    query(trino_cursor, f"CREATE SCHEMA lake.{schema}")
-    yield schema
-    for (name,) in query(
-        trino_cursor, f"SELECT table_name FROM lake.information_schema.views WHERE table_schema = '{schema}'"
+def create_product(
+    catalog: SqlCatalog,
+    endpoints: StackEndpoints,
+    domain: str,
+    product: str,
+    *,
+    properties: dict[str, str] | None = None,
+) -> Table:
+    """An empty product table ``<domain>.<product>`` at ``s3://<bucket>/products/<domain>/<product>``."""
+    catalog.create_namespace_if_not_exists(domain)
+    return catalog.create_table(
+        (domain, product),
+        ORDERS_SCHEMA,
+        location=f"s3://{endpoints.bucket}/products/{domain}/{product}",
+        properties={"format-version": "2", **(properties or {})},
+    )
+
+
+def publish(table: Table, version: int, data: pa.Table) -> int:
+    """Write ``data`` as the table's whole content and tag the snapshot ``v<version>``; its snapshot id."""
+    if table.current_snapshot() is None:
+        table.append(data)
+    else:
+        table.overwrite(data)
+    snapshot = table.current_snapshot()
+    assert snapshot is not None
+    table.manage_snapshots().create_tag(snapshot.snapshot_id, f"v{version}").commit()
+    return snapshot.snapshot_id
+
+
+def drop_domain(catalog: SqlCatalog, cursor: trino.dbapi.Cursor, domain: str) -> None:
+    """Drop the Trino views, then purge the tables (files included), then the namespace."""
+    for (view,) in query(
+        cursor, f"SELECT table_name FROM lake.information_schema.views WHERE table_schema = '{domain}'"
     ):
-        query(trino_cursor, f"DROP VIEW lake.{schema}.{name}")
-    for (name,) in query(trino_cursor, f"SHOW TABLES FROM lake.{schema}"):
-        query(trino_cursor, f"DROP TABLE lake.{schema}.{name}")  # external: files stay
-    query(trino_cursor, f"DROP SCHEMA lake.{schema}")
+        query(cursor, f"DROP VIEW lake.{domain}.{view}")
+    for identifier in catalog.list_tables(domain):
+        catalog.purge_table(identifier)
+    catalog.drop_namespace(domain)
 
 
-def write_version(fs: pafs.S3FileSystem, location: str, table: pa.Table) -> None:
-    """Two files per version directory, like a product publish."""
-    half = table.num_rows // 2
-    pq.write_table(table.slice(0, half), f"{location}/part-0.parquet", filesystem=fs)
-    pq.write_table(table.slice(half), f"{location}/part-1.parquet", filesystem=fs)
+@pytest.fixture()
+def lake_catalog(native_stack: StackEndpoints) -> Iterator[SqlCatalog]:
+    catalog = open_catalog(native_stack)
+    try:
+        yield catalog
+    finally:
+        catalog.close()
 
 
-def test_external_table_over_parquet_reads_every_column(
+@pytest.fixture()
+def domain(lake_catalog: SqlCatalog, trino_cursor: trino.dbapi.Cursor, unique_prefix: str) -> Iterator[str]:
+    """A fresh namespace (a product domain) of the catalog, dropped with its tables and views afterwards."""
+    name = "d_" + unique_prefix.rsplit("-", 1)[1]
+    lake_catalog.create_namespace(name)
+    try:
+        yield name
+    finally:
+        drop_domain(lake_catalog, trino_cursor, name)
+
+
+def test_trino_lists_the_iceberg_catalog(trino_cursor: trino.dbapi.Cursor) -> None:
+    assert ["lake"] in query(trino_cursor, "SHOW CATALOGS")
+    assert ["information_schema"] in query(trino_cursor, "SHOW SCHEMAS FROM lake")
+
+
+def test_trino_answers_select_1(trino_cursor: trino.dbapi.Cursor) -> None:
+    assert query(trino_cursor, "SELECT 1") == [[1]]
+
+
+def test_trino_reads_an_iceberg_table_pyiceberg_wrote(
+    native_stack: StackEndpoints, trino_cursor: trino.dbapi.Cursor
+) -> None:
+    catalog = open_catalog(native_stack)
+    try:
+        catalog.create_namespace("probe")
+        table = catalog.create_table("probe.t", schema=pa.schema([pa.field("n", pa.int64())]))
+        table.append(pa.table({"n": pa.array([1, 2, 3], pa.int64())}))
+
+        schemas = query(trino_cursor, "SHOW SCHEMAS FROM lake")
+        counted = query(trino_cursor, "SELECT count(*), sum(n) FROM lake.probe.t")
+
+        assert ["probe"] in schemas
+        assert counted == [[3, 6]]
+        assert table.metadata_location.startswith(f"{native_stack.iceberg_warehouse}/probe/t/")
+    finally:
+        if catalog.table_exists("probe.t"):
+            catalog.purge_table("probe.t")
+        if ("probe",) in catalog.list_namespaces():
+            catalog.drop_namespace("probe")
+        catalog.close()
+    assert ["probe"] not in query(trino_cursor, "SHOW SCHEMAS FROM lake")
+
+
+def test_every_column_type_round_trips_from_pyiceberg_to_trino(
+    lake_catalog: SqlCatalog,
+    native_stack: StackEndpoints,
     trino_cursor: trino.dbapi.Cursor,
     lake_fs: pafs.S3FileSystem,
-    native_stack: StackEndpoints,
-    unique_prefix: str,
-    trino_schema: str,
+    domain: str,
 ) -> None:
-    table = orders_table(1)
-    location = f"{native_stack.bucket}/{unique_prefix}/orders/v1"
-    write_version(lake_fs, location, table)
+    table = create_product(lake_catalog, native_stack, domain, "orders")
+    table.append(orders_table(1))
 
-    query(
-        trino_cursor,
-        f"CREATE TABLE lake.{trino_schema}.orders__v1 ({ORDERS_COLUMNS_DDL}) "
-        f"WITH (external_location = 's3://{location}/', format = 'PARQUET')",
+    described = query(trino_cursor, f"DESCRIBE lake.{domain}.orders")
+    rows = query(trino_cursor, f"SELECT * FROM lake.{domain}.orders ORDER BY order_id")
+    data_files = lake_fs.get_file_info(
+        pafs.FileSelector(f"{native_stack.bucket}/products/{domain}/orders/data", recursive=True)
     )
-    rows = query(trino_cursor, f"SELECT * FROM lake.{trino_schema}.orders__v1 ORDER BY order_id")
 
-    assert rows == expected_rows(table)
+    assert [[column, type_] for column, type_, *_ in described] == ORDERS_TRINO_TYPES
+    assert rows == expected_rows(orders_table(1))
+    assert [f.path for f in data_files if f.path.endswith(".parquet")]  # under the product's own location
 
 
-def test_view_swap_and_comments(
-    trino_cursor: trino.dbapi.Cursor,
-    lake_fs: pafs.S3FileSystem,
-    native_stack: StackEndpoints,
-    unique_prefix: str,
-    trino_schema: str,
+def test_table_and_column_comments_show_in_trino(
+    lake_catalog: SqlCatalog, native_stack: StackEndpoints, trino_cursor: trino.dbapi.Cursor, domain: str
 ) -> None:
-    for version in (1, 2):
-        location = f"{native_stack.bucket}/{unique_prefix}/orders/v{version}"
-        write_version(lake_fs, location, orders_table(version))
-        query(
+    table = create_product(
+        lake_catalog, native_stack, domain, "orders", properties={"comment": "Orders: one row per order."}
+    )
+    table.append(orders_table(1))
+
+    def comments() -> tuple[list[list[object]], list[list[object]], list[list[object]]]:
+        table_comments = query(
             trino_cursor,
-            f"CREATE TABLE lake.{trino_schema}.orders__v{version} ({ORDERS_COLUMNS_DDL}) "
-            f"WITH (external_location = 's3://{location}/', format = 'PARQUET')",
+            "SELECT table_name, comment FROM system.metadata.table_comments "
+            f"WHERE catalog_name = 'lake' AND schema_name = '{domain}'",
         )
-    view = f"lake.{trino_schema}.orders"
+        column_comments = query(
+            trino_cursor,
+            "SELECT column_name, comment FROM lake.information_schema.columns "
+            f"WHERE table_schema = '{domain}' AND table_name = 'orders' AND comment IS NOT NULL "
+            "ORDER BY ordinal_position",
+        )
+        shown = query(trino_cursor, f"SHOW COLUMNS FROM lake.{domain}.orders")
+        return table_comments, column_comments, [[column, comment] for column, _, _, comment in shown[:3]]
 
-    query(trino_cursor, f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM lake.{trino_schema}.orders__v1")
-    before = query(trino_cursor, f"SELECT min(order_id) FROM {view}")
-    query(trino_cursor, f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM lake.{trino_schema}.orders__v2")
-    after = query(trino_cursor, f"SELECT * FROM {view} ORDER BY order_id")
-    query(trino_cursor, f"COMMENT ON TABLE lake.{trino_schema}.orders__v2 IS 'Orders, version 2'")
-    query(trino_cursor, f"COMMENT ON VIEW {view} IS 'One row per order.'")
-    comments = query(
-        trino_cursor,
-        "SELECT table_name, comment FROM system.metadata.table_comments "
-        f"WHERE catalog_name = 'lake' AND schema_name = '{trino_schema}' ORDER BY table_name",
+    before = comments()
+    with table.transaction() as tx:
+        tx.set_properties(comment="Orders, version 2.")
+        with tx.update_schema() as update:
+            update.update_column("quantity", doc="Items ordered.")
+    after = comments()
+
+    assert before == (
+        [["orders", "Orders: one row per order."]],
+        [["order_id", "The order's key."], ["customer", "Who ordered."]],
+        [["order_id", "The order's key."], ["quantity", ""], ["customer", "Who ordered."]],
+    )
+    assert after == (
+        [["orders", "Orders, version 2."]],
+        [["order_id", "The order's key."], ["quantity", "Items ordered."], ["customer", "Who ordered."]],
+        [["order_id", "The order's key."], ["quantity", "Items ordered."], ["customer", "Who ordered."]],
     )
 
-    assert before == [[100]]
-    assert after == expected_rows(orders_table(2))
-    assert comments == [["orders", "One row per order."], ["orders__v1", None], ["orders__v2", "Orders, version 2"]]
 
-
-def test_external_table_reads_nested_directories(
-    trino_cursor: trino.dbapi.Cursor,
-    lake_fs: pafs.S3FileSystem,
-    native_stack: StackEndpoints,
-    unique_prefix: str,
-    trino_schema: str,
+def test_time_travel_to_a_version_tag(
+    lake_catalog: SqlCatalog, native_stack: StackEndpoints, trino_cursor: trino.dbapi.Cursor, domain: str
 ) -> None:
-    location = f"{native_stack.bucket}/{unique_prefix}/events/v1"
-    for day in ("2024-01-01", "2024-01-02"):
-        pq.write_table(
-            pa.table({"n": pa.array([1, 2], pa.int64())}), f"{location}/day={day}/part-0.parquet", filesystem=lake_fs
-        )
+    table = create_product(lake_catalog, native_stack, domain, "orders")
+    v1 = publish(table, 1, orders_table(1))
+    v2 = publish(table, 2, orders_table(2))
+    orders = f"lake.{domain}.orders"
+
+    at_v1 = query(trino_cursor, f"SELECT * FROM {orders} FOR VERSION AS OF 'v1' ORDER BY order_id")
+    at_v2 = query(trino_cursor, f"SELECT * FROM {orders} FOR VERSION AS OF 'v2' ORDER BY order_id")
+    latest = query(trino_cursor, f"SELECT * FROM {orders} ORDER BY order_id")
+    refs = query(trino_cursor, f'SELECT name, type, snapshot_id FROM lake.{domain}."orders$refs" ORDER BY name')
+
+    assert at_v1 == expected_rows(orders_table(1))
+    assert at_v2 == latest == expected_rows(orders_table(2))
+    assert refs == [["main", "BRANCH", v2], ["v1", "TAG", v1], ["v2", "TAG", v2]]
+
+
+def test_a_view_can_pin_a_version_tag(
+    lake_catalog: SqlCatalog, native_stack: StackEndpoints, trino_cursor: trino.dbapi.Cursor, domain: str
+) -> None:
+    """Per-version views for BI tools: Trino stores views in the JDBC catalog too."""
+    table = create_product(lake_catalog, native_stack, domain, "orders")
+    publish(table, 1, orders_table(1))
+    publish(table, 2, orders_table(2))
 
     query(
         trino_cursor,
-        f"CREATE TABLE lake.{trino_schema}.events__v1 (n bigint) "
-        f"WITH (external_location = 's3://{location}/', format = 'PARQUET')",
+        f"CREATE VIEW lake.{domain}.orders__v1 AS SELECT * FROM lake.{domain}.orders FOR VERSION AS OF 'v1'",
+    )
+    query(trino_cursor, f"CREATE VIEW lake.{domain}.orders__latest AS SELECT * FROM lake.{domain}.orders")
+    query(trino_cursor, f"COMMENT ON VIEW lake.{domain}.orders__v1 IS 'Orders as published in version 1.'")
+    publish(table, 3, orders_table(3))  # a later version does not move the pinned view
+    pinned = query(trino_cursor, f"SELECT * FROM lake.{domain}.orders__v1 ORDER BY order_id")
+    following = query(trino_cursor, f"SELECT min(order_id) FROM lake.{domain}.orders__latest")
+    views = query(
+        trino_cursor,
+        "SELECT table_name FROM lake.information_schema.views "
+        f"WHERE table_schema = '{domain}' ORDER BY table_name",
+    )
+    comment = query(
+        trino_cursor,
+        "SELECT comment FROM system.metadata.table_comments "
+        f"WHERE catalog_name = 'lake' AND schema_name = '{domain}' AND table_name = 'orders__v1'",
     )
 
-    assert query(trino_cursor, f"SELECT count(*), sum(n) FROM lake.{trino_schema}.events__v1") == [[4, 6]]
+    assert pinned == expected_rows(orders_table(1))
+    assert following == [[300]]
+    assert views == [["orders__latest"], ["orders__v1"]]
+    assert comment == [["Orders as published in version 1."]]
+    assert [domain, "orders"] in [list(t) for t in lake_catalog.list_tables(domain)]  # the views are not tables
+    assert len(lake_catalog.list_tables(domain)) == 1
 
 
 # --- coordinator + worker ----------------------------------------------------------------
@@ -266,13 +532,14 @@ def two_node_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def two_node_stack(two_node_home: Path) -> StackEndpoints:
-    s3_port, trino_port, worker_port = free_ports(3)
+    s3_port, trino_port, worker_port, postgres_port = free_ports(4)
     return nativestack.start(
         workers=1,
         home=two_node_home,
         s3_port=s3_port,
         trino_port=trino_port,
         worker_ports=[worker_port],
+        postgres_port=postgres_port,
         timeout=STACK_START_TIMEOUT_S,
     )
 
@@ -287,19 +554,15 @@ def test_two_node_mode_shows_both_nodes_active(two_node_stack: StackEndpoints) -
 
 
 def test_two_node_mode_runs_table_scans_on_the_worker(two_node_stack: StackEndpoints) -> None:
-    fs = s3_filesystem(two_node_stack)
-    location = f"{two_node_stack.bucket}/products/shop/orders/v1"
-    write_version(fs, location, orders_table(1))
+    catalog = open_catalog(two_node_stack)
+    try:
+        publish(create_product(catalog, two_node_stack, "shop", "orders"), 1, orders_table(1))
+    finally:
+        catalog.close()
 
     with trino_connection(two_node_stack) as connection:
         cursor = connection.cursor()
-        query(cursor, "CREATE SCHEMA IF NOT EXISTS lake.shop")
-        query(
-            cursor,
-            f"CREATE TABLE lake.shop.orders__v1 ({ORDERS_COLUMNS_DDL}) "
-            f"WITH (external_location = 's3://{location}/', format = 'PARQUET')",
-        )
-        rows = query(cursor, "SELECT * FROM lake.shop.orders__v1 ORDER BY order_id")
+        rows = query(cursor, "SELECT * FROM lake.shop.orders ORDER BY order_id")
         query_id = cursor.query_id
         tasks = query(cursor, f"SELECT DISTINCT node_id FROM system.runtime.tasks WHERE query_id = '{query_id}'")
 
@@ -307,18 +570,17 @@ def test_two_node_mode_runs_table_scans_on_the_worker(two_node_stack: StackEndpo
     assert tasks == [["trino-worker-1"]]  # the coordinator does not execute tasks in this mode
 
 
-def test_restart_keeps_data_and_metastore(two_node_stack: StackEndpoints, two_node_home: Path) -> None:
-    """Stop the two-node stack and start a single node on the same state: tables survive."""
-    location = f"{two_node_stack.bucket}/products/shop/returns/v1"
-    write_version(s3_filesystem(two_node_stack), location, orders_table(1))
+def test_restart_keeps_data_and_catalog(two_node_stack: StackEndpoints, two_node_home: Path) -> None:
+    """Stop the two-node stack and start a single node on the same state: tables pyiceberg and Trino wrote survive."""
+    catalog = open_catalog(two_node_stack)
+    try:
+        returns = create_product(catalog, two_node_stack, "shop", "returns")
+        publish(returns, 1, orders_table(1))
+        publish(returns, 2, orders_table(2))
+    finally:
+        catalog.close()
     with trino_connection(two_node_stack) as connection:
-        cursor = connection.cursor()
-        query(cursor, "CREATE SCHEMA IF NOT EXISTS lake.shop")
-        query(
-            cursor,
-            f"CREATE TABLE lake.shop.returns__v1 ({ORDERS_COLUMNS_DDL}) "
-            f"WITH (external_location = 's3://{location}/', format = 'PARQUET')",
-        )
+        query(connection.cursor(), "CREATE TABLE lake.shop.refunds AS SELECT * FROM lake.shop.returns")
 
     nativestack.stop(two_node_home)
     assert not nativestack.status(two_node_home).running
@@ -328,15 +590,28 @@ def test_restart_keeps_data_and_metastore(two_node_stack: StackEndpoints, two_no
         home=two_node_home,
         s3_port=int(two_node_stack.s3_endpoint.rsplit(":", 1)[1]),
         trino_port=two_node_stack.trino_port,
+        postgres_port=two_node_stack.catalog_port,
         timeout=STACK_START_TIMEOUT_S,
     )
     with trino_connection(single) as connection:
-        rows = query(connection.cursor(), "SELECT count(*) FROM lake.shop.returns__v1")
+        cursor = connection.cursor()
+        latest = query(cursor, "SELECT * FROM lake.shop.returns ORDER BY order_id")
+        at_v1 = query(cursor, "SELECT * FROM lake.shop.returns FOR VERSION AS OF 'v1' ORDER BY order_id")
+        refunds = query(cursor, "SELECT count(*), min(order_id) FROM lake.shop.refunds")
     print(f"restart took {time.monotonic() - started:.1f}s")
+    reopened = open_catalog(single)
+    try:
+        tags = sorted(name for name in reopened.load_table("shop.returns").metadata.refs if name != "main")
+    finally:
+        reopened.close()
 
     assert single.secret_key == two_node_stack.secret_key
-    assert rows == [[3]]
-    assert [s.name for s in nativestack.status(two_node_home).services] == ["s3", "trino-coordinator"]
+    assert single.catalog_password == two_node_stack.catalog_password
+    assert latest == expected_rows(orders_table(2))
+    assert at_v1 == expected_rows(orders_table(1))
+    assert refunds == [[3, 200]]
+    assert tags == ["v1", "v2"]
+    assert [s.name for s in nativestack.status(two_node_home).services] == ["s3", "postgres", "trino-coordinator"]
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -362,9 +637,11 @@ def test_busy_port_names_the_service_and_port(tmp_path: Path) -> None:
         busy.bind((nativestack.HOST, 0))
         busy.listen()
         port = busy.getsockname()[1]
-        (trino_port,) = free_ports(1)
+        trino_port, postgres_port = free_ports(2)
         with pytest.raises(StackError, match=rf"Cannot start s3: port {port} .* in use"):
-            nativestack.start(home=tmp_path, s3_port=port, trino_port=trino_port, echo=lambda _: None)
+            nativestack.start(
+                home=tmp_path, s3_port=port, trino_port=trino_port, postgres_port=postgres_port, echo=lambda _: None
+            )
 
     assert nativestack.status(tmp_path).running is False
 

@@ -39,10 +39,15 @@ DOCKER_DIR = PROJECT_ROOT / "docker"
 COMPOSE_SCHEMA = DOCKER_DIR / "schema" / "compose-spec.json"
 DAGSTER_DIR = DOCKER_DIR / "dagster"
 MINIO_INIT = DOCKER_DIR / "minio" / "minio-init.sh"
+CATALOG_INIT = DOCKER_DIR / "iceberg-catalog" / "init.sh"
 TRINO_ETC = nativestack.STACK_DIR / "trino" / "etc"
 TRINO_CONTAINER_ETC = PurePosixPath("/etc/trino")
 
-SERVICES = {"minio", "minio-init", "trino", "postgres", "dagster-webserver", "dagster-daemon"}
+SERVICES = {
+    "minio", "minio-init", "trino", "iceberg-catalog", "iceberg-catalog-init", "postgres",
+    "dagster-webserver", "dagster-daemon",
+}
+ONE_SHOT = {"minio-init", "iceberg-catalog-init"}
 DAGSTER_SERVICES = ("dagster-webserver", "dagster-daemon")
 SECRET_KEY = re.compile(r"PASSWORD|SECRET|ACCESS_KEY|ROOT_USER|TOKEN|_KEY$")
 PLACEHOLDER = "change-me"
@@ -275,15 +280,19 @@ def test_start_order_waits_for_health_and_initialisation(compose: dict[str, Any]
     assert dependency_problems(compose) == []
     assert services["trino"]["depends_on"]["minio-init"] == {"condition": "service_completed_successfully"}
     assert services["minio-init"]["depends_on"]["minio"] == {"condition": "service_healthy"}
+    # Trino never creates the Iceberg catalog tables: iceberg-catalog-init does, before it starts.
+    assert services["trino"]["depends_on"]["iceberg-catalog-init"] == {"condition": "service_completed_successfully"}
+    assert services["iceberg-catalog-init"]["depends_on"] == {"iceberg-catalog": {"condition": "service_healthy"}}
     for name in DAGSTER_SERVICES:
         assert services[name]["depends_on"] == {
             "postgres": {"condition": "service_healthy"},
             "minio-init": {"condition": "service_completed_successfully"},
             "trino": {"condition": "service_healthy"},
         }
-    long_running = SERVICES - {"minio-init"}
+    long_running = SERVICES - ONE_SHOT
     assert all("healthcheck" in services[name] for name in long_running)
-    assert {"minio-data", "postgres-data"} <= set(compose["volumes"])
+    assert all(services[name]["restart"] == "no" for name in ONE_SHOT)
+    assert {"minio-data", "postgres-data", "iceberg-catalog-data"} <= set(compose["volumes"])
 
 
 def test_dependency_check_can_fail(compose: dict[str, Any]) -> None:
@@ -368,7 +377,7 @@ def test_trino_mount_check_can_fail() -> None:
 
 def test_trino_gets_every_variable_its_configuration_reads(rendered: dict[str, Any]) -> None:
     names = trino_env_names()
-    assert {"TRINO_NODE_ID", "LAKE_S3_ENDPOINT", "LAKE_METASTORE_DIR"} <= names  # the scan finds them
+    assert {"TRINO_NODE_ID", "LAKE_S3_ENDPOINT", "LAKE_CATALOG_JDBC_URL"} <= names  # the scan finds them
     env = environment(rendered["services"]["trino"])
     missing = sorted(names - set(env))
     assert not missing, f"the trino service does not set {missing}, which stack/trino/etc reads"
@@ -383,7 +392,7 @@ def test_trino_container_is_a_single_coordinator_on_the_lake(rendered: dict[str,
     assert env["TRINO_DISCOVERY_URI"].endswith(f":{port}")
     assert any(str(p["target"]) == port for p in service["ports"])
     assert f"localhost/{port}" in " ".join(service["healthcheck"]["test"])
-    assert env["LAKE_METASTORE_DIR"] == f"s3://{env_bucket(rendered)}/{nativestack.METASTORE_PREFIX}"
+    assert env["LAKE_CATALOG_JDBC_URL"] == "jdbc:postgresql://iceberg-catalog:5432/lake"
     command = " ".join(service["command"])
     assert "--data-dir=" in command  # node.properties has no data dir; the native stack passes one too
     assert "node.bind-ip" not in command and "node.internal-address" not in command
@@ -463,7 +472,7 @@ def test_no_service_sets_a_literal_credential(compose: dict[str, Any], env_examp
     required = {ref.name for ref in all_refs(compose) if ref.required}
     assert required == {
         "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "LAKE_ACCESS_KEY_ID", "LAKE_SECRET_ACCESS_KEY",
-        "DAGSTER_POSTGRES_PASSWORD",
+        "DAGSTER_POSTGRES_PASSWORD", "ICEBERG_POSTGRES_PASSWORD", "ICEBERG_CATALOG_PASSWORD",
     }
     for name in required:
         assert env_example[name].startswith(PLACEHOLDER), f".env.example must not hold a real value for {name}"
@@ -490,6 +499,7 @@ def test_published_ports_stay_on_the_host_by_default(rendered: dict[str, Any]) -
     published = [p for s in rendered["services"].values() for p in s.get("ports", [])]
     assert published and all(p["host_ip"] == "127.0.0.1" for p in published)
     assert "ports" not in rendered["services"]["postgres"]
+    assert "ports" not in rendered["services"]["iceberg-catalog"]
 
 
 # ---------------------------------------------------------------------------
@@ -543,6 +553,106 @@ def test_minio_init_sets_up_the_user_trino_and_dagster_use(rendered: dict[str, A
     assert "MINIO_ROOT_PASSWORD" not in trino and all(
         "MINIO_ROOT_PASSWORD" not in environment(services[n]) for n in DAGSTER_SERVICES
     )
+
+
+def test_iceberg_catalog_is_one_database_for_trino_pyiceberg_and_the_platform(
+    compose: dict[str, Any], rendered: dict[str, Any]
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    services = rendered["services"]
+    catalog = environment(services["iceberg-catalog"])
+    trino = environment(services["trino"])
+    init = environment(services["iceberg-catalog-init"])
+    role, database, password = (
+        catalog["ICEBERG_CATALOG_USER"], catalog["ICEBERG_CATALOG_DB"], catalog["ICEBERG_CATALOG_PASSWORD"],
+    )
+    assert role != catalog["POSTGRES_USER"], "the catalog role is not the superuser"
+    assert trino["LAKE_CATALOG_JDBC_URL"] == f"jdbc:postgresql://iceberg-catalog:5432/{database}"
+    assert (trino["LAKE_CATALOG_USER"], trino["LAKE_CATALOG_PASSWORD"]) == (role, password)
+    for env in (init, *(environment(services[name]) for name in DAGSTER_SERVICES)):
+        url = make_url(env["MESH_ICEBERG_CATALOG_URI"])
+        assert url.drivername == "postgresql+psycopg2"  # psycopg2 is in requirements.lock
+        assert (url.host, url.port, url.database) == ("iceberg-catalog", 5432, database)
+        assert (url.username, url.password) == (role, password)
+    warehouse = f"s3://{env_bucket(rendered)}/{nativestack.WAREHOUSE_PREFIX}"
+    assert trino["LAKE_WAREHOUSE_DIR"] == init["ICEBERG_WAREHOUSE"] == warehouse
+    # The superuser's password goes to iceberg-catalog alone (.env.example's placeholders are all alike,
+    # so this looks at the variable, not its value).
+    users = sorted(n for n, s in compose["services"].items() if any(
+        ref.name == "ICEBERG_POSTGRES_PASSWORD" for value in strings(s) for ref in parse_refs(value)
+    ))
+    assert users == ["iceberg-catalog"]
+    # The name pyiceberg creates the tables under is the one Trino reads them with.
+    properties = dict(
+        line.split("=", 1) for line in _without_comments(TRINO_ETC / "catalog" / "lake.properties").splitlines()
+        if "=" in line
+    )
+    assert properties["iceberg.jdbc-catalog.catalog-name"] == nativestack.ICEBERG_CATALOG_NAME
+    assert f'SqlCatalog("{nativestack.ICEBERG_CATALOG_NAME}"' in " ".join(services["iceberg-catalog-init"]["command"])
+    mounts = [m for m in services["iceberg-catalog"]["volumes"] if isinstance(m, dict)]
+    assert [(m["source"], m["target"], m["read_only"]) for m in mounts] == [
+        ("./docker/iceberg-catalog/init.sh", "/docker-entrypoint-initdb.d/10-catalog-role.sh", True)
+    ]
+    assert "-h" in services["iceberg-catalog"]["healthcheck"]["test"], "pg_isready over TCP, not the init socket"
+
+
+STUB_PSQL = """#!/bin/sh
+printf '%s\\n' "$*" >"$PSQL_LOG"
+cat >"$PSQL_LOG.sql"
+"""
+
+
+def run_catalog_init(tmp_path: Path, **overrides: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "psql").write_text(STUB_PSQL)
+    (bin_dir / "psql").chmod(0o755)
+    log = tmp_path / "psql.log"
+    log.unlink(missing_ok=True)
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}", "PSQL_LOG": str(log),
+        "POSTGRES_USER": "postgres", "POSTGRES_DB": "postgres",
+        "ICEBERG_CATALOG_USER": "lake", "ICEBERG_CATALOG_DB": "lake",
+        "ICEBERG_CATALOG_PASSWORD": "abcdefghijklmnop-_1234", **overrides,
+    }
+    result = subprocess.run(["sh", str(CATALOG_INIT)], env=env, capture_output=True, text=True, check=False)
+    return result, log
+
+
+def test_catalog_init_is_valid_posix_shell() -> None:
+    assert subprocess.run(["sh", "-n", str(CATALOG_INIT)], check=False).returncode == 0
+
+
+def test_catalog_init_creates_a_least_privileged_role_owning_its_database(tmp_path: Path) -> None:
+    result, log = run_catalog_init(tmp_path)
+    assert result.returncode == 0, result.stderr
+    args = log.read_text()
+    assert "-v ON_ERROR_STOP=1" in args and "--username postgres --dbname postgres" in args
+    assert "-v role=lake -v db=lake -v password=abcdefghijklmnop-_1234" in args
+    script = (tmp_path / "psql.log.sql").read_text()
+    assert "abcdefghijklmnop" not in script, "the password reaches psql as a variable, quoted by psql"
+    assert 'CREATE ROLE :"role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION' in script
+    assert "PASSWORD :'password'" in script
+    assert 'CREATE DATABASE :"db" OWNER :"role"' in script
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"ICEBERG_CATALOG_PASSWORD": ""}, "ICEBERG_CATALOG_PASSWORD is not set"),
+        ({"ICEBERG_CATALOG_PASSWORD": "change-me"}, "placeholder"),
+        ({"ICEBERG_CATALOG_PASSWORD": "short-1"}, "at least 16 characters"),
+        ({"ICEBERG_CATALOG_PASSWORD": "has/slash@and:colon12345"}, "only letters, digits"),
+        ({"ICEBERG_CATALOG_USER": "postgres"}, "must differ from POSTGRES_USER"),
+    ],
+)
+def test_catalog_init_refuses_bad_settings_before_calling_psql(
+    tmp_path: Path, overrides: dict[str, str], message: str
+) -> None:
+    result, log = run_catalog_init(tmp_path, **overrides)
+    assert result.returncode != 0 and message in result.stderr
+    assert not log.exists()
 
 
 # ---------------------------------------------------------------------------
