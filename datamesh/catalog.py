@@ -1,19 +1,23 @@
-"""The read side of the lake: product versions, manifests and exact file lists.
+"""The read side of the lake: product versions, their records and exact file lists.
 
-Layout of one product under the lake root::
+Each product is an Iceberg table (:mod:`datamesh.tables`). Layout under the lake root::
 
     products/<domain>/<product>/data/<run_id>/part-00000.parquet   immutable, per publish
-    products/<domain>/<product>/_manifests/00000003.json           create-only: the commit
-    products/<domain>/<product>/_latest.json                       pointer, moved after commit
+    products/<domain>/<product>/metadata/...                       Iceberg metadata (JSON, Avro)
+    products/<domain>/<product>/_records/<run_id>.json             create-only side record of one publish
+    _catalog/iceberg.db                                            the embedded SQL catalog (local lakes)
 
-The manifest is the commit point. The pointer is a cache: readers roll it
-forward to any newer committed manifest, so a publish killed between commit
-and pointer move is still served, and one killed before commit never is.
+A version is the snapshot tagged ``v<N>``; the table's main branch is the
+latest. The snapshot summary names the publish's run id and the SHA-256 of
+its side record, which carries what Iceberg does not: every file's checksum,
+the contract the version was published under, quality results and lineage.
+A version is served only if its record is intact and lists exactly the data
+files its snapshot reads.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
 import re
 import time
@@ -22,24 +26,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from datamesh.contracts import Contract, ContractRegistry
 from datamesh.errors import BrokenProductError, StorageError, TamperedError, VersionNotFoundError
 from datamesh.provenance import RUN_ID_PATTERN
 from datamesh.storage import Lake
+from datamesh.tables import PROP_RECORD_SHA256, PROP_RUN_ID, SnapshotRef, TableState, TableStore, iceberg_scan_sql
 
 if TYPE_CHECKING:
     from datamesh.identity import Identity
 
-MANIFEST_DIGITS = 8
-#: A manifest file name: the version, zero-padded to at least MANIFEST_DIGITS digits.
-MANIFEST_NAME = re.compile(rf"[0-9]{{{MANIFEST_DIGITS},}}\.json")
 #: A data file name inside a run directory; always used with ``fullmatch``.
 DATA_FILE_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}\.parquet")
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
-#: Far above any real pointer / manifest; a bigger file is refused unread.
-MAX_POINTER_BYTES = 4096
+#: Far above any real record; a bigger file is refused unread.
 MAX_MANIFEST_BYTES = 64 << 20
 
 
@@ -74,6 +75,9 @@ class Manifest(BaseModel):
     writer: dict[str, Any] = {}
     #: The contract this version was published under (JSON form, by alias, without its source path).
     contract_doc: dict[str, Any] = {}
+    #: Where the version is in its Iceberg table (set when read from, or committed to, the catalog; not stored).
+    snapshot_id: int | None = Field(default=None, exclude=True)
+    metadata_location: str | None = Field(default=None, exclude=True)
 
     def to_json(self) -> bytes:
         return self.model_dump_json(indent=2, by_alias=True).encode()
@@ -103,7 +107,7 @@ def manifest_problems(manifest: Manifest, contract: Contract, version: int | Non
     """
     problems: list[str] = []
     if version is not None and manifest.version != version:
-        problems.append(f"its version is {manifest.version} but its file name says {version}")
+        problems.append(f"its version is {manifest.version} but its tag says {version}")
     if manifest.version < 1:
         problems.append(f"its version {manifest.version} is not a whole number >= 1")
     if manifest.product != contract.id:
@@ -134,28 +138,6 @@ def manifest_problems(manifest: Manifest, contract: Contract, version: int | Non
     return problems
 
 
-def parse_pointer(raw: bytes) -> tuple[int, str]:
-    """``(version, run_id)`` of a latest pointer; ValueError saying what is wrong otherwise."""
-    try:
-        doc = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise ValueError(f"it is not JSON ({str(exc)[:80]})") from None
-    if not isinstance(doc, dict) or set(doc) != {"version", "run_id"}:
-        raise ValueError('expected exactly {"version": <int >= 1>, "run_id": "<run id>"}')
-    version, run_id = doc["version"], doc["run_id"]
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ValueError(f"its version {version!r} is not a whole number >= 1")
-    problem = run_id_problem(run_id)
-    if problem:
-        raise ValueError(f"its {problem}")
-    return version, run_id
-
-
-def pointer_bytes(version: int, run_id: str) -> bytes:
-    """The latest pointer's content, exactly as a publish writes it."""
-    return json.dumps({"version": version, "run_id": run_id}).encode()
-
-
 @dataclass(frozen=True)
 class ProductPaths:
     lake: Lake
@@ -167,11 +149,20 @@ class ProductPaths:
         return self.lake.path("products", self.domain, self.product)
 
     @property
-    def manifests(self) -> str:
+    def records(self) -> str:
+        return f"{self.prefix}/_records"
+
+    @property
+    def metadata(self) -> str:
+        return f"{self.prefix}/metadata"
+
+    @property
+    def legacy_manifests(self) -> str:
+        """Where a lake from before Iceberg kept its manifests (read by `mesh migrate` only)."""
         return f"{self.prefix}/_manifests"
 
     @property
-    def latest(self) -> str:
+    def legacy_latest(self) -> str:
         return f"{self.prefix}/_latest.json"
 
     @property
@@ -182,32 +173,36 @@ class ProductPaths:
     def quarantine(self) -> str:
         return f"{self.prefix}/_quarantine"
 
-    def manifest(self, version: int) -> str:
-        return f"{self.manifests}/{version:0{MANIFEST_DIGITS}d}.json"
+    def record(self, run_id: str) -> str:
+        return f"{self.records}/{run_id}.json"
 
     def run_dir(self, run_id: str) -> str:
         return f"{self.data}/{run_id}"
 
 
 class Catalog:
-    """Resolves products (latest or pinned) to manifests and exact file lists.
+    """Resolves products (latest or pinned) to verified records and Iceberg snapshots.
 
-    Nothing read back from the lake is trusted: pointers and manifests are
-    validated on every read (:class:`BrokenProductError` otherwise), and
-    :meth:`verified_file_uris` checks the files themselves before a reader
-    is given them (:class:`TamperedError` otherwise).
+    Nothing read back from the lake or the catalog is trusted: tags, the
+    table's head and each version's side record are validated on every read
+    (:class:`BrokenProductError` otherwise), and :meth:`verified_scan` checks
+    the files themselves before a reader is given them (:class:`TamperedError`
+    otherwise).
     """
 
-    def __init__(self, lake: Lake, contracts: ContractRegistry) -> None:
+    def __init__(self, lake: Lake, contracts: ContractRegistry, tables: TableStore | None = None) -> None:
         self.lake = lake
         self.contracts = contracts
-        #: Called with (contract, manifest) after every commit, e.g. Trino registration.
+        self.tables = tables if tables is not None else TableStore(lake)
+        #: Called with (contract, manifest) after every commit.
         self.commit_hooks: list[Callable[[Contract, Manifest], None]] = []
         #: The acting identity and orchestrator run id, set by the platform facade (None: not given).
         self.identity: Identity | None = None
         self.run_id: str | None = None
         # (path, size, mtime_ns) -> sha256 of files hashed because their mtime differed from the manifest's.
         self._hashed: dict[tuple[str, int, int | None], str] = {}
+        # (metadata location, snapshot id) -> the verified record: metadata files are immutable.
+        self._records: dict[tuple[str, int, int], Manifest] = {}
 
     def paths(self, product_id: str) -> ProductPaths:
         contract = self.contracts.get(product_id)
@@ -216,119 +211,158 @@ class Catalog:
     def paths_for(self, contract: Contract) -> ProductPaths:
         return ProductPaths(self.lake, contract.domain, contract.id)
 
-    # -- versions and the pointer ----------------------------------------------------------
+    # -- versions ---------------------------------------------------------------------------
+
+    def table_state(self, product_id: str) -> TableState | None:
+        """The product's table now (None if it has none); BrokenProductError for a lake from before Iceberg."""
+        contract = self.contracts.get(product_id)
+        state = self.tables.state(contract)
+        if state is None and self.lake.exists(self.paths_for(contract).legacy_latest):
+            raise BrokenProductError(
+                f"Product '{contract.id}' was published by a version of the platform from before Iceberg "
+                f"tables ({self.lake.uri(self.paths_for(contract).legacy_latest)} exists but the catalog has "
+                "no table for it). Run `mesh migrate` once: it adds the existing files to Iceberg tables "
+                "without rewriting them."
+            )
+        return state
 
     def versions(self, product_id: str) -> list[int]:
-        """Committed versions, oldest first (files named exactly ``<version:08d>.json``)."""
-        paths = self.paths(product_id)
-        out = []
-        for info in self.lake.list_dir(paths.manifests):
-            version = manifest_version(info.base_name)
-            if version is not None:
-                out.append(version)
-        return sorted(out)
-
-    def read_pointer(self, product_id: str) -> tuple[int, str] | None:
-        """``(version, run_id)`` from the latest pointer; None if there is none; BrokenProductError if invalid."""
-        contract = self.contracts.get(product_id)
-        path = self.paths_for(contract).latest
-        try:
-            raw = self.lake.read_head(path, MAX_POINTER_BYTES + 1)
-        except FileNotFoundError:
-            return None
-        if len(raw) > MAX_POINTER_BYTES:
-            raise self._broken(contract, path, f"is larger than {MAX_POINTER_BYTES} bytes", whole_product=True)
-        try:
-            return parse_pointer(raw)
-        except ValueError as exc:
-            raise self._broken(contract, path, f"is not a valid latest pointer: {exc}", whole_product=True) from None
+        """Published versions still retained (tagged ``v<N>``), oldest first."""
+        state = self.table_state(product_id)
+        return sorted(state.versions) if state else []
 
     def latest_version(self, product_id: str) -> int | None:
-        """The newest committed version (None if none); BrokenProductError if the pointer is invalid."""
-        return self._latest(product_id, self.read_pointer(product_id))
+        """The version the table serves (None if none); BrokenProductError if its head is not a version."""
+        contract = self.contracts.get(product_id)
+        state = self.table_state(contract.id)
+        if state is None:
+            return None
+        if state.head_problem:
+            raise self._broken(contract, self._table_name(contract), state.head_problem, whole_product=True)
+        return state.head.version if state.head else None
 
-    def _latest(self, product_id: str, pointer: tuple[int, str] | None) -> int | None:
-        if pointer is None:
-            versions = self.versions(product_id)
-            return versions[-1] if versions else None
-        version = pointer[0]
-        paths = self.paths(product_id)
-        # Roll forward past a commit whose pointer move did not happen.
-        while self.lake.exists(paths.manifest(version + 1)):
-            version += 1
-        return version
-
-    # -- manifests -------------------------------------------------------------------------
+    # -- records ------------------------------------------------------------------------------
 
     def manifest(self, product_id: str, version: int | None = None) -> Manifest:
-        """The validated manifest of a version (default: the latest).
+        """The validated record of a version (default: the latest), with its snapshot.
 
-        Raises VersionNotFoundError for a version that was never committed and
-        BrokenProductError for an unreadable or invalid pointer or manifest.
+        Raises VersionNotFoundError for a version that was never published (or
+        was expired) and BrokenProductError for a table head, tag or record
+        that is not what a publish wrote.
         """
         contract = self.contracts.get(product_id)
-        paths = self.paths_for(contract)
-        pointer: tuple[int, str] | None = None
-        if version is None:
-            pointer = self.read_pointer(contract.id)
-            version = self._latest(contract.id, pointer)
-            if version is None:
-                raise VersionNotFoundError(
-                    f"Product '{contract.id}' has no published version yet. Publish one "
-                    f"(`mesh publish {contract.id} FILE` or `mesh demo`)."
-                )
-        elif not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
             raise VersionNotFoundError(
                 f"Product '{contract.id}' has no version {version!r}: versions are whole numbers from 1. "
                 f"Available versions: {', '.join(map(str, self.versions(contract.id))) or 'none'}."
             )
-        path = paths.manifest(version)
+        state = self.table_state(contract.id)
+        if version is None:
+            if state is not None and state.head_problem:
+                raise self._broken(contract, self._table_name(contract), state.head_problem, whole_product=True)
+            if state is None or state.head is None:
+                raise VersionNotFoundError(
+                    f"Product '{contract.id}' has no published version yet. Publish one "
+                    f"(`mesh publish {contract.id} FILE` or `mesh demo`)."
+                )
+            ref = state.head
+        else:
+            ref = state.versions.get(version) if state is not None else None
+            if ref is None or state is None:
+                known = sorted(state.versions) if state else []
+                raise VersionNotFoundError(
+                    f"Product '{contract.id}' has no version {version}. Available versions: "
+                    f"{', '.join(map(str, known)) or 'none'}."
+                )
+        return self.record(contract, state, ref)
+
+    def record(self, contract: Contract, state: TableState, ref: SnapshotRef) -> Manifest:
+        """The side record of one tagged snapshot, checked against the snapshot (BrokenProductError)."""
+        where = f"{self._table_name(contract)} version {ref.version} (snapshot {ref.snapshot_id})"
+        claimed = ref.summary.get("mesh.version")
+        if claimed != str(ref.version):
+            raise self._broken(contract, where, f"is tagged v{ref.version} but its summary says version {claimed!r}")
+        key = (state.metadata_location, ref.snapshot_id, ref.version)
+        cached = self._records.get(key)
+        if cached is not None:
+            return cached
+        run_id = ref.summary.get(PROP_RUN_ID)
+        problem = run_id_problem(run_id)
+        if problem:
+            raise self._broken(contract, where, f"names no valid publish run: {problem}")
+        assert isinstance(run_id, str)
+        path = self.paths_for(contract).record(run_id)
         try:
             raw = self.lake.read_head(path, MAX_MANIFEST_BYTES + 1)
         except FileNotFoundError:
-            known = self.versions(contract.id)
-            if pointer is not None:
-                raise self._broken(
-                    contract, paths.latest,
-                    f"names version {pointer[0]}, but no manifest {self.lake.uri(path)} exists "
-                    f"(committed versions: {', '.join(map(str, known)) or 'none'})",
-                    whole_product=True,
-                ) from None
-            raise VersionNotFoundError(
-                f"Product '{contract.id}' has no version {version}. Available versions: "
-                f"{', '.join(map(str, known)) or 'none'}."
-            ) from None
-        manifest = self.parse_manifest(contract, version, raw)
-        if pointer is not None and pointer[0] == version and pointer[1] != manifest.run_id:
-            raise self._broken(
-                contract, paths.latest,
-                f"names run {pointer[1]!r} for version {version}, but that version's manifest says "
-                f"{manifest.run_id!r}",
-                whole_product=True,
-            )
+            raise self._broken(contract, where, f"has no record: {self.lake.uri(path)} is missing") from None
+        if hashlib.sha256(raw).hexdigest() != ref.summary.get(PROP_RECORD_SHA256):
+            raise self._broken(contract, where, f"has a record {self.lake.uri(path)} that was changed after "
+                                                "the commit (its SHA-256 differs from the snapshot's)")
+        manifest = self.parse_manifest(contract, ref.version, raw, path)
+        if manifest.run_id != run_id:
+            raise self._broken(contract, where, f"names run {run_id!r} but its record says {manifest.run_id!r}")
+        problems = self._snapshot_problems(state, ref, manifest)
+        if problems:
+            raise self._broken(contract, where, "does not match its record: " + "; ".join(problems))
+        manifest = manifest.model_copy(update={"snapshot_id": ref.snapshot_id,
+                                               "metadata_location": state.metadata_location})
+        self._records[key] = manifest
         return manifest
 
-    def parse_manifest(self, contract: Contract, version: int, raw: bytes) -> Manifest:
-        """Parse and validate the bytes of manifest ``version`` of ``contract``'s product (BrokenProductError)."""
-        path = self.paths_for(contract).manifest(version)
+    def _snapshot_problems(self, state: TableState, ref: SnapshotRef, manifest: Manifest) -> list[str]:
+        files = self.tables.file_infos(state.table, ref.snapshot_id)
+        problems = []
+        deletes = [f.uri for f in files if f.content != 0]
+        if deletes:
+            problems.append(f"it reads delete files written by another engine ({', '.join(deletes[:3])})")
+        recorded = {self.lake.path(f.path): f for f in manifest.files}
+        read = {}
+        for f in files:
+            if f.content != 0:
+                continue
+            path = self.tables.path_of(f.uri)
+            if path is None:
+                problems.append(f"it reads {f.uri}, which is not a file of this lake")
+            else:
+                read[path] = f
+        extra = sorted(set(read) - set(recorded))
+        missing = sorted(set(recorded) - set(read))
+        if extra:
+            problems.append(f"it reads files its record does not list ({', '.join(self.lake.uri(p) for p in extra[:3])})")
+        if missing:
+            problems.append(f"it does not read files its record lists ({', '.join(self.lake.uri(p) for p in missing[:3])})")
+        for path, f in read.items():
+            entry = recorded.get(path)
+            if entry is not None and (entry.rows != f.records or entry.bytes != f.bytes):
+                problems.append(f"file {self.lake.uri(path)} has {f.records} rows / {f.bytes} bytes in the "
+                                f"snapshot, {entry.rows} / {entry.bytes} in the record")
+        return problems
+
+    def parse_manifest(self, contract: Contract, version: int, raw: bytes, path: str) -> Manifest:
+        """Parse and validate the bytes of a record of ``contract``'s version ``version`` (BrokenProductError)."""
         if len(raw) > MAX_MANIFEST_BYTES:
-            raise self._broken(contract, path, f"is larger than {MAX_MANIFEST_BYTES:,} bytes")
+            raise self._broken(contract, self.lake.uri(path), f"is larger than {MAX_MANIFEST_BYTES:,} bytes")
         try:
             manifest = Manifest.model_validate_json(raw)
         except (ValidationError, ValueError, RecursionError) as exc:
-            raise self._broken(contract, path, f"is not a valid manifest ({_first_error(exc)})") from None
+            raise self._broken(contract, self.lake.uri(path), f"is not a valid record ({_first_error(exc)})") from None
         problems = manifest_problems(manifest, contract, version)
         if problems:
-            raise self._broken(contract, path, "is invalid: " + "; ".join(problems))
+            raise self._broken(contract, self.lake.uri(path), "is invalid: " + "; ".join(problems))
         return manifest
 
-    def _broken(self, contract: Contract, path: str, what: str, *, whole_product: bool = False) -> BrokenProductError:
+    @staticmethod
+    def _table_name(contract: Contract) -> str:
+        return f"table {contract.domain}.{contract.id}"
+
+    def _broken(self, contract: Contract, where: str, what: str, *, whole_product: bool = False) -> BrokenProductError:
         served = ("The product is not served until it is repaired" if whole_product
                   else "That version is not served")
         return BrokenProductError(
-            f"Product '{contract.id}' is broken: {self.lake.uri(path)} {what}. {served}: run "
-            f"`mesh repair {contract.id}` (it moves invalid manifests to _quarantine/ and resets the pointer to "
-            f"the newest valid version), then `mesh verify {contract.id}`."
+            f"Product '{contract.id}' is broken: {where} {what}. {served}: run "
+            f"`mesh repair {contract.id}` (it removes the tags of invalid versions, quarantines their records and "
+            f"points the table back at the newest valid version), then `mesh verify {contract.id}`."
         )
 
     # -- files -----------------------------------------------------------------------------
@@ -351,13 +385,20 @@ class Catalog:
         """
         return [self.lake.uri(p) for p in self.verified_file_paths(manifest)]
 
+    def verified_scan(self, manifest: Manifest) -> str:
+        """DuckDB SQL reading exactly this version's snapshot (``iceberg_scan``), after verifying its files."""
+        self.verified_file_paths(manifest)
+        if manifest.snapshot_id is None or not manifest.metadata_location:
+            raise StorageError(f"Product '{manifest.product}' version {manifest.version} was not read from the "
+                               "catalog, so it has no snapshot to scan.")
+        return iceberg_scan_sql(manifest.metadata_location, manifest.snapshot_id)
+
     def verified_file_paths(self, manifest: Manifest) -> list[str]:
         """Like :meth:`verified_file_uris`, as paths of the lake's file system (for ``pyarrow`` readers)."""
         contract = self.contracts.get(manifest.product)
         problems = manifest_problems(manifest, contract)
         if problems:
-            raise self._broken(contract, self.paths_for(contract).manifest(manifest.version),
-                               "is invalid: " + "; ".join(problems))
+            raise self._broken(contract, f"the record of version {manifest.version}", "is invalid: " + "; ".join(problems))
         paths = self.file_paths(manifest)
         for entry, path, info in zip(manifest.files, paths, self.lake.file_infos(paths), strict=True):
             problem = self.file_problem(entry, path, info, full_hash=False)
@@ -432,16 +473,6 @@ class Catalog:
                 "fresh": None if limit is None else self.age_seconds(m) <= limit,
             })
         return rows
-
-
-def manifest_version(name: str) -> int | None:
-    """The version a manifest file name stands for (``00000003.json`` -> 3), or None for any other name."""
-    if not MANIFEST_NAME.fullmatch(name):
-        return None
-    version = int(name[:-5])
-    if version < 1 or name != f"{version:0{MANIFEST_DIGITS}d}.json":
-        return None
-    return version
 
 
 def _first_error(exc: BaseException) -> str:

@@ -36,7 +36,7 @@ from dbt.adapters.duckdb.plugins import BasePlugin
 from dbt.adapters.duckdb.utils import TargetConfig
 from duckdb import DuckDBPyConnection
 
-from datamesh.duckdb_engine import configure_s3, read_parquet_sql
+from datamesh.duckdb_engine import configure_s3, load_iceberg
 from datamesh.errors import PlatformError, SettingsError, VersionNotFoundError
 from datamesh.names import quote_ident
 from datamesh.platform import Mesh
@@ -80,6 +80,7 @@ class Plugin(BasePlugin):
     def configure_connection(self, conn: DuckDBPyConnection) -> None:
         if self.mesh.lake.is_s3:
             configure_s3(conn, self.mesh.lake)
+        load_iceberg(conn)
         catalog = self.mesh.catalog
         for domain in self.mesh.contracts.domains:
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(domain)}")
@@ -90,7 +91,7 @@ class Plugin(BasePlugin):
                 continue
             # Pin the version for the whole dbt invocation: every connection sees the same one.
             self.versions[contract.id] = manifest.version
-            relation = read_parquet_sql(catalog.verified_file_uris(manifest))
+            relation = catalog.verified_scan(manifest)
             conn.execute(
                 f"CREATE OR REPLACE VIEW {quote_ident(contract.domain)}.{quote_ident(contract.id)} "
                 f"AS SELECT * FROM {relation}"

@@ -25,18 +25,33 @@ if TYPE_CHECKING:
     from datamesh.storage import Lake
 
 
-def httpfs_extension_path() -> Path:
-    """The httpfs extension file shipped by the duckdb-extension-httpfs wheel."""
-    import duckdb_extension_httpfs
+def extension_path(name: str) -> Path:
+    """An extension file shipped by its ``duckdb-extension-<name>`` wheel (never downloaded at run time)."""
+    import importlib
 
-    base = Path(duckdb_extension_httpfs.__file__).parent / "extensions" / f"v{duckdb.__version__}"
-    path = base / "httpfs.duckdb_extension"
+    try:
+        module = importlib.import_module(f"duckdb_extension_{name}")
+    except ImportError:
+        module = None
+    base = Path(module.__file__).parent if module is not None and module.__file__ else Path("/nonexistent")
+    path = base / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
     if not path.exists():
         raise StorageError(
-            f"The httpfs extension for duckdb {duckdb.__version__} is missing at {path}. "
-            f"Install duckdb-extension-httpfs=={duckdb.__version__} (make install does)."
+            f"The DuckDB {name} extension for duckdb {duckdb.__version__} is missing at {path}. "
+            f"Install duckdb-extension-{name}=={duckdb.__version__} (make install does)."
         )
     return path
+
+
+def httpfs_extension_path() -> Path:
+    """The httpfs extension file shipped by the duckdb-extension-httpfs wheel."""
+    return extension_path("httpfs")
+
+
+def load_iceberg(con: duckdb.DuckDBPyConnection) -> None:
+    """Load ``avro`` then ``iceberg`` (for ``iceberg_scan``) from their wheels."""
+    for name in ("avro", "iceberg"):
+        con.execute(f"LOAD {sql_string(str(extension_path(name)))}")
 
 
 def _spill_dir() -> Path:
@@ -60,6 +75,8 @@ def connect(lake: Lake | None = None, *, memory_limit: str = "3GB", threads: int
         con.execute(f"SET threads = {int(threads)}")
     if lake is not None and lake.is_s3:
         configure_s3(con, lake)
+    if lake is not None:
+        load_iceberg(con)
     return con
 
 
@@ -185,7 +202,7 @@ class MeshSession:
     are created on demand when a query mentions them.
 
     Every view reads exactly the files its manifest committed, checked with
-    :meth:`Catalog.verified_file_uris`. A product whose pointer, manifest or
+    :meth:`Catalog.verified_scan`. A product whose table, record or
     files are broken does not break the session: it is listed in
     :attr:`broken` and its views raise that product's error when read, so
     queries over the other products keep working. The session is read-only:
@@ -213,7 +230,7 @@ class MeshSession:
             version = resolved_pins.get(contract.id)
             try:
                 manifest = catalog.manifest(contract.id, version)
-                self._create_views(contract, contract.id, read_parquet_sql(catalog.verified_file_uris(manifest)))
+                self._create_views(contract, contract.id, catalog.verified_scan(manifest))
             except VersionNotFoundError:
                 if version is not None:
                     raise
@@ -260,7 +277,7 @@ class MeshSession:
         if key in self._pinned:
             return self._pinned[key]
         manifest = self.catalog.manifest(contract.id, version)
-        relation = read_parquet_sql(self.catalog.verified_file_uris(manifest))
+        relation = self.catalog.verified_scan(manifest)
         view = f"{contract.id}__v{version}"
         try:
             self._create_views(contract, view, relation)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -26,9 +26,6 @@ if TYPE_CHECKING:
     from datamesh.duckdb_engine import MeshSession
     from datamesh.trino import TrinoClient
 
-_NUMERIC = {ColumnType.INT32, ColumnType.INT64, ColumnType.DOUBLE}
-
-
 def profile(contract: Contract) -> list[tuple[str, str]]:
     """Named aggregate expressions (portable SQL) that together read every column."""
     exprs: list[tuple[str, str]] = [("row_count", "count(*)")]
@@ -39,7 +36,7 @@ def profile(contract: Contract) -> list[tuple[str, str]]:
             exprs.append((f"{col.name}.true", f"sum(case when {c} then 1 else 0 end)"))
             continue
         exprs += [(f"{col.name}.min", f"min({c})"), (f"{col.name}.max", f"max({c})")]
-        if col.type in _NUMERIC:
+        if col.type.is_numeric:
             exprs.append((f"{col.name}.sum", f"sum(cast({c} as double))"))
         elif col.type is ColumnType.STRING:
             exprs.append((f"{col.name}.length", f"sum(cast(length({c}) as bigint))"))
@@ -83,7 +80,9 @@ def _same(a: Any, b: Any) -> bool:
         fa, fb = float(a), float(b)
         return math.isclose(fa, fb, rel_tol=1e-9, abs_tol=1e-9) or (math.isnan(fa) and math.isnan(fb))
     if isinstance(a, datetime) and isinstance(b, datetime):
-        return a.replace(tzinfo=None) == b.replace(tzinfo=None)
+        if (a.tzinfo is None) != (b.tzinfo is None):  # a timestamptz one engine returned without its zone: UTC
+            a, b = (x if x.tzinfo else x.replace(tzinfo=UTC) for x in (a, b))
+        return a == b  # both with a zone: the same instant, whatever zone each engine shows it in
     if isinstance(a, date) and isinstance(b, date):
         return a == b
     if hasattr(a, "__float__") and hasattr(b, "__float__") and not isinstance(a, str | bool):
@@ -93,10 +92,10 @@ def _same(a: Any, b: Any) -> bool:
 
 def check_product(session: MeshSession, trino: TrinoClient, contract: Contract, version: int) -> ParityReport:
     """Compare one product version across engines (DuckDB over manifest files, Trino over its version table)."""
-    from datamesh.trino import version_table
+    from datamesh.trino import version_relation
 
     duck_rel = session.pin(contract.id, version)
-    trino_rel = f"{quote_ident(trino.catalog)}.{quote_ident(contract.domain)}.\"{version_table(contract.id, version)}\""
+    trino_rel = version_relation(trino.catalog, contract, version)
     report = ParityReport(contract.id, version)
     exprs = profile(contract)
     duck_row = session.sql(profile_sql(exprs, duck_rel)).fetchone()
@@ -119,30 +118,31 @@ def check_product(session: MeshSession, trino: TrinoClient, contract: Contract, 
 
 def check_all(session: MeshSession, client: TrinoClient, catalog: Catalog,
               products: list[str] | None = None) -> list[ParityReport]:
-    """Compare EVERY version of each product (default: all) that is committed or registered in Trino.
+    """Compare EVERY retained version of each product (default: all) in DuckDB and in Trino.
 
-    A version only one side has, or one that is broken or tampered with in
-    the lake, is a report with that difference (``mesh trino sync`` fixes
-    registration drift; ``mesh verify`` / ``mesh repair`` the lake). Unknown
-    product ids raise UnknownProductError.
+    A version only one side sees (Trino reads another catalog than the
+    platform), or one that is broken or tampered with in the lake, is a
+    report with that difference (``mesh verify`` / ``mesh repair`` fix the
+    lake). Unknown product ids raise UnknownProductError.
     """
-    from datamesh.trino import Registrar, version_table
+    from datamesh.trino import trino_versions
 
     contracts = [catalog.contracts.get(p) for p in products] if products else list(catalog.contracts)
-    registrar = Registrar(client, catalog)
     reports: list[ParityReport] = []
     for contract in contracts:
         committed = set(catalog.versions(contract.id))
-        registered = registrar.registered_versions(contract)
-        for version in sorted(committed | registered):
-            table = f"{contract.domain}.{version_table(contract.id, version)}"
+        seen = trino_versions(client, contract)
+        for version in sorted(committed | seen):
+            table = f"{contract.domain}.{contract.id}"
             if version not in committed:
                 reports.append(ParityReport(contract.id, version, differences=[
-                    f"Trino has table {table} but the lake has no such committed version; run `mesh trino sync`"]))
+                    f"Trino sees tag v{version} on {table} but the platform's catalog has no such version; "
+                    "check that MESH_ICEBERG_CATALOG_URI and Trino's catalog are the same database"]))
                 continue
-            if version not in registered:
+            if version not in seen:
                 reports.append(ParityReport(contract.id, version, differences=[
-                    f"committed in the lake but Trino has no table {table}; run `mesh trino sync`"]))
+                    f"published, but Trino sees no tag v{version} on {table}; check that "
+                    "MESH_ICEBERG_CATALOG_URI and Trino's catalog are the same database"]))
                 continue
             try:
                 reports.append(check_product(session, client, contract, version))

@@ -1,10 +1,10 @@
 """Pinned product versions: ``--pin customers=3`` / ``--pin crm.customers=3``.
 
-DuckDB sessions pin by building the product's view over that version. Trino
-has one table per version (``lake.<domain>."<product>__v<N>"``), so a pinned
-query is rewritten: every reference to ``<domain>.<product>`` (optionally
-catalog-qualified, optionally quoted) outside string literals and comments
-becomes the version table.
+DuckDB sessions pin by building the product's view over that version. In
+Trino a version is the tag ``v<N>`` of the product's Iceberg table, so a
+pinned query is rewritten: every reference to ``<domain>.<product>``
+(optionally catalog-qualified, optionally quoted) outside string literals and
+comments becomes ``lake.<domain>.<product> FOR VERSION AS OF 'v<N>'``.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def _parts(chain: str) -> list[str]:
 
 
 def pin_trino_sql(sql: str, pins: dict[str, int], contracts: ContractRegistry, catalog: str) -> str:
-    """Rewrite references to pinned products into their Trino version tables."""
+    """Rewrite references to pinned products into Trino time travel to their version tags."""
     if not pins:
         return sql
     targets = {(contracts.get(p).domain, contracts.get(p).id): v for p, v in pins.items()}
@@ -77,7 +77,7 @@ def pin_trino_sql(sql: str, pins: dict[str, int], contracts: ContractRegistry, c
         if len(parts) == 2 and (parts[0], parts[1]) in targets:
             key = (parts[0], parts[1])
             found.add(key)
-            return f'{catalog}.{key[0]}."{key[1]}__v{targets[key]}"'
+            return f"{catalog}.{key[0]}.{key[1]} FOR VERSION AS OF 'v{targets[key]}'"
         return chain
 
     out = _TOKEN.sub(replace, sql)

@@ -22,6 +22,7 @@ from datamesh.identity import Identity
 from datamesh.publish import publish_file, publish_table
 from datamesh.settings import Settings, get_settings
 from datamesh.storage import Lake
+from datamesh.tables import TableStore
 
 
 @dataclass
@@ -84,11 +85,8 @@ class Mesh:
 
 def _catalog(settings: Settings, lake: Lake, contracts: ContractRegistry) -> Catalog:
     """The catalog every publish goes through, with the Trino registration hook when Trino is configured."""
-    catalog = Catalog(lake, contracts)
+    uri = settings.iceberg_catalog_uri.get_secret_value() if settings.iceberg_catalog_uri else None
+    catalog = Catalog(lake, contracts, TableStore(lake, uri))
     catalog.identity = settings.identity
     catalog.run_id = settings.run_id
-    if settings.trino_host and lake.is_s3:
-        from datamesh.trino import Registrar, TrinoClient, commit_hook
-
-        catalog.commit_hooks.append(commit_hook(Registrar(TrinoClient.from_settings(settings), catalog)))
     return catalog

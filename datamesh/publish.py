@@ -4,17 +4,22 @@
    ``data/<run_id>/`` (nothing points at it yet), hashing while writing.
 2. Check: read back the footers of exactly those files and run every contract
    rule over them in DuckDB. A failure deletes the staged files and raises.
-3. Commit: create the manifest ``_manifests/<version>.json`` create-only. A
-   second writer of the same version gets :class:`ConflictError` and cleans up.
-4. Point: move ``_latest.json``; then apply the contract's retention rule.
+3. Record: write the side record ``_records/<run_id>.json`` create-only
+   (checksums, contract, quality, lineage; invisible until committed).
+4. Commit: one Iceberg catalog transaction replaces the table's files with
+   exactly the staged ones as a new snapshot tagged ``v<N>``, whose summary
+   names the record and its SHA-256. The catalog's compare-and-swap is the
+   commit point: a second writer of the same version gets
+   :class:`ConflictError` and cleans up. Then the contract's retention rule.
 
 A process killed at any point leaves either the old version or the complete
-new one served: staged files are invisible until the manifest exists.
+new one served: staged files and records are invisible until the snapshot exists.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import socket
@@ -29,12 +34,24 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from datamesh.catalog import Catalog, FileEntry, Manifest, pointer_bytes, run_id_problem
+from datamesh.catalog import Catalog, FileEntry, Manifest, run_id_problem
 from datamesh.contracts import Contract
 from datamesh.duckdb_engine import CHECK_MEMORY_LIMIT, connect
 from datamesh.errors import ConflictError, OwnershipError, PlatformError, PublishError, RegistrationError
 from datamesh.provenance import RUN_ID_TIME_FORMAT, code_version, new_run_id
 from datamesh.quality import RuleResult, check_files, check_schema, enforce, read_footers, run_rules
+from datamesh.tables import (
+    PROP_ACTOR,
+    PROP_CONTRACT_VERSION,
+    PROP_INPUTS,
+    PROP_LAST_VERSION,
+    PROP_QUALITY,
+    PROP_RECORD_SHA256,
+    PROP_ROWS,
+    PROP_RUN_ID,
+    PROP_VERSION,
+    TableState,
+)
 from datamesh.user_files import read_user_file
 
 log = logging.getLogger(__name__)
@@ -100,6 +117,8 @@ class Publisher:
         self._path: str | None = None
         self._rows_in_file = 0
         self._committed = False
+        self._record_written = False
+        self._in_doubt = False
         self._rows = 0
         self._early_check: Future[list[RuleResult]] | None = None
         self._early_rows = -1
@@ -217,7 +236,9 @@ class Publisher:
             finally:
                 con.close()
         enforce(self.contract, results)
-        version = self._next_version()
+        state = self.catalog.table_state(self.contract.id)
+        base = state.table.metadata.current_snapshot() if state is not None else None
+        version = self._next_version(state)
         manifest = Manifest(
             product=self.contract.id,
             domain=self.contract.domain,
@@ -234,16 +255,28 @@ class Publisher:
             writer=self._writer_info(),
             contract_doc=self.contract.model_dump(mode="json", by_alias=True, exclude={"source_path"}),
         )
+        record = manifest.to_json()
         try:
-            self.lake.create_only(self.paths.manifest(version), manifest.to_json())
+            self.lake.create_only(self.paths.record(self.run_id), record)
         except ConflictError:
-            raise ConflictError(
-                f"Product '{self.contract.id}': version {version} was committed by another writer first; "
-                "this publish was discarded (its staged files are removed) and the other version is served. "
-                "Re-run the publish to create the next version."
+            raise PublishError(
+                f"Product '{self.contract.id}': run id {self.run_id!r} already published a version; a run id "
+                "is used once. Pass no run_id to get a generated one. Nothing was published."
             ) from None
+        self._record_written = True
+        properties = snapshot_properties(manifest, hashlib.sha256(record).hexdigest(), self.catalog.identity)
+        # From here until the catalog answers, the outcome is unknown: an interrupted commit may have
+        # landed, so nothing staged is removed unless the catalog said no (retention sweeps orphans).
+        self._in_doubt = True
+        try:
+            snapshot_id, metadata_location = self.catalog.tables.commit(
+                self.contract, version, paths, properties, base_snapshot_id=base.snapshot_id if base else None)
+        except (ConflictError, PublishError):  # the catalog refused, or nothing was sent to it
+            self._in_doubt = False
+            raise
+        self._in_doubt = False
         self._committed = True
-        self.lake.replace(self.paths.latest, pointer_bytes(version, self.run_id))
+        manifest = manifest.model_copy(update={"snapshot_id": snapshot_id, "metadata_location": metadata_location})
         self._say(f"committed version {version} ({self._rows:,} rows, {len(self._files)} files)")
         hook_errors = []
         for hook in self.catalog.commit_hooks:
@@ -259,8 +292,7 @@ class Publisher:
         if hook_errors:
             raise RegistrationError(
                 f"Product '{self.contract.id}' version {version} is committed in the lake, but registering it "
-                f"failed: {'; '.join(hook_errors)}. Readers of the lake see the new version; run "
-                "`mesh trino sync` once the service is back.",
+                f"failed: {'; '.join(hook_errors)}. Readers of the lake and Trino see the new version.",
                 manifest=manifest,
             )
         return manifest
@@ -293,9 +325,12 @@ class Publisher:
     def _rows_text(self) -> str:
         return f"{self._rows:,} rows in {len(self._files)} files"
 
-    def _next_version(self) -> int:
-        versions = self.catalog.versions(self.contract.id)
-        return (versions[-1] + 1) if versions else 1
+    def _next_version(self, state: TableState | None) -> int:
+        """One more than any version the table ever had (tags, and the last number it recorded)."""
+        if state is None:
+            return 1
+        last = state.table.metadata.properties.get(PROP_LAST_VERSION, "0")
+        return max([*state.versions, int(last) if last.isdigit() else 0]) + 1
 
     def abort(self) -> None:
         """Remove everything staged by this publish (never a committed version)."""
@@ -305,8 +340,11 @@ class Publisher:
             except Exception:  # noqa: BLE001 - best effort on an aborted write
                 pass
             self._writer = self._sink = None
-        if not self._committed:
+        if not self._committed and not self._in_doubt:
             self.lake.delete_dir_within(self.staging_dir, self.paths.data)
+            if self._record_written:
+                self.lake.delete_file_within(self.paths.record(self.run_id), self.paths.records)
+                self._record_written = False
 
     def _say(self, message: str) -> None:
         if self.progress:
@@ -324,6 +362,23 @@ class Publisher:
                     raise
                 # Keep the original error; staged files are invisible and swept by retention.
                 log.warning("could not remove staged files of %s: %s", self.contract.id, cleanup_error)
+
+
+def snapshot_properties(manifest: Manifest, record_sha256: str, identity: object | None) -> dict[str, str]:
+    """The snapshot summary of a version: what Trino's ``$snapshots`` shows and readers check the record with."""
+    passed = sum(1 for q in manifest.quality if q.get("passed"))
+    props = {
+        PROP_VERSION: str(manifest.version),
+        PROP_RUN_ID: manifest.run_id,
+        PROP_RECORD_SHA256: record_sha256,
+        PROP_CONTRACT_VERSION: manifest.contract_version,
+        PROP_ROWS: str(manifest.row_count),
+        PROP_INPUTS: json.dumps(manifest.inputs, sort_keys=True),
+        PROP_QUALITY: f"{passed} of {len(manifest.quality)} rules passed",
+    }
+    if identity is not None:
+        props[PROP_ACTOR] = str(identity)
+    return props
 
 
 def ensure_registered_contract(catalog: Catalog, contract: Contract) -> None:
@@ -396,13 +451,15 @@ def versions_to_keep(contract: Contract, keep: int | None = None) -> int:
 
 
 def apply_retention_rule(catalog: Catalog, contract: Contract, *, keep: int, orphan_grace_seconds: float = 3600) -> list[int]:
-    """Delete all but the newest ``keep`` versions, and orphaned staging data.
+    """Expire all but the newest ``keep`` versions, then remove the files nothing references any more.
 
-    Every manifest is read and validated first and every path to delete is
-    checked to lie inside this product's own prefix; on any problem the rule
-    refuses (BrokenProductError / StorageError) before deleting anything. A
-    version is removed manifest first (so it stops being resolvable) and then
-    its files. Staged data no manifest references is removed once older than
+    Every retained record is read and validated first and every path to
+    delete is checked to lie inside this product's own prefix; on any
+    problem the rule refuses (BrokenProductError / StorageError) before
+    changing anything. The versions' tags are removed and their snapshots
+    expired in one catalog commit (so they stop being resolvable), then their
+    data and records are deleted. Staged data, records and Iceberg metadata
+    files nothing references are removed once older than
     ``orphan_grace_seconds`` (younger ones may belong to a running publish).
     """
     if keep < 1:
@@ -411,38 +468,68 @@ def apply_retention_rule(catalog: Catalog, contract: Contract, *, keep: int, orp
         catalog.identity.authorize_publish(contract.id, contract.domain, action="apply retention to")
     lake = catalog.lake
     paths = catalog.paths_for(contract)
-    versions = catalog.versions(contract.id)
+    state = catalog.table_state(contract.id)
+    if state is None:
+        return []
+    versions = sorted(state.versions)
     run_dirs = lake.list_dir(paths.data)
-    if len(versions) <= keep and len(run_dirs) <= len(versions):
-        return []  # nothing to remove and no orphans: skip reading manifests (cheap on S3)
+    records = lake.list_dir(paths.records)
+    if (len(versions) <= keep and len(run_dirs) <= len(versions) and len(records) <= len(versions)
+            and len(state.table.metadata.snapshots) <= len(versions)):
+        return []  # nothing to remove and no orphans: skip reading records (cheap on S3)
     latest = catalog.latest_version(contract.id)
-    # Plan: read (and so validate) every manifest before deleting anything.
+    # Plan: read (and so validate) every record before changing anything.
     manifests = {v: catalog.manifest(contract.id, v) for v in versions}
     doomed = [v for v in versions[:-keep] if v != latest]
     live_runs = {m.run_id for v, m in manifests.items() if v not in doomed}
-    doomed_runs = {manifests[v].run_id for v in doomed}
+    doomed_runs = {manifests[v].run_id for v in doomed} - live_runs
     now = time.time()
-    orphans = []
-    for info in run_dirs:
-        run_id = info.base_name
-        if info.type != pafs.FileType.Directory or run_id in live_runs or run_id in doomed_runs:
-            continue
+
+    def orphaned(run_id: str, mtime_ns: int | None) -> bool:
+        if run_id in live_runs or run_id in doomed_runs:
+            return False
         try:
             started = datetime.strptime(run_id.split("-")[0], RUN_ID_TIME_FORMAT).replace(tzinfo=UTC).timestamp()
         except ValueError:
-            continue
-        if now - started > orphan_grace_seconds:
-            orphans.append(info.path)
-    deletes = [(paths.manifest(v), paths.manifests, False) for v in doomed]
-    deletes += [(paths.run_dir(manifests[v].run_id), paths.data, True) for v in doomed
-                if manifests[v].run_id not in live_runs]
-    deletes += [(path, paths.data, True) for path in orphans]
+            return False
+        return now - started > orphan_grace_seconds and (mtime_ns is None or now - mtime_ns / 1e9 > orphan_grace_seconds)
+
+    deletes = [(paths.run_dir(run), paths.data, True) for run in sorted(doomed_runs)]
+    deletes += [(paths.record(run), paths.records, False) for run in sorted(doomed_runs)]
+    deletes += [(info.path, paths.data, True) for info in run_dirs
+                if info.type == pafs.FileType.Directory and orphaned(info.base_name, None)]
+    deletes += [(info.path, paths.records, False) for info in records
+                if info.base_name.endswith(".json") and orphaned(info.base_name[:-5], info.mtime_ns)]
     for path, prefix, _ in deletes:
         lake.check_within(path, prefix)
-    # Execute, in plan order: manifests first, then their data, then orphans.
+    catalog.tables.expire(contract, doomed)  # the commit point of retention
     for path, prefix, is_dir in deletes:
         if is_dir:
             lake.delete_dir_within(path, prefix)
         else:
             lake.delete_file_within(path, prefix)
+    _remove_unreferenced_files(catalog, contract, now - orphan_grace_seconds)
     return doomed
+
+
+def _remove_unreferenced_files(catalog: Catalog, contract: Contract, older_than: float) -> None:
+    """Delete Iceberg metadata files (manifests, manifest lists, old JSON) and loose data files nothing needs.
+
+    Loose data files are those another engine wrote directly into ``data/``
+    (a foreign INSERT that repair rolled back); run directories are handled
+    by the orphan sweep above.
+    """
+    table = catalog.tables.load(contract)
+    if table is None:
+        return
+    paths = catalog.paths_for(contract)
+    tables = catalog.tables
+    keep = {tables.path_of(uri) for uri in tables.referenced_metadata(table)}
+    for snapshot in table.metadata.snapshots:
+        keep |= {tables.path_of(f.file_path) for f in tables.live_files(table, snapshot.snapshot_id)}
+    loose = [i for i in catalog.lake.list_dir(paths.data) if i.type == pafs.FileType.File]
+    for info, prefix in [*((i, paths.metadata) for i in catalog.lake.list_files(paths.metadata)),
+                         *((i, paths.data) for i in loose)]:
+        if info.path in keep or info.mtime_ns is None or info.mtime_ns / 1e9 > older_than:
+            continue
+        catalog.lake.delete_file_within(info.path, prefix)

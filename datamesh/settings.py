@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     s3_secret_access_key: SecretStr | None = None
     s3_region: str = "us-east-1"
 
+    iceberg_catalog_uri: SecretStr | None = Field(
+        default=None,
+        description="The Iceberg SQL catalog (SQLAlchemy URL, e.g. postgresql+psycopg2://...); "
+                    "unset = a SQLite file inside a local lake.",
+    )
+
     trino_host: str | None = Field(default=None, description="Trino coordinator host; unset = no Trino.")
     trino_port: int = 8080
     trino_user: str = "mesh"

@@ -1,20 +1,21 @@
 """Integrity of committed products: verify every version, repair a broken product.
 
-:func:`verify` checks every committed version of each product in full: the
-pointer, each manifest's validity, and every file's size and SHA-256 (always
-hashed, whatever the modification time says). Reading is all it does.
+:func:`verify` checks every published version of each product in full: the
+table's head, each tagged snapshot against its side record, and every file's
+size and SHA-256 (always hashed, whatever the modification time says).
+Reading is all it does.
 
-:func:`repair` makes a product servable again after its pointer or some of
-its manifests were corrupted or its files tampered with: every invalid
-manifest (and every version whose files no longer match) is *moved* to the
-product's ``_quarantine/`` folder, never deleted, and the latest pointer is
-rewritten to the newest valid version, or removed when none is left. It
-touches nothing outside ``products/<domain>/<product>/``. Run it while no
-publish of that product is running.
+:func:`repair` makes a product servable again after its table was written to
+directly (another engine's INSERT or DELETE), a record was corrupted or files
+were tampered with: the tag of every invalid version is removed, its record
+is *moved* to the product's ``_quarantine/`` folder (never deleted), and the
+table's main branch is pointed back at the newest valid version. It touches
+nothing outside its own table and ``products/<domain>/<product>/``. Run it
+while no publish of that product is running.
 
-Data of a quarantined version stays in ``data/<run_id>/`` but no manifest
-refers to it any more, so the next retention run's orphan sweep removes it
-(after the grace period); copy it away first if it is needed as evidence.
+Data of a quarantined version stays in ``data/<run_id>/`` but no retained
+snapshot refers to it any more, so the next retention run's expiry and
+orphan sweep remove it; copy it away first if it is needed as evidence.
 """
 
 from __future__ import annotations
@@ -22,15 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from datamesh.catalog import (
-    MAX_MANIFEST_BYTES,
-    MAX_POINTER_BYTES,
-    Catalog,
-    Manifest,
-    manifest_version,
-    parse_pointer,
-    pointer_bytes,
-)
+from datamesh.catalog import Catalog, Manifest
 from datamesh.contracts import Contract
 from datamesh.errors import BrokenProductError, ConflictError, StorageError, TamperedError
 
@@ -56,7 +49,7 @@ class ProductCheck:
     product: str
     domain: str
     versions: list[VersionCheck] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # product-level: the pointer
+    problems: list[str] = field(default_factory=list)  # product-level: the table's head
 
     @property
     def ok(self) -> bool:
@@ -98,7 +91,7 @@ class VerifyReport:
                 else:
                     out += [f"{name} v{v.version}: BROKEN {problem}" for problem in v.problems]
             if not p.ok:
-                out.append(f"{name}: run `mesh repair {p.product}` to quarantine what is broken and reset its pointer")
+                out.append(f"{name}: run `mesh repair {p.product}` to untag what is broken and point the table back at the newest valid version")
         versions = sum(len(p.versions) for p in self.products)
         bad = sum(not v.ok for p in self.products for v in p.versions) + sum(bool(p.problems) for p in self.products)
         out.append(f"verified {versions} versions of {len(self.products)} products: "
@@ -121,32 +114,25 @@ def verify(catalog: Catalog, products: list[str] | None = None) -> VerifyReport:
 
 def _verify_product(catalog: Catalog, contract: Contract) -> ProductCheck:
     check = ProductCheck(contract.id, contract.domain)
-    pointer: tuple[int, str] | None = None
     try:
-        pointer = catalog.read_pointer(contract.id)
+        state = catalog.table_state(contract.id)
     except BrokenProductError as exc:
         check.problems.append(_reason(exc))
-    manifests: dict[int, Manifest] = {}
-    for version in catalog.versions(contract.id):
+        return check
+    if state is None:
+        return check
+    if state.head_problem:
+        check.problems.append(f"table {contract.domain}.{contract.id} {state.head_problem}")
+    for version in sorted(state.versions):
         result = VersionCheck(version)
         try:
             manifest = catalog.manifest(contract.id, version)
         except BrokenProductError as exc:
             result.problems.append(_reason(exc))
         else:
-            manifests[version] = manifest
             result.files, result.bytes = len(manifest.files), manifest.size_bytes
             result.problems += file_problems(catalog, manifest, full_hash=True)
         check.versions.append(result)
-    if pointer is not None:
-        latest_uri = catalog.lake.uri(catalog.paths_for(contract).latest)
-        committed = [v.version for v in check.versions]
-        if pointer[0] not in committed and not any(v > pointer[0] for v in committed):
-            check.problems.append(f"{latest_uri} names version {pointer[0]}, which has no manifest "
-                                  f"(committed versions: {', '.join(map(str, committed)) or 'none'})")
-        elif pointer[0] in manifests and manifests[pointer[0]].run_id != pointer[1]:
-            check.problems.append(f"{latest_uri} names run {pointer[1]!r} for version {pointer[0]}, but that "
-                                  f"version's manifest says {manifests[pointer[0]].run_id!r}")
     return check
 
 
@@ -170,37 +156,41 @@ class RepairReport:
 
     product: str
     domain: str
-    #: (original lake URI, quarantine lake URI, why) for every file moved aside.
+    #: (original lake URI, quarantine lake URI, why) for every record moved aside.
     quarantined: list[tuple[str, str, str]] = field(default_factory=list)
-    pointer_before: int | None = None
-    pointer_after: int | None = None
-    pointer_changed: bool = False
+    #: Versions whose tags were removed, with why.
+    untagged: list[tuple[int, str]] = field(default_factory=list)
+    #: The version the table served before and after (None: no valid version / unreadable head).
+    head_before: int | None = None
+    head_after: int | None = None
+    head_changed: bool = False
     valid_versions: list[int] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.quarantined) or self.pointer_changed
+        return bool(self.quarantined) or bool(self.untagged) or self.head_changed
 
     def lines(self) -> list[str]:
         name = f"{self.domain}.{self.product}"
-        out = [f"quarantined {src} -> {dst}: {why}" for src, dst, why in self.quarantined]
-        if self.pointer_changed:
-            before = "unreadable" if self.pointer_before is None else f"v{self.pointer_before}"
-            after = "removed (no valid version left)" if self.pointer_after is None else f"v{self.pointer_after}"
-            out.append(f"{name}: latest pointer {before} -> {after}")
+        out = [f"{name}: untagged v{version}: {why}" for version, why in self.untagged]
+        out += [f"quarantined {src} -> {dst}: {why}" for src, dst, why in self.quarantined]
+        if self.head_changed:
+            before = "not a published version" if self.head_before is None else f"v{self.head_before}"
+            after = "no snapshot (no valid version left)" if self.head_after is None else f"v{self.head_after}"
+            out.append(f"{name}: table head {before} -> {after}")
         if not self.changed:
             out.append(f"{name}: nothing to repair")
         out.append(f"{name}: valid versions {', '.join(map(str, self.valid_versions)) or 'none'}; served: "
-                   + (f"v{self.pointer_after}" if self.pointer_after is not None else "nothing"))
+                   + (f"v{self.head_after}" if self.head_after is not None else "nothing"))
         return out
 
 
 def repair(catalog: Catalog, product: str, *, check_files: bool = True) -> RepairReport:
-    """Quarantine invalid manifests of ``product`` and reset its pointer to the newest valid version.
+    """Untag invalid versions of ``product``, quarantine their records, point the table at the newest valid one.
 
     With ``check_files`` (default), a version whose files are missing or
-    differ from its manifest (size, or SHA-256 when the modification time
-    changed) is quarantined too, so the product is served again. Only
+    differ from its record (size, or SHA-256 when the modification time
+    changed) counts as invalid too, so the product is served again. Only
     TamperedError / BrokenProductError count as damage: an unreachable store
     raises StorageError and nothing is changed.
     """
@@ -210,6 +200,9 @@ def repair(catalog: Catalog, product: str, *, check_files: bool = True) -> Repai
     paths = catalog.paths_for(contract)
     lake = catalog.lake
     report = RepairReport(contract.id, contract.domain)
+    state = catalog.table_state(contract.id)
+    if state is None:
+        return report
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
     def quarantine(src: str, why: str) -> None:
@@ -226,52 +219,36 @@ def repair(catalog: Catalog, product: str, *, check_files: bool = True) -> Repai
         report.quarantined.append((lake.uri(src), lake.uri(dst), why))
 
     valid: dict[int, Manifest] = {}
-    for info in lake.list_dir(paths.manifests):
-        version = manifest_version(info.base_name)
-        if version is None:
-            continue  # temp files of an interrupted commit, or foreign files: not manifests
+    invalid: dict[int, str] = {}
+    for version, ref in sorted(state.versions.items()):
         try:
-            raw = lake.read_head(info.path, MAX_MANIFEST_BYTES + 1)
-        except FileNotFoundError:
-            continue  # removed meanwhile (retention)
-        try:
-            manifest = catalog.parse_manifest(contract, version, raw)
+            manifest = catalog.record(contract, state, ref)
             if check_files:
                 problems = file_problems(catalog, manifest, full_hash=False)
                 if problems:
                     raise TamperedError("; ".join(problems))
         except (BrokenProductError, TamperedError) as exc:
-            quarantine(info.path, _reason(exc))
+            invalid[version] = _reason(exc)
             continue
         valid[version] = manifest
     report.valid_versions = sorted(valid)
-
-    pointer_raw: bytes | None
-    try:
-        pointer_raw = lake.read_head(paths.latest, MAX_POINTER_BYTES + 1)
-    except FileNotFoundError:
-        pointer_raw = None
-    pointer: tuple[int, str] | None = None
-    if pointer_raw is not None:
-        try:
-            pointer = parse_pointer(pointer_raw) if len(pointer_raw) <= MAX_POINTER_BYTES else None
-        except ValueError:
-            pointer = None
-        report.pointer_before = pointer[0] if pointer else None
+    report.head_before = None if state.head_problem or state.head is None else state.head.version
     newest = max(valid) if valid else None
-    wanted = pointer_bytes(newest, valid[newest].run_id) if newest is not None else None
-    report.pointer_after = newest
-    if pointer_raw is None and wanted is None:
-        return report
-    if pointer_raw != wanted:
-        report.pointer_changed = True
-        if pointer is None and pointer_raw is not None:
-            quarantine(paths.latest, "not a valid latest pointer")  # keep the corrupt bytes as evidence
-        if wanted is None:
-            lake.delete_file_within(paths.latest, paths.prefix)
+    report.head_after = newest
+    if invalid:
+        catalog.tables.remove_tags(contract, invalid)
+        report.untagged = sorted(invalid.items())
+        for version, why in sorted(invalid.items()):
+            run_id = state.versions[version].summary.get("mesh.run-id", "")
+            record = paths.record(run_id) if run_id and "/" not in run_id and ".." not in run_id else None
+            if record is not None and lake.exists(record):
+                quarantine(record, why)
+    if report.head_before != newest or state.head_problem:
+        report.head_changed = True
+        if newest is None:
+            catalog.tables.clear_head(contract)
         else:
-            lake.check_within(paths.latest, paths.prefix, action="rewrite")
-            lake.replace(paths.latest, wanted)
+            catalog.tables.set_head(contract, valid[newest].snapshot_id or state.versions[newest].snapshot_id)
     return report
 
 

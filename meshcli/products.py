@@ -1,4 +1,4 @@
-"""Commands over data products: list, describe, query, publish, retention, verify, repair."""
+"""Commands over data products: list, describe, query, publish, retention, verify, repair, migrate."""
 
 from __future__ import annotations
 
@@ -192,7 +192,7 @@ def retention(
 def verify(
     products: Annotated[list[str] | None, typer.Argument(help="Products (default: all)")] = None,
 ) -> None:
-    """Check every committed version of each product: manifest, file sizes and SHA-256 checksums.
+    """Check every published version of each product: table head, record, file sizes and SHA-256 checksums.
 
     Exit code 2 when any version is damaged or tampered with.
 
@@ -213,11 +213,12 @@ def verify(
 @app.command()
 @handled
 def repair(product: Annotated[str, typer.Argument(help="The product to repair")]) -> None:
-    """Make a product with a corrupt pointer or manifest servable again.
+    """Make a broken product servable again (a foreign write, a corrupt record, tampered files).
 
-    Corrupt manifests are moved to the product's `_quarantine/` folder (never
-    deleted) and the latest pointer is rewritten to the newest valid version.
-    Nothing outside the product's own prefix is touched.
+    Invalid versions lose their `v<N>` tag and their records move to the
+    product's `_quarantine/` folder (never deleted); the table is pointed back
+    at the newest valid version. Nothing outside the product's own table and
+    prefix is touched.
 
     Example: `mesh repair customers`
     """
@@ -227,5 +228,30 @@ def repair(product: Annotated[str, typer.Argument(help="The product to repair")]
     report = repair_product(mesh.catalog, mesh.contract(product).id)
     for line in report.lines():
         say(line)
-    if report.changed and mesh.settings.trino_host:
-        say("Trino: run ", ("mesh trino sync", "bold"), " so its tables follow the repaired versions.")
+
+
+@app.command()
+@handled
+def migrate(
+    products: Annotated[list[str] | None, typer.Argument(help="Products (default: all)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be migrated")] = False,
+) -> None:
+    """Turn products of a lake from before Iceberg into Iceberg tables, without rewriting any data.
+
+    Every old manifest is validated and its files checked; valid versions are
+    added, oldest first and keeping their numbers, as snapshots tagged
+    `v<N>`. Invalid versions are skipped and listed (exit code 2). The old
+    manifests and pointer move to `_legacy/`. Running it again does nothing.
+
+    Example: `mesh migrate --dry-run`, then `mesh migrate`
+    """
+    from datamesh.migrate import migrate as migrate_lake
+
+    mesh = mesh_from_settings()
+    for p in products or []:
+        mesh.contract(p)
+    report = migrate_lake(mesh.catalog, products=products or None, dry_run=dry_run)
+    for line in report.lines():
+        say(line)
+    if not report.ok:
+        raise typer.Exit(code=2)

@@ -1,4 +1,4 @@
-"""Commands for the full stack: the native stack's processes and Trino registration and parity."""
+"""Commands for the full stack: the native stack's processes and Trino parity."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ def stack_up(
     workers: Annotated[int, typer.Option(help="Trino workers besides the coordinator")] = 0,
     s3_port: Annotated[int | None, typer.Option(help="S3 server port")] = None,
     trino_port: Annotated[int | None, typer.Option(help="Trino coordinator port")] = None,
+    postgres_port: Annotated[int | None, typer.Option(help="PostgreSQL port (the Iceberg catalog)")] = None,
 ) -> None:
-    """Fetch (first time: a few minutes) and start versitygw + Trino, then print the client settings.
+    """Fetch (first time: a few minutes) and start versitygw + PostgreSQL + Trino, then print the client settings.
 
     Example: `mesh stack up --workers 1 && eval "$(python -m nativestack env)"`
     """
@@ -29,6 +30,8 @@ def stack_up(
         kwargs["s3_port"] = s3_port
     if trino_port:
         kwargs["trino_port"] = trino_port
+    if postgres_port:
+        kwargs["postgres_port"] = postgres_port
     ep = stack.start(workers, echo=progress, **kwargs)
     say(f"S3 {ep.s3_endpoint} (bucket {ep.bucket}); Trino {ep.trino_url} (catalog {ep.trino_catalog})")
     say("point the platform at it: ", ('eval "$(python -m nativestack env)"', "bold"))
@@ -53,30 +56,6 @@ def stack_status() -> None:
     console.print(Text(report.describe()))
     if not report.running:
         raise typer.Exit(code=3)
-
-
-@trino_app.command("sync")
-@handled
-def trino_sync(products: Annotated[list[str] | None, typer.Argument(help="Products (default: all)")] = None) -> None:
-    """Rebuild Trino registration from the manifests; repair or report what drifted.
-
-    Looks at every committed version: registers missing ones, drops tables of
-    versions removed by retention, reports (and drops from Trino) versions whose
-    files were deleted or changed out of band, and points every product view at
-    its newest intact version.
-
-    Example: `mesh trino sync`
-    """
-    from datamesh.trino import Registrar, TrinoClient, sync
-
-    mesh = mesh_from_settings()
-    for p in products or []:
-        mesh.contract(p)
-    report = sync(Registrar(TrinoClient.from_settings(mesh.settings), mesh.catalog), products=products or None)
-    for line in report.lines():
-        say(line)
-    if report.broken:
-        raise typer.Exit(code=2)
 
 
 @trino_app.command("parity")

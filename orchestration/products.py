@@ -98,6 +98,8 @@ def manifest_metadata(manifest: Manifest, lake_uri: str) -> dict[str, object]:
         "run_id": manifest.run_id,
         "inputs": dg.MetadataValue.json(manifest.inputs),
         "contract_version": manifest.contract_version,
+        "iceberg_snapshot_id": str(manifest.snapshot_id) if manifest.snapshot_id is not None else "",
+        "iceberg_tag": f"v{manifest.version}",
     }
 
 

@@ -1,8 +1,8 @@
 """What "nothing changed" means in integrity tests: a fingerprint of a whole lake.
 
 ``lake_fingerprint(mesh)`` records, for every product, its committed versions
-with row counts and file checksums (from the manifests), plus the SHA-256 of
-every object under the lake root (manifests, pointers, data, models). Two
+with row counts and file checksums (from the records), and the table's head, plus the SHA-256 of
+every object under the lake root (Iceberg metadata, records, the SQLite catalog, data, models). Two
 equal fingerprints mean no byte of the lake changed.
 """
 
@@ -27,10 +27,14 @@ def lake_bytes(lake: Any) -> dict[str, str]:
 
 
 def catalog_state(mesh: Any) -> dict[str, list[tuple[int, int, tuple[str, ...]]]]:
-    """Per product: (version, row count, file checksums) of every committed version."""
-    state: dict[str, list[tuple[int, int, tuple[str, ...]]]] = {}
+    """Per product: the table's head and tags, then (version, row count, file checksums) of every version."""
+    state: dict[str, list[tuple[Any, ...]]] = {}
     for contract in mesh.contracts:
-        rows = []
+        rows: list[tuple[Any, ...]] = []
+        table = mesh.catalog.tables.state(contract)
+        if table is not None:  # the catalog's pointer: which snapshot the table serves, and its tags
+            rows.append(("head", table.metadata_location, table.head.snapshot_id if table.head else None,
+                         tuple(sorted((v, r.snapshot_id) for v, r in table.versions.items()))))
         for version in mesh.catalog.versions(contract.id):
             try:
                 m = mesh.catalog.manifest(contract.id, version)

@@ -1,10 +1,9 @@
-"""Nothing read back from the lake is trusted: pointer and manifest validation, verified file lists."""
+"""Nothing read back from the lake or the catalog is trusted: tags, the table's head, side records, file lists."""
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,24 +11,38 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from datamesh.catalog import RUN_ID_PATTERN, manifest_version, parse_pointer, run_id_problem
+from datamesh.catalog import RUN_ID_PATTERN, run_id_problem
 from datamesh.errors import BrokenProductError, TamperedError, VersionNotFoundError
-from datamesh.platform import Mesh
-from datamesh.settings import Settings
 from tests.conftest import widgets_table
 from tests.integrity import lake_fingerprint
+from tests.unit.datamesh.damaged_files import (
+    altered,
+    data_files,
+    edit_record,
+    foreign_delete,
+    foreign_insert,
+    forge_version,
+    iceberg_table,
+    position_delete_file,
+    record_path,
+    retag,
+    snapshot_of,
+)
 
 
-def _manifest_path(mesh: Any, version: int) -> Path:
-    return Path(mesh.catalog.paths("widgets").manifest(version))
+def _two_versions(mesh: Any) -> None:
+    mesh.publish("widgets", widgets_table(3))
+    mesh.publish("widgets", widgets_table(4))
 
 
-def _edit_manifest(mesh: Any, version: int, edit: Callable[[dict[str, Any]], None]) -> Path:
-    path = _manifest_path(mesh, version)
-    doc = json.loads(path.read_text())
-    edit(doc)
-    path.write_text(json.dumps(doc))
-    return path
+def _assert_broken(mesh: Any, version: int | None, *fragments: str) -> str:
+    with pytest.raises(BrokenProductError) as info:
+        mesh.catalog.manifest("widgets", version)
+    message = str(info.value)
+    assert "'widgets'" in message and "mesh repair widgets" in message, message
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
 
 
 def _set_file_path(doc: dict[str, Any], path: str) -> None:
@@ -56,19 +69,12 @@ def test_run_id_pattern_is_whole_string() -> None:
     assert RUN_ID_PATTERN.match("abc\n") is None and run_id_problem("abc\n") is not None
 
 
-@pytest.mark.parametrize(("name", "version"), [
-    ("00000003.json", 3), ("123456789.json", 123456789), ("3.json", None), ("00000000.json", None),
-    ("000000003.json", None), (".00000003.json.x.tmp", None), ("0000000\u0663.json", None), ("00000003.JSON", None),
-])
-def test_manifest_file_names(name: str, version: int | None) -> None:
-    assert manifest_version(name) == version
+# -- records ------------------------------------------------------------------------------------
 
-
-# -- manifests --------------------------------------------------------------------------------
-
-
-MANIFEST_ATTACKS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
-    ("version", lambda d: d.update(version=2), "file name says 1"),
+# Each is committed the way only someone holding both the lake and the catalog could: the record is
+# rewritten AND a snapshot whose summary carries the new record's SHA-256 replaces the version's.
+FORGED_RECORDS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    ("version", lambda d: d.update(version=1), "its version is 1"),
     ("product", lambda d: d.update(product="widget_orders"), "expected 'widgets'"),
     ("domain", lambda d: d.update(domain="billing"), "expected 'shop'"),
     ("run_id_traversal", lambda d: d.update(run_id="../../../billing/invoices"), "not a plain directory name"),
@@ -89,47 +95,74 @@ MANIFEST_ATTACKS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("row_count", lambda d: d.update(row_count=d["row_count"] + 1), "row_count"),
     ("sha256", lambda d: d["files"][0].update(sha256="x" * 64), "no valid SHA-256"),
     ("no_files", lambda d: d.update(files=[], row_count=0), "lists no files"),
-    ("wrong_type", lambda d: d.update(files="all of them"), "not a valid manifest"),
+    ("wrong_type", lambda d: d.update(files="all of them"), "not a valid record"),
 ]
 
 
-@pytest.mark.parametrize(("edit", "fragment"), [(e, f) for _, e, f in MANIFEST_ATTACKS],
-                         ids=[i for i, _, _ in MANIFEST_ATTACKS])
-def test_invalid_manifest_is_a_clear_error(mesh, edit, fragment: str) -> None:  # noqa: ANN001
-    mesh.publish("widgets", widgets_table(3))
-    path = _edit_manifest(mesh, 1, edit)
+@pytest.mark.parametrize(("edit", "fragment"), [(e, f) for _, e, f in FORGED_RECORDS],
+                         ids=[i for i, _, _ in FORGED_RECORDS])
+def test_forged_record_with_matching_hash_is_refused(mesh, edit, fragment: str) -> None:  # noqa: ANN001
+    _two_versions(mesh)
+    forge_version(mesh, 2, edit=edit)
     before = lake_fingerprint(mesh)
-    for version in (1, None):
-        with pytest.raises(BrokenProductError) as info:
-            mesh.catalog.manifest("widgets", version)
-        message = str(info.value)
-        assert "'widgets'" in message and str(path) in message and fragment in message
-        assert "mesh repair widgets" in message
+    for version in (2, None):
+        _assert_broken(mesh, version, fragment)
+    assert mesh.catalog.manifest("widgets", 1).row_count == 3  # an older pin does not depend on the head
+    assert lake_fingerprint(mesh) == before
+
+
+@pytest.mark.parametrize("edit", [
+    lambda d: d.update(row_count=d["row_count"] + 1),
+    lambda d: d.update(run_id="../../widget_orders"),
+    lambda d: _set_file_path(d, "products/shop/widget_orders/data/x/part-00000.parquet"),
+    lambda d: d["files"][0].update(sha256="0" * 64),
+], ids=["row_count", "run_id", "file_path", "sha256"])
+def test_record_edited_after_the_commit_is_refused(mesh, edit) -> None:  # noqa: ANN001
+    _two_versions(mesh)
+    path = edit_record(mesh, 2, edit)
+    before = lake_fingerprint(mesh)
+    for version in (2, None):
+        _assert_broken(mesh, version, str(path), "changed after the commit")
+    assert mesh.catalog.manifest("widgets", 1).version == 1
     assert lake_fingerprint(mesh) == before
 
 
 @pytest.mark.parametrize("raw", [b"\xff\xfe\x00garbage", b"", b"{", b"[]", b"null", b"[" * 100_000])
-def test_garbage_manifest_is_a_clear_error(mesh, raw: bytes) -> None:  # noqa: ANN001
+def test_garbage_record_is_a_clear_error(mesh, raw: bytes) -> None:  # noqa: ANN001
     mesh.publish("widgets", widgets_table(3))
-    _manifest_path(mesh, 1).write_bytes(raw)
+    forge_version(mesh, 1, raw=raw)
+    assert record_path(mesh, 1).read_bytes() == raw
     before = lake_fingerprint(mesh)
-    with pytest.raises(BrokenProductError, match="not a valid manifest") as info:
-        mesh.catalog.manifest("widgets")
-    assert "mesh repair widgets" in str(info.value)
+    _assert_broken(mesh, None, "not a valid record", str(record_path(mesh, 1)))
     assert lake_fingerprint(mesh) == before
 
 
-def test_oversized_manifest_is_refused_unread(mesh, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_missing_record_is_a_clear_error(mesh) -> None:  # noqa: ANN001
+    _two_versions(mesh)
+    path = record_path(mesh, 2)
+    path.unlink()
+    _assert_broken(mesh, None, "has no record", str(path))
+    assert mesh.catalog.manifest("widgets", 1).version == 1
+
+
+def test_oversized_record_is_refused_unread(mesh, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     import datamesh.catalog as catalog_module
 
     mesh.publish("widgets", widgets_table(3))
+    raw = record_path(mesh, 1).read_bytes()
+    assert len(raw) > 101
+    # Even a summary whose hash matches what is read (the first limit + 1 bytes) cannot get it parsed.
+    forge_version(mesh, 1, summary={"mesh.record-sha256": hashlib.sha256(raw[:101]).hexdigest()})
     monkeypatch.setattr(catalog_module, "MAX_MANIFEST_BYTES", 100)
-    with pytest.raises(BrokenProductError, match="larger than 100 bytes"):
-        mesh.catalog.manifest("widgets")
+    sizes: list[int] = []
+    original = mesh.lake.read_head
+    monkeypatch.setattr(mesh.lake, "read_head", lambda path, size: sizes.append(size) or original(path, size))
+    _assert_broken(mesh, None, "larger than 100 bytes")
+    assert sizes == [101]
 
 
-def test_manifest_without_new_fields_still_loads(mesh) -> None:  # noqa: ANN001
-    """Manifests written before mtime_ns and contract_doc existed are read (and their files hashed)."""
+def test_record_without_new_fields_still_loads(mesh) -> None:  # noqa: ANN001
+    """Records migrated from manifests older than mtime_ns and contract_doc are read (and their files hashed)."""
     mesh.publish("widgets", widgets_table(3))
 
     def strip(doc: dict[str, Any]) -> None:
@@ -137,7 +170,7 @@ def test_manifest_without_new_fields_still_loads(mesh) -> None:  # noqa: ANN001
         for entry in doc["files"]:
             entry.pop("mtime_ns")
 
-    _edit_manifest(mesh, 1, strip)
+    forge_version(mesh, 1, edit=strip)
     m = mesh.catalog.manifest("widgets")
     assert m.contract_doc == {} and m.files[0].mtime_ns is None
     assert mesh.catalog.verified_file_uris(m) == mesh.catalog.file_uris(m)
@@ -153,15 +186,6 @@ def test_publish_records_mtime_and_contract(mesh) -> None:  # noqa: ANN001
     assert mesh.catalog.manifest("widgets") == m
 
 
-def test_versions_ignore_foreign_file_names(mesh) -> None:  # noqa: ANN001
-    mesh.publish("widgets", widgets_table(3))
-    manifests = _manifest_path(mesh, 1).parent
-    for name in ("3.json", ".00000002.json.abc.tmp", "00000000.json", "notes.txt"):
-        (manifests / name).write_text("{}")
-    assert mesh.catalog.versions("widgets") == [1]
-    assert mesh.catalog.manifest("widgets").version == 1
-
-
 @pytest.mark.parametrize("version", [0, -1, True, "1", 1.0])
 def test_version_numbers_are_validated(mesh, version: object) -> None:  # noqa: ANN001
     mesh.publish("widgets", widgets_table(3))
@@ -169,76 +193,120 @@ def test_version_numbers_are_validated(mesh, version: object) -> None:  # noqa: 
         mesh.catalog.manifest("widgets", version)  # type: ignore[arg-type]
 
 
-# -- the latest pointer ------------------------------------------------------------------------------
+# -- tags ------------------------------------------------------------------------------------------
 
 
-POINTER_ATTACKS: list[tuple[str, bytes, str]] = [
-    ("garbage", b"\x00\xff\xfe not json", "not JSON"),
-    ("empty", b"", "not JSON"),
-    ("list", b"[1]", "expected exactly"),
-    ("missing_run_id", b'{"version": 1}', "expected exactly"),
-    ("extra_key", b'{"version": 1, "run_id": "a", "files": []}', "expected exactly"),
-    ("zero", b'{"version": 0, "run_id": "a"}', "not a whole number >= 1"),
-    ("string_version", b'{"version": "1", "run_id": "a"}', "not a whole number >= 1"),
-    ("bool_version", b'{"version": true, "run_id": "a"}', "not a whole number >= 1"),
-    ("float_version", b'{"version": 1.0, "run_id": "a"}', "not a whole number >= 1"),
-    ("run_id", b'{"version": 1, "run_id": "../../x"}', "not a plain directory name"),
-    ("deep", b"[" * 4000, "not JSON"),
+def test_versions_ignore_refs_that_are_not_version_tags(mesh) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(3))
+    snapshot = snapshot_of(mesh, 1)
+    manage = iceberg_table(mesh).manage_snapshots()
+    for name in ("v0", "v01", "V2", "x1", "v1.0", "latest"):
+        manage = manage.create_tag(snapshot, name)
+    manage.create_branch(snapshot, "v3").commit()
+    assert {"v0", "v01", "v3", "latest"} <= set(iceberg_table(mesh).metadata.refs)
+    assert mesh.catalog.versions("widgets") == [1]
+    assert mesh.catalog.manifest("widgets").version == 1
+
+
+def test_tag_on_another_versions_snapshot_is_refused(mesh) -> None:  # noqa: ANN001
+    _two_versions(mesh)
+    retag(mesh, 1, snapshot_of(mesh, 2))
+    _assert_broken(mesh, 1, "is tagged v1 but its summary says version '2'")
+    assert mesh.catalog.manifest("widgets").version == 2
+
+
+def test_tag_on_another_versions_snapshot_is_refused_after_that_version_was_read(mesh) -> None:  # noqa: ANN001
+    _two_versions(mesh)
+    retag(mesh, 1, snapshot_of(mesh, 2))
+    assert mesh.catalog.manifest("widgets", 2).version == 2
+    _assert_broken(mesh, 1, "is tagged v1 but its summary says version '2'")
+
+
+def test_extra_tag_on_a_published_snapshot_is_refused(mesh) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(3))
+    iceberg_table(mesh).manage_snapshots().create_tag(snapshot_of(mesh, 1), "v7").commit()
+    assert mesh.catalog.versions("widgets") == [1, 7]
+    _assert_broken(mesh, 7, "is tagged v7 but its summary says version '1'")
+
+
+# -- the table's head ------------------------------------------------------------------------------
+
+
+def _untagged_claim(mesh: Any) -> int:
+    """An append whose summary copies version 2's, without the tag: claims to be v2, is not."""
+    table = iceberg_table(mesh)
+    summary = table.metadata.snapshot_by_id(snapshot_of(mesh, 2)).summary.additional_properties
+    table.append(widgets_table(1, start=50).cast(table.schema().as_arrow()),
+                 snapshot_properties={k: v for k, v in summary.items() if k.startswith("mesh.")})
+    head = iceberg_table(mesh).metadata.current_snapshot()
+    assert head is not None and head.snapshot_id != snapshot_of(mesh, 2)
+    return head.snapshot_id
+
+
+HEAD_ATTACKS = [
+    ("foreign_insert", foreign_insert),
+    ("foreign_delete", foreign_delete),
+    ("untagged_claim", _untagged_claim),
+    ("tag_moved_off_the_head", lambda mesh: retag(mesh, 2, snapshot_of(mesh, 1))),
 ]
 
 
-@pytest.mark.parametrize(("raw", "fragment"), [(r, f) for _, r, f in POINTER_ATTACKS],
-                         ids=[i for i, _, _ in POINTER_ATTACKS])
-def test_invalid_pointer_is_a_clear_error(mesh, raw: bytes, fragment: str) -> None:  # noqa: ANN001
-    mesh.publish("widgets", widgets_table(3))
-    latest = Path(mesh.catalog.paths("widgets").latest)
-    latest.write_bytes(raw)
+@pytest.mark.parametrize("attack", [a for _, a in HEAD_ATTACKS], ids=[i for i, _ in HEAD_ATTACKS])
+def test_head_that_is_not_a_published_version_is_refused(mesh, attack) -> None:  # noqa: ANN001
+    _two_versions(mesh)
+    attack(mesh)
     before = lake_fingerprint(mesh)
     for call in (lambda: mesh.catalog.manifest("widgets"), lambda: mesh.catalog.latest_version("widgets")):
         with pytest.raises(BrokenProductError) as info:
             call()
         message = str(info.value)
-        assert "'widgets'" in message and str(latest) in message and fragment in message
-        assert "mesh repair widgets" in message
-    # pinned versions do not depend on the pointer
-    assert mesh.catalog.manifest("widgets", 1).version == 1
+        assert "'widgets'" in message and "table shop.widgets" in message and "mesh repair widgets" in message
+        assert "is not a published version" in message and "not served until it is repaired" in message
+    assert mesh.catalog.manifest("widgets", 1).row_count == 3  # pinned versions do not depend on the head
     assert lake_fingerprint(mesh) == before
 
 
-def test_oversized_pointer_is_refused(mesh) -> None:  # noqa: ANN001
-    mesh.publish("widgets", widgets_table(3))
-    Path(mesh.catalog.paths("widgets").latest).write_bytes(b" " * 10_000)
-    with pytest.raises(BrokenProductError, match="larger than 4096 bytes"):
-        mesh.catalog.manifest("widgets")
+def test_a_lake_from_before_iceberg_points_at_migrate(mesh) -> None:  # noqa: ANN001
+    paths = mesh.catalog.paths("widgets")
+    Path(paths.prefix).mkdir(parents=True)
+    Path(paths.legacy_latest).write_text('{"version": 1, "run_id": "a"}')
+    with pytest.raises(BrokenProductError, match="mesh migrate") as info:
+        mesh.catalog.versions("widgets")
+    assert "'widgets'" in str(info.value) and paths.legacy_latest in str(info.value)
 
 
-def test_pointer_to_missing_version(mesh) -> None:  # noqa: ANN001
-    m = mesh.publish("widgets", widgets_table(3))
-    Path(mesh.catalog.paths("widgets").latest).write_text(json.dumps({"version": 9, "run_id": m.run_id}))
-    with pytest.raises(BrokenProductError, match="names version 9, but no manifest") as info:
-        mesh.catalog.manifest("widgets")
-    assert "committed versions: 1" in str(info.value)
+# -- the snapshot must read exactly its record's files --------------------------------------------
 
 
-def test_pointer_run_id_must_match_manifest(mesh) -> None:  # noqa: ANN001
-    mesh.publish("widgets", widgets_table(3))
-    Path(mesh.catalog.paths("widgets").latest).write_text(json.dumps({"version": 1, "run_id": "other-run"}))
-    with pytest.raises(BrokenProductError, match="names run 'other-run' for version 1"):
-        mesh.catalog.manifest("widgets")
+def _outside(uri: str) -> Callable[[Any], list[Any]]:
+    return lambda mesh: [altered(f, file_path=uri.format(root=mesh.lake.root)) for f in data_files(mesh, 2)]
 
 
-def test_pointer_roll_forward_still_works(mesh) -> None:  # noqa: ANN001
-    m1 = mesh.publish("widgets", widgets_table(3))
-    mesh.publish("widgets", widgets_table(4))
-    Path(mesh.catalog.paths("widgets").latest).write_text(json.dumps({"version": 1, "run_id": m1.run_id}))
-    assert mesh.catalog.manifest("widgets").version == 2
+def _miscounted(mesh: Any) -> list[Any]:
+    return [altered(f, record_count=99) for f in data_files(mesh, 2)]
 
 
-def test_parse_pointer_round_trip() -> None:
-    from datamesh.catalog import pointer_bytes
+SNAPSHOT_ATTACKS: list[tuple[str, Callable[[Any], list[Any]], str]] = [
+    ("extra_file", lambda mesh: data_files(mesh, 2) + data_files(mesh, 1), "reads files its record does not list"),
+    ("other_file", lambda mesh: data_files(mesh, 1), "does not read files its record lists"),
+    ("delete_file", lambda mesh: data_files(mesh, 2) + [position_delete_file(mesh, 2)],
+     "reads delete files written by another engine"),
+    ("outside_the_lake", _outside("file:///etc/passwd.parquet"), "which is not a file of this lake"),
+    ("other_scheme", _outside("s3:/{root}/products/shop/widgets/data/x.parquet"), "which is not a file of this lake"),
+    ("row_count", _miscounted, "has 99 rows"),
+]
 
-    assert parse_pointer(pointer_bytes(3, "r-1")) == (3, "r-1")
-    assert pointer_bytes(3, "r-1") == b'{"version": 3, "run_id": "r-1"}'
+
+@pytest.mark.parametrize(("files", "fragment"), [(f, m) for _, f, m in SNAPSHOT_ATTACKS],
+                         ids=[i for i, _, _ in SNAPSHOT_ATTACKS])
+def test_snapshot_must_read_exactly_its_records_files(mesh, files, fragment: str) -> None:  # noqa: ANN001
+    _two_versions(mesh)
+    forge_version(mesh, 2, files=files(mesh))  # record and summary untouched: the hash still matches
+    before = lake_fingerprint(mesh)
+    for version in (2, None):
+        _assert_broken(mesh, version, "does not match its record", fragment)
+    assert mesh.catalog.manifest("widgets", 1).row_count == 3
+    assert lake_fingerprint(mesh) == before
 
 
 # -- verified file lists ------------------------------------------------------------------------------
@@ -261,14 +329,24 @@ def test_verified_file_uris_of_intact_version(mesh, monkeypatch: pytest.MonkeyPa
     assert hashed == []  # size and mtime match: nothing is hashed
 
 
+def test_verified_scan_reads_the_tagged_snapshot(mesh) -> None:  # noqa: ANN001
+    _two_versions(mesh)
+    m = mesh.catalog.manifest("widgets", 1)
+    scan = mesh.catalog.verified_scan(m)
+    assert scan.startswith("iceberg_scan(") and f"snapshot_from_id => {snapshot_of(mesh, 1)})" in scan
+    assert m.metadata_location in scan
+
+
 def test_missing_file_is_tampered(mesh) -> None:  # noqa: ANN001
     m = mesh.publish("widgets", widgets_table(3))
     path = mesh.catalog.file_paths(m)[0]
     os.remove(path)
-    with pytest.raises(TamperedError) as info:
-        mesh.catalog.verified_file_uris(m)
-    message = str(info.value)
-    assert "'widgets' version 1" in message and path in message and "is missing" in message
+    for call in (mesh.catalog.verified_file_uris, mesh.catalog.verified_scan):
+        with pytest.raises(TamperedError) as info:
+            call(m)
+        message = str(info.value)
+        assert "'widgets' version 1" in message and path in message and "is missing" in message
+        assert "mesh repair widgets" in message
 
 
 def test_resized_file_is_tampered(mesh) -> None:  # noqa: ANN001
@@ -276,40 +354,24 @@ def test_resized_file_is_tampered(mesh) -> None:  # noqa: ANN001
     path = mesh.catalog.file_paths(m)[0]
     pq.write_table(widgets_table(300), path)
     with pytest.raises(TamperedError, match=f"has [0-9,]+ bytes, the manifest recorded {m.files[0].bytes:,}"):
-        mesh.catalog.verified_file_uris(m)
+        mesh.catalog.verified_scan(m)
 
 
-def _same_size_overwrite(path: str, *, keep_mtime: bool) -> None:
+def _same_size_overwrite(path: str) -> None:
     data = bytearray(Path(path).read_bytes())
     stat = os.stat(path)
     data[len(data) // 2] ^= 0xFF
     Path(path).write_bytes(bytes(data))
-    if keep_mtime:
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    else:
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
 
 
 def test_same_size_overwrite_is_tampered(mesh) -> None:  # noqa: ANN001
     m = mesh.publish("widgets", widgets_table(3))
     path = mesh.catalog.file_paths(m)[0]
-    _same_size_overwrite(path, keep_mtime=False)
+    _same_size_overwrite(path)
     with pytest.raises(TamperedError, match="was overwritten: its SHA-256 is") as info:
-        mesh.catalog.verified_file_uris(m)
+        mesh.catalog.verified_scan(m)
     assert path in str(info.value) and "mesh repair widgets" in str(info.value)
-
-
-def test_copied_lake_stays_readable(mesh, tmp_path: Path, contracts_dir: Path) -> None:  # noqa: ANN001
-    """A copy has new modification times: the files are hashed once, and they match."""
-    m = mesh.publish("widgets", widgets_table(3))
-    copy = tmp_path / "copied-lake"
-    shutil.copytree(mesh.lake.root, copy, copy_function=shutil.copy)  # copy, not copy2: new mtimes
-    other = Mesh.from_settings(Settings(lake_url=str(copy), contracts_dir=contracts_dir))
-    m2 = other.catalog.manifest("widgets")
-    assert os.stat(other.catalog.file_paths(m2)[0]).st_mtime_ns != m.files[0].mtime_ns
-    assert other.catalog.verified_file_uris(m2) == other.catalog.file_uris(m2)
-    with other.session() as s:
-        assert s.sql("select count(*) from widgets").fetchone()[0] == 3  # type: ignore[index]
 
 
 # -- status --------------------------------------------------------------------------------------------
@@ -318,7 +380,7 @@ def test_copied_lake_stays_readable(mesh, tmp_path: Path, contracts_dir: Path) -
 def test_status_survives_a_broken_product(mesh) -> None:  # noqa: ANN001
     mesh.publish("widgets", widgets_table(3))
     mesh.publish("widget_orders", _orders())
-    Path(mesh.catalog.paths("widgets").latest).write_bytes(b"\xff garbage")
+    foreign_insert(mesh)
     rows = {r["product"]: r for r in mesh.catalog.status()}
     assert rows["widget_orders"]["version"] == 1 and rows["widget_orders"]["error"] is None
     assert rows["widgets"]["version"] is None and "mesh repair widgets" in rows["widgets"]["error"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 from datamesh.errors import BrokenProductError, QueryError, ReadOnlyError, TamperedError, VersionNotFoundError
 from tests.conftest import widgets_table
 from tests.integrity import lake_fingerprint
+from tests.unit.datamesh.damaged_files import edit_record, foreign_insert, forge_version
 
 
 def _orders(n: int = 2) -> pa.Table:
@@ -27,15 +27,17 @@ def _publish_both(mesh: Any) -> None:
     mesh.publish("widget_orders", _orders(2))
 
 
-def _break_pointer(mesh: Any) -> None:
-    Path(mesh.catalog.paths("widgets").latest).write_bytes(b"\x00\xff garbage")
+def _foreign_insert(mesh: Any) -> None:
+    foreign_insert(mesh)
 
 
-def _break_manifest(mesh: Any) -> None:
-    path = Path(mesh.catalog.paths("widgets").manifest(1))
-    doc = json.loads(path.read_text())
-    doc["run_id"] = "../../../billing/invoices"
-    path.write_text(json.dumps(doc))
+def _edit_record(mesh: Any) -> None:
+    edit_record(mesh, 1, lambda d: d.update(run_id="../../../billing/invoices"))
+
+
+def _forge_record(mesh: Any) -> None:
+    forge_version(mesh, 1, edit=lambda d: d["files"][0].update(
+        path=d["files"][0]["path"].replace("/widgets/", "/widget_orders/")))
 
 
 def _tamper_file(mesh: Any) -> None:
@@ -49,15 +51,16 @@ def _delete_file(mesh: Any) -> None:
 
 
 BREAKS = [
-    (_break_pointer, BrokenProductError, "_latest.json"),
-    (_break_manifest, BrokenProductError, "00000001.json"),
+    (_foreign_insert, BrokenProductError, "is not a published version"),
+    (_edit_record, BrokenProductError, "changed after the commit"),
+    (_forge_record, BrokenProductError, "not a plain *.parquet file"),
     (_tamper_file, TamperedError, "part-00000.parquet"),
     (_delete_file, TamperedError, "is missing"),
 ]
 
 
 @pytest.mark.parametrize(("damage", "error", "fragment"), BREAKS,
-                         ids=["pointer", "manifest", "tampered_file", "deleted_file"])
+                         ids=["foreign_insert", "edited_record", "forged_record", "tampered_file", "deleted_file"])
 def test_one_broken_product_never_breaks_the_others(mesh, damage, error: type, fragment: str) -> None:  # noqa: ANN001
     _publish_both(mesh)
     damage(mesh)
@@ -84,7 +87,7 @@ def test_one_broken_product_never_breaks_the_others(mesh, damage, error: type, f
 def test_broken_view_raises_its_message_when_read(mesh) -> None:  # noqa: ANN001
     """The view itself raises (DuckDB error()), even for a read the pre-check cannot see."""
     _publish_both(mesh)
-    _break_pointer(mesh)
+    _foreign_insert(mesh)
     with mesh.session() as s:
         with pytest.raises(duckdb.Error, match="mesh repair widgets"):
             s._con.sql("select count(*) from widgets").fetchall()
@@ -103,6 +106,14 @@ def test_broken_product_keeps_older_pins_readable(mesh) -> None:  # noqa: ANN001
         assert s.sql("select count(*) from widgets__v1").fetchone() == (5,)
         with pytest.raises(TamperedError, match="version 2"):
             s.sql("select count(*) from widgets__v2")
+
+
+def test_foreign_insert_keeps_pins_readable_and_its_rows_unserved(mesh) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(5))
+    foreign_insert(mesh, rows=3)
+    with mesh.session() as s:
+        assert "is not a published version" in s.broken["widgets"]
+        assert s.sql("select count(*), count(*) filter (where color = 'green') from widgets__v1").fetchone() == (5, 0)
 
 
 def test_pinned_version_with_deleted_file(mesh) -> None:  # noqa: ANN001
@@ -182,12 +193,15 @@ def test_session_reads_nothing_outside_the_lake(mesh, tmp_path: Path) -> None:  
             s._con.execute("SET memory_limit = '10GB'")
 
 
-def test_latest_views_use_verified_files(mesh, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_views_use_verified_scans(mesh, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    import datamesh.duckdb_engine as engine
+
     _publish_both(mesh)
     seen: list[str] = []
-    original = mesh.catalog.verified_file_uris
-    monkeypatch.setattr(mesh.catalog, "verified_file_uris", lambda m: seen.append(m.product) or original(m))
+    original = mesh.catalog.verified_scan
+    monkeypatch.setattr(mesh.catalog, "verified_scan", lambda m: seen.append(m.product) or original(m))
     monkeypatch.setattr(mesh.catalog, "file_uris", lambda m: pytest.fail("unverified file list used"))
+    monkeypatch.setattr(engine, "read_parquet_sql", lambda uris: pytest.fail("a raw file list was read"))
     with mesh.session() as s:
-        s.sql("select count(*) from widgets__v1").fetchall()
+        assert s.sql("select count(*) from widgets__v1").fetchone() == (5,)
     assert sorted(seen) == ["widget_orders", "widgets", "widgets"]

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -10,7 +9,6 @@ import threading
 import time
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -25,6 +23,7 @@ from datamesh.errors import (
 )
 from datamesh.publish import Publisher, apply_retention_rule
 from tests.conftest import widgets_table
+from tests.integrity import lake_fingerprint
 
 
 def read_latest(mesh) -> pa.Table:  # noqa: ANN001
@@ -185,7 +184,7 @@ def test_concurrent_publish_of_same_version(mesh) -> None:  # noqa: ANN001
             pub.write(widgets_table(n))
             original = pub._next_version
             # every writer picks its version before any of them commits
-            pub._next_version = lambda: (v := original(), barrier.wait(), v)[2]  # type: ignore[method-assign]
+            pub._next_version = lambda state: (v := original(state), barrier.wait(), v)[2]  # type: ignore[method-assign]
             outcomes.append(pub.commit())
         except ConflictError as exc:
             outcomes.append(exc)
@@ -206,33 +205,44 @@ def test_concurrent_publish_of_same_version(mesh) -> None:  # noqa: ANN001
     assert len(list(Path(mesh.catalog.paths("widgets").data).iterdir())) == 1
 
 
-def test_crash_after_commit_before_pointer_move(mesh, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_crash_right_after_the_catalog_commit(mesh, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """Killed after the catalog commit (before hooks and retention): the new version is served."""
     mesh.publish("widgets", widgets_table(3))
+    commit = mesh.catalog.tables.commit
 
-    def boom(path: str, data: bytes) -> None:
+    def commit_then_die(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        commit(*args, **kwargs)
         raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(mesh.lake, "replace", boom)
+    monkeypatch.setattr(mesh.catalog.tables, "commit", commit_then_die)
     with pytest.raises(KeyboardInterrupt):
         mesh.publish("widgets", widgets_table(6))
     monkeypatch.undo()
-    # the manifest is the commit point: readers roll the pointer forward
+    # the catalog commit is the commit point
     assert mesh.catalog.latest_version("widgets") == 2
     assert read_latest(mesh).num_rows == 6
 
 
 def test_crash_before_commit(mesh, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     mesh.publish("widgets", widgets_table(3))
+    before = lake_fingerprint(mesh)
 
-    def boom(path: str, data: bytes) -> None:
-        raise OSError("disk full")
+    def boom(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise OSError("catalog unreachable")
 
-    monkeypatch.setattr(mesh.lake, "create_only", boom)
+    monkeypatch.setattr(mesh.catalog.tables, "commit", boom)
     with pytest.raises(OSError):
         mesh.publish("widgets", widgets_table(6))
     monkeypatch.undo()
     assert mesh.catalog.latest_version("widgets") == 1
     assert read_latest(mesh).num_rows == 3
+    # The outcome of an interrupted commit is unknown to the writer, so it removes nothing;
+    # retention's orphan sweep removes the unreferenced run and record.
+    paths = mesh.catalog.paths("widgets")
+    assert len(list(Path(paths.data).iterdir())) == 2 and len(list(Path(paths.records).iterdir())) == 2
+    apply_retention_rule(mesh.catalog, mesh.contract("widgets"), keep=3, orphan_grace_seconds=0)
+    assert len(list(Path(paths.data).iterdir())) == 1 and len(list(Path(paths.records).iterdir())) == 1
+    assert lake_fingerprint(mesh)["catalog"] == before["catalog"]
 
 
 def test_retention_keeps_newest(mesh) -> None:  # noqa: ANN001
@@ -255,17 +265,20 @@ from datamesh.settings import Settings
 from datamesh.publish import Publisher
 mesh = Mesh.from_settings(Settings(lake_url=sys.argv[1], contracts_dir=sys.argv[2]))
 contract = mesh.contract("widgets")
-replace = mesh.lake.replace
+commit = mesh.catalog.tables.commit
 
 
-def slow_pointer_move(path, data):
-    # The manifest is committed; hold the pointer move so the test can kill exactly here.
+def slow_commit(*args, **kwargs):
+    # The record is written; hold before and after the catalog commit so the test can kill there.
+    print("committing", flush=True)
+    time.sleep(0.5)
+    result = commit(*args, **kwargs)
     print("committed", flush=True)
     time.sleep(2.0)
-    replace(path, data)
+    return result
 
 
-mesh.lake.replace = slow_pointer_move
+mesh.catalog.tables.commit = slow_commit
 print("ready", flush=True)
 with Publisher(mesh.catalog, contract, rows_per_file=3000) as pub:
     for i in range(40):
@@ -292,10 +305,10 @@ def test_publish_killed_at_random_points(mesh, tmp_path: Path, contracts_dir: Pa
     lake_url = mesh.settings.lake_url
     killed_before_commit = killed_after_commit = 0
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
-    # Half the kills land while parts are staged (before the commit), half after the manifest is
-    # committed but before the pointer moves (readers must roll forward); jitter within each phase.
-    for attempt in range(8):
-        phase = "writing" if attempt % 2 == 0 else "committed"
+    # The kills land while parts are staged, after the record is written but before the catalog
+    # commit, and right after the commit; jitter within each phase.
+    for attempt in range(9):
+        phase = ("writing", "committing", "committed")[attempt % 3]
         version_before = mesh.catalog.latest_version("widgets")
         proc = subprocess.Popen([sys.executable, str(script), lake_url, str(contracts_dir)],
                                 stdout=subprocess.PIPE, text=True, env=env)
@@ -308,20 +321,16 @@ def test_publish_killed_at_random_points(mesh, tmp_path: Path, contracts_dir: Pa
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         manifest = mesh.catalog.manifest("widgets")
-        files = mesh.catalog.file_paths(manifest)
-        assert all(Path(f).exists() for f in files)
-        rows = duckdb.sql(f"select count(*) from read_parquet({files!r})").fetchone()[0]
+        rows = read_latest(mesh).num_rows
         assert rows == manifest.row_count
         assert rows in (7, 40_000)
-        latest_pointer = json.loads(Path(mesh.catalog.paths("widgets").latest).read_text())["version"]
-        assert latest_pointer <= manifest.version
         if manifest.version == version_before:  # killed before its commit: the old version is served
+            assert phase != "committed"
             killed_before_commit += 1
-        else:  # killed after the commit, before the pointer moved: the new version is served (rolled forward)
-            assert manifest.version == version_before + 1 and rows == 40_000
-            assert latest_pointer < manifest.version  # the pointer never moved to it
+        else:  # killed after the commit: the new version is served, complete
+            assert phase == "committed" and manifest.version == version_before + 1 and rows == 40_000
             killed_after_commit += 1
-    assert killed_before_commit == 4 and killed_after_commit == 4, (killed_before_commit, killed_after_commit)
+    assert killed_before_commit == 6 and killed_after_commit == 3, (killed_before_commit, killed_after_commit)
     # and the next publish works normally after all those kills
     m = mesh.publish("widgets", widgets_table(9))
     assert read_latest(mesh).num_rows == 9 and m.version >= 2

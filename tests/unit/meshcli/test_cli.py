@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from meshcli import app
 from tests.conftest import widgets_table
 from tests.integrity import lake_fingerprint
+from tests.unit.datamesh.damaged_files import foreign_insert, forge_version
 
 
 @pytest.fixture()
@@ -115,24 +116,25 @@ def test_pin_accepts_domain_and_product(cli, mesh) -> None:  # noqa: ANN001
     assert json.loads(result.output) == [{"n": 5}]
 
 
-def test_corrupt_pointer_breaks_only_its_product(cli, mesh) -> None:  # noqa: ANN001
+def test_foreign_insert_breaks_only_its_product_until_repaired(cli, mesh) -> None:  # noqa: ANN001
     mesh.publish("widgets", widgets_table(5))
     mesh.publish("widget_orders", pa.table({"order_id": pa.array([1], pa.int64()),
                                             "line_number": pa.array([1], pa.int32()),
                                             "widget_id": pa.array([1], pa.int64())}))
-    Path(mesh.catalog.paths("widgets").latest).write_bytes(b"{not json")
+    foreign_insert(mesh, rows=2)
     assert cli("query", "-f", "json", "select 1 as one").exit_code == 0
     ok = cli("query", "-f", "json", "select count(*) as n from widget_orders")
     assert ok.exit_code == 0 and json.loads(ok.output) == [{"n": 1}]
     broken = cli("query", "select count(*) from widgets")
     assert broken.exit_code == 1
-    assert "widgets" in broken.output and "mesh repair widgets" in broken.output
+    assert "not a published version" in broken.output and "mesh repair widgets" in broken.output
     products = cli("products", "-f", "json")
     assert products.exit_code == 0, products.output
     repaired = cli("repair", "widgets")
     assert repaired.exit_code == 0, repaired.output
+    assert "table head not a published version -> v1" in repaired.output
     again = cli("query", "-f", "json", "select count(*) as n from widgets")
-    assert again.exit_code == 0 and json.loads(again.output) == [{"n": 5}]
+    assert again.exit_code == 0 and json.loads(again.output) == [{"n": 5}]  # the foreign rows are gone
 
 
 def test_output_is_text_not_markup(cli, mesh, tmp_path: Path) -> None:  # noqa: ANN001
@@ -153,24 +155,20 @@ def test_output_is_text_not_markup(cli, mesh, tmp_path: Path) -> None:  # noqa: 
     assert shown.exit_code == 0 and "[bold]x[/bold]" in shown.output and "[/x]" in shown.output
 
 
-def test_retention_refuses_a_manifest_pointing_outside(cli, mesh) -> None:  # noqa: ANN001
+def test_retention_refuses_a_record_pointing_outside(cli, mesh) -> None:  # noqa: ANN001
     for n in (3, 4, 5, 6):
         mesh.publish("widgets", widgets_table(n))
     mesh.publish("widget_orders", pa.table({"order_id": pa.array([1], pa.int64()),
                                             "line_number": pa.array([1], pa.int32()),
                                             "widget_id": pa.array([1], pa.int64())}))
-    manifest_path = Path(mesh.catalog.paths("widgets").manifest(mesh.catalog.versions("widgets")[0]))
-    doc = json.loads(manifest_path.read_text())
-    doc["run_id"] = "../../widget_orders"
-    manifest_path.write_text(json.dumps(doc))
-    orders_before = lake_fingerprint(mesh)["catalog"]["widget_orders"]
-    before_bytes = {k: v for k, v in lake_fingerprint(mesh)["bytes"].items() if "widget_orders" in k}
+    oldest = mesh.catalog.versions("widgets")[0]
+    forge_version(mesh, oldest, edit=lambda doc: doc.update(run_id="../../widget_orders"))
+    before = lake_fingerprint(mesh)
     result = cli("retention", "widgets", "--keep", "1")
     assert result.exit_code == 1
-    assert "widgets" in result.output
-    after = lake_fingerprint(mesh)
-    assert after["catalog"]["widget_orders"] == orders_before
-    assert {k: v for k, v in after["bytes"].items() if "widget_orders" in k} == before_bytes
+    assert "'widgets'" in result.output and "not a plain directory name" in result.output
+    assert "mesh repair widgets" in result.output
+    assert lake_fingerprint(mesh) == before
 
 
 def test_tampered_version_is_refused_and_verify_reports_it(cli, mesh) -> None:  # noqa: ANN001

@@ -1,0 +1,509 @@
+"""Products as Apache Iceberg tables: one table per product, one snapshot per version.
+
+Each product is the Iceberg table ``<domain>.<product>`` located at
+``products/<domain>/<product>/`` of the lake. A published version is one
+snapshot that replaces the whole table's content with exactly the files the
+publish staged and checked, tagged ``v<N>`` in the same catalog commit. The
+catalog's compare-and-swap on the table's metadata pointer is the commit
+point: a writer whose base moved meanwhile gets :class:`ConflictError`, and
+nothing it staged becomes visible. Retries are off (``commit.retry.num-retries
+= 0``): a version number is claimed once, never rebased onto a newer head.
+
+The catalog is pyiceberg's SQL catalog: a SQLite file inside a local lake by
+default (no server), PostgreSQL on the full stack (``MESH_ICEBERG_CATALOG_URI``),
+which Trino's Iceberg connector reads natively. Nothing here trusts what it
+reads back: :mod:`datamesh.catalog` checks every snapshot against the side
+record the publish wrote (checksums, contract, quality) before serving it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from datamesh.errors import ConflictError, PublishError, SettingsError, StorageError
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog.sql import SqlCatalog
+    from pyiceberg.manifest import DataFile
+    from pyiceberg.table import Table
+
+    from datamesh.contracts import Contract
+    from datamesh.storage import Lake
+
+#: The catalog's name; Trino's ``iceberg.jdbc-catalog.catalog-name`` must be the same.
+CATALOG_NAME = "lake"
+#: The embedded catalog of a local lake, relative to its root.
+SQLITE_CATALOG = "_catalog/iceberg.db"
+VERSION_TAG = re.compile(r"v([1-9][0-9]{0,8})")
+
+#: Snapshot summary keys a publish writes (Trino shows them in ``"<table>$snapshots"``).
+PROP_VERSION = "mesh.version"
+PROP_RUN_ID = "mesh.run-id"
+PROP_RECORD_SHA256 = "mesh.record-sha256"
+PROP_CONTRACT_VERSION = "mesh.contract-version"
+PROP_ROWS = "mesh.rows"
+PROP_INPUTS = "mesh.inputs"
+PROP_QUALITY = "mesh.quality"
+PROP_ACTOR = "mesh.actor"
+#: Table property: the highest version number ever committed (never reused, even after its tag is removed).
+PROP_LAST_VERSION = "mesh.last-version"
+
+NAME_MAPPING = "schema.name-mapping.default"
+#: Properties every product table carries.
+TABLE_PROPERTIES = {
+    "format-version": "2",
+    "commit.retry.num-retries": "0",
+    "write.parquet.compression-codec": "snappy",
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "20",
+}
+
+
+@dataclass(frozen=True)
+class SnapshotRef:
+    """One published version as the catalog records it."""
+
+    version: int
+    snapshot_id: int
+    timestamp_ms: int
+    summary: dict[str, str]
+
+
+@dataclass(frozen=True)
+class TableState:
+    """What a product's table looks like now: its tagged versions and its head."""
+
+    metadata_location: str
+    versions: dict[int, SnapshotRef]
+    #: The version the table's main branch points at (None: the table has no snapshot yet).
+    head: SnapshotRef | None
+    #: Why the main branch's head is not a published version (someone wrote to the table directly), or None.
+    head_problem: str | None
+    table: Any = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class DataFileInfo:
+    uri: str
+    records: int
+    bytes: int
+    #: 0 data, 1 position deletes, 2 equality deletes.
+    content: int
+
+
+def _summary(snapshot: Any) -> dict[str, str]:
+    summary = snapshot.summary
+    if summary is None:
+        return {}
+    props = dict(summary.additional_properties)
+    props["operation"] = str(summary.operation.value if hasattr(summary.operation, "value") else summary.operation)
+    return props
+
+
+def table_state(table: Table) -> TableState:
+    """The tagged versions and the head of a loaded table (validated: refs must agree with summaries)."""
+    metadata = table.metadata
+    by_id = {s.snapshot_id: s for s in metadata.snapshots}
+    versions: dict[int, SnapshotRef] = {}
+    for name, ref in metadata.refs.items():
+        match = VERSION_TAG.fullmatch(name)
+        if not match or str(ref.snapshot_ref_type.value if hasattr(ref.snapshot_ref_type, "value")
+                                else ref.snapshot_ref_type) != "tag":
+            continue
+        snapshot = by_id.get(ref.snapshot_id)
+        if snapshot is None:
+            continue
+        summary = _summary(snapshot)
+        versions[int(match.group(1))] = SnapshotRef(int(match.group(1)), snapshot.snapshot_id,
+                                                    snapshot.timestamp_ms, summary)
+    head = None
+    problem = None
+    main = metadata.refs.get("main")
+    if main is not None:
+        snapshot = by_id.get(main.snapshot_id)
+        summary = _summary(snapshot) if snapshot is not None else {}
+        claimed = summary.get(PROP_VERSION, "")
+        tagged = versions.get(int(claimed)) if claimed.isdigit() else None
+        if snapshot is None:
+            problem = f"its main branch points at snapshot {main.snapshot_id}, which the table does not have"
+        elif tagged is None or tagged.snapshot_id != snapshot.snapshot_id:
+            problem = (f"its current snapshot {snapshot.snapshot_id} ({summary.get('operation', '?')}) is not a "
+                       "published version: it was written to the table directly, not by a mesh publish")
+        else:
+            head = tagged
+    return TableState(table.metadata_location, versions, head, problem, table)
+
+
+class TableStore:
+    """The Iceberg catalog of one lake (lazy: nothing connects until first use)."""
+
+    def __init__(self, lake: Lake, uri: str | None = None) -> None:
+        self.lake = lake
+        if uri is None and lake.is_s3:
+            raise SettingsError(
+                f"The lake {lake.url} is on S3, so its tables need a shared catalog: set "
+                "MESH_ICEBERG_CATALOG_URI (e.g. postgresql+psycopg2://user:password@host:5432/lake; "
+                "`python -m nativestack env` prints the native stack's)."
+            )
+        self._uri = uri or f"sqlite:///{lake.path(SQLITE_CATALOG)}"
+        self._catalog: SqlCatalog | None = None
+        self._lock = threading.Lock()
+
+    # -- locations --------------------------------------------------------------------
+
+    def uri_of(self, lake_path: str) -> str:
+        """The URI Iceberg records for a path of the lake's file system."""
+        return f"s3://{lake_path}" if self.lake.is_s3 else f"file://{lake_path}"
+
+    def path_of(self, uri: str) -> str | None:
+        """The lake path of a URI Iceberg recorded (None if it is not one of this lake's)."""
+        prefix = "s3://" if self.lake.is_s3 else "file://"
+        if not uri.startswith(prefix):
+            return None
+        path = uri[len(prefix):]
+        if any(part in ("", ".", "..") for part in path.split("/")[1:]) or "\x00" in path:
+            return None
+        return path if path.startswith(self.lake.root + "/") else None
+
+    def location(self, contract: Contract) -> str:
+        return self.uri_of(self.lake.path("products", contract.domain, contract.id))
+
+    @staticmethod
+    def identifier(contract: Contract) -> tuple[str, str]:
+        return (contract.domain, contract.id)
+
+    # -- the catalog ------------------------------------------------------------------
+
+    @property
+    def catalog(self) -> SqlCatalog:
+        with self._lock:
+            if self._catalog is None:
+                self._catalog = self._open()
+            return self._catalog
+
+    def _open(self) -> SqlCatalog:
+        from pyiceberg.catalog.sql import SqlCatalog
+
+        props: dict[str, str] = {"warehouse": self.uri_of(self.lake.path("products"))}
+        if self._uri.startswith("sqlite:///"):
+            self.lake.fs.create_dir(self.lake.path("_catalog"), recursive=True)
+        if self.lake.is_s3 and self.lake.s3 is not None:
+            s3 = self.lake.s3
+            props.update({"s3.region": s3.region, "s3.access-key-id": s3.access_key_id or "",
+                          "s3.secret-access-key": s3.secret_access_key or "",
+                          "s3.force-virtual-addressing": "false"})
+            if s3.endpoint_url:
+                props["s3.endpoint"] = s3.endpoint_url
+        try:
+            return SqlCatalog(CATALOG_NAME, uri=self._uri, **props)
+        except Exception as exc:  # sqlalchemy / driver errors: never echo the URI (it holds a password)
+            raise StorageError(
+                f"Cannot open the Iceberg catalog ({type(exc).__name__}: {_redact(str(exc), self._uri)}). "
+                "Check MESH_ICEBERG_CATALOG_URI and that the catalog database is running "
+                "(`python -m nativestack status`)."
+            ) from None
+
+    def load(self, contract: Contract) -> Table | None:
+        from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+
+        try:
+            table = self.catalog.load_table(self.identifier(contract))
+        except (NoSuchTableError, NoSuchNamespaceError):
+            return None
+        except (OSError, ValueError) as exc:
+            raise StorageError(
+                f"Product '{contract.id}': its Iceberg table cannot be loaded "
+                f"({type(exc).__name__}: {_redact(str(exc), self._uri)[:300]})."
+            ) from None
+        location = self.location(contract)
+        if table.metadata.location.rstrip("/") != location or not table.metadata_location.startswith(location + "/"):
+            raise StorageError(
+                f"Product '{contract.id}': the catalog's table {contract.domain}.{contract.id} lives at "
+                f"{table.metadata.location} (metadata {table.metadata_location}), not inside this lake at {location}. "
+                "A copied lake keeps its catalog's absolute paths: point MESH_ICEBERG_CATALOG_URI at this lake's "
+                "own catalog, or migrate the copy. Nothing was read or written."
+            )
+        return table
+
+    def state(self, contract: Contract) -> TableState | None:
+        table = self.load(contract)
+        return None if table is None else table_state(table)
+
+    def create(self, contract: Contract) -> Table:
+        """The product's table, created (empty, with the contract's schema and comments) if missing."""
+        from pyiceberg.exceptions import TableAlreadyExistsError
+
+        table = self.load(contract)
+        if table is not None:
+            return table
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            self.catalog.create_namespace_if_not_exists(contract.domain)
+        except IntegrityError:  # a concurrent first publish in the same domain created it
+            pass
+        properties = {**TABLE_PROPERTIES, "comment": _comment(contract), "mesh.owner": contract.owner.team}
+        try:
+            return self.catalog.create_table(self.identifier(contract), iceberg_schema(contract),
+                                             location=self.location(contract), properties=properties)
+        except (TableAlreadyExistsError, IntegrityError):  # a concurrent first publish created it
+            table = self.load(contract)
+            assert table is not None
+            return table
+
+    # -- writing ----------------------------------------------------------------------
+
+    def commit(self, contract: Contract, version: int, lake_paths: list[str], properties: dict[str, str],
+               *, base_snapshot_id: int | None) -> tuple[int, str]:
+        """Replace the table's content with exactly these files, as one snapshot tagged ``v<version>``.
+
+        ``base_snapshot_id`` is the head the caller read when it chose
+        ``version``; if the head moved, or the tag exists, the commit is
+        refused with ConflictError and nothing becomes visible. Returns the
+        new snapshot's id and the table's new metadata location.
+        """
+        from pyiceberg.exceptions import CommitFailedException
+        from pyiceberg.table.update.snapshot import ManageSnapshots
+
+        table = self.create(contract)
+        head = table.metadata.current_snapshot()
+        if (head.snapshot_id if head else None) != base_snapshot_id or f"v{version}" in table.metadata.refs:
+            raise self._conflict(contract, version)
+        tx = table.transaction()
+        evolve_schema(tx, contract)
+        mapping = tx.table_metadata.schema().name_mapping.model_dump_json()
+        wanted = {**_table_properties(contract), NAME_MAPPING: mapping, PROP_LAST_VERSION: str(version)}
+        changed = {k: v for k, v in wanted.items() if tx.table_metadata.properties.get(k) != v}
+        if changed:
+            tx.set_properties(**changed)
+        uris = [self.uri_of(p) for p in lake_paths]
+        new_files = _data_files(tx.table_metadata, uris, table.io, contract)
+        with tx.update_snapshot(snapshot_properties=properties).overwrite() as overwrite:
+            if head is not None:
+                for data_file in self.live_files(table, head.snapshot_id):
+                    overwrite.delete_data_file(data_file)
+            for data_file in new_files:
+                overwrite.append_data_file(data_file)
+            snapshot_id = overwrite._snapshot_id
+        ManageSnapshots(tx).create_tag(snapshot_id, f"v{version}").commit()
+        try:
+            committed = tx.commit_transaction()
+        except CommitFailedException:
+            raise self._conflict(contract, version) from None
+        return int(snapshot_id), committed.metadata_location
+
+    def _conflict(self, contract: Contract, version: int) -> ConflictError:
+        return ConflictError(
+            f"Product '{contract.id}': version {version} was committed by another writer first; "
+            "this publish was discarded (its staged files are removed) and the other version is served. "
+            "Re-run the publish to create the next version."
+        )
+
+    def live_files(self, table: Table, snapshot_id: int) -> list[DataFile]:
+        """The data and delete files a snapshot reads (deleted manifest entries excluded)."""
+        snapshot = table.metadata.snapshot_by_id(snapshot_id)
+        if snapshot is None:
+            return []
+        files = []
+        for manifest in snapshot.manifests(io=table.io):
+            for entry in manifest.fetch_manifest_entry(io=table.io, discard_deleted=True):
+                files.append(entry.data_file)
+        return files
+
+    def file_infos(self, table: Table, snapshot_id: int) -> list[DataFileInfo]:
+        return [DataFileInfo(f.file_path, int(f.record_count), int(f.file_size_in_bytes),
+                             int(getattr(f.content, "value", f.content)))
+                for f in self.live_files(table, snapshot_id)]
+
+    def expire(self, contract: Contract, versions: Iterable[int]) -> set[int]:
+        """Remove the tags of ``versions`` and expire every snapshot no remaining ref protects.
+
+        Returns the expired snapshot ids. The caller deletes the files only
+        those snapshots referenced, after this commit.
+        """
+        from pyiceberg.exceptions import CommitFailedException
+        from pyiceberg.table.update.snapshot import ExpireSnapshots, ManageSnapshots
+
+        table = self.load(contract)
+        if table is None:
+            return set()
+        tx = table.transaction()
+        tags = [f"v{v}" for v in versions if f"v{v}" in table.metadata.refs]
+        if tags:
+            manage = ManageSnapshots(tx)
+            for tag in tags:
+                manage.remove_tag(tag)
+            manage.commit()
+        protected = {ref.snapshot_id for ref in tx.table_metadata.refs.values()}
+        doomed = {s.snapshot_id for s in tx.table_metadata.snapshots} - protected
+        if doomed:
+            ExpireSnapshots(tx).by_ids(sorted(doomed)).commit()
+        if not tags and not doomed:
+            return set()
+        try:
+            tx.commit_transaction()
+        except CommitFailedException:
+            raise ConflictError(
+                f"Product '{contract.id}': another writer changed the table during retention; nothing was "
+                "expired. Retention runs again after the next publish."
+            ) from None
+        return doomed
+
+    def set_head(self, contract: Contract, snapshot_id: int) -> None:
+        """Point the table's main branch back at ``snapshot_id`` (repair of a foreign write)."""
+        table = self.load(contract)
+        if table is None:
+            return
+        table.manage_snapshots().set_current_snapshot(snapshot_id=snapshot_id).commit()
+
+    def clear_head(self, contract: Contract) -> None:
+        """Remove the table's main branch: it serves nothing (repair when no valid version is left)."""
+        from pyiceberg.table.update.snapshot import ManageSnapshots
+
+        table = self.load(contract)
+        if table is None or "main" not in table.metadata.refs:
+            return
+        tx = table.transaction()
+        ManageSnapshots(tx)._remove_ref_snapshot("main").commit()
+        tx.commit_transaction()
+
+    def remove_tags(self, contract: Contract, versions: Iterable[int]) -> None:
+        table = self.load(contract)
+        if table is None:
+            return
+        tags = [f"v{v}" for v in versions if f"v{v}" in table.metadata.refs]
+        if tags:
+            manage = table.manage_snapshots()
+            for tag in tags:
+                manage.remove_tag(tag)
+            manage.commit()
+
+    def referenced_metadata(self, table: Table) -> set[str]:
+        """Every metadata file (JSON, manifest lists, manifests) the table's current metadata still needs."""
+        metadata = table.metadata
+        keep = {table.metadata_location, *(entry.metadata_file for entry in metadata.metadata_log)}
+        for snapshot in metadata.snapshots:
+            if snapshot.manifest_list:
+                keep.add(snapshot.manifest_list)
+            for manifest in snapshot.manifests(io=table.io):
+                keep.add(manifest.manifest_path)
+        return keep
+
+    def drop_all(self) -> None:
+        """Drop every table of the catalog (tests and `mesh migrate --force` only)."""
+        for (namespace,) in self.catalog.list_namespaces():
+            for identifier in self.catalog.list_tables(namespace):
+                self.catalog.drop_table(identifier)
+
+
+# -- schemas ---------------------------------------------------------------------------
+
+
+def iceberg_schema(contract: Contract) -> Any:
+    """The Iceberg schema of a contract: its columns in order, with their descriptions as docs.
+
+    Every field is optional in Iceberg: ``required`` is a contract rule,
+    checked by the publish with a message naming the rows, not by the format.
+    """
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import NestedField
+
+    return Schema(*(NestedField(field_id=i + 1, name=c.name, field_type=c.type.iceberg, required=False,
+                                doc=c.description or None)
+                    for i, c in enumerate(contract.columns)))
+
+
+def evolve_schema(tx: Any, contract: Contract) -> None:
+    """Bring the table's schema to the contract's (in the same transaction as the publish).
+
+    Columns are added, dropped, documented and promoted by name; a type
+    Iceberg cannot change in place (say ``long`` to ``int``) is refused with
+    PublishError before anything is committed.
+    """
+    from pyiceberg.exceptions import ValidationError as IcebergValidationError
+
+    from datamesh.types import ColumnType, is_widening
+
+    current = tx.table_metadata.schema()
+    have = {f.name: f for f in current.fields}
+    want = {c.name: c for c in contract.columns}
+    if list(have) == list(want) and all(
+        have[n].field_type == c.type.iceberg and not have[n].required and (have[n].doc or "") == (c.description or "")
+        for n, c in want.items()
+    ):
+        return
+    for name, col in want.items():
+        old = have.get(name)
+        if old is None or old.field_type == col.type.iceberg:
+            continue
+        try:
+            old_type = ColumnType.from_iceberg(old.field_type)
+        except ValueError:
+            old_type = None
+        if old_type is None or not is_widening(old_type, col.type):
+            raise PublishError(
+                f"Product '{contract.id}': column '{name}' is {old_type.value if old_type else old.field_type} in the "
+                f"table and {col.type.value} in contract version {contract.version}. Iceberg changes a column's type "
+                "only by widening (int32 to int64, decimal precision up), because older versions' files keep "
+                "their type. Keep the type, or publish the new shape as a new product. Nothing was published."
+            )
+    try:
+        with tx.update_schema(allow_incompatible_changes=True) as update:
+            for name in have:
+                if name not in want:
+                    update.delete_column(name)
+            for name, col in want.items():
+                old = have.get(name)
+                if old is None:
+                    update.add_column(name, col.type.iceberg, doc=col.description or None)
+                    continue
+                if old.field_type != col.type.iceberg or (old.doc or "") != (col.description or ""):
+                    update.update_column(name, field_type=col.type.iceberg, doc=col.description or None)
+                if old.required:
+                    update.make_column_optional(name)
+    except (IcebergValidationError, ValueError) as exc:
+        raise PublishError(
+            f"Product '{contract.id}': its table's schema cannot become contract version {contract.version}'s "
+            f"({str(exc).splitlines()[0]}). Iceberg changes column types only by widening (int32 to int64, "
+            "decimal precision up); publish the new shape as a new product, or keep the type."
+        ) from None
+
+
+def _data_files(metadata: Any, uris: list[str], io: Any, contract: Contract) -> list[DataFile]:
+    from pyiceberg.io.pyarrow import parquet_file_to_data_file
+
+    try:
+        return [parquet_file_to_data_file(io, metadata, uri) for uri in uris]
+    except (ValueError, TypeError) as exc:
+        raise PublishError(
+            f"Product '{contract.id}': the staged files do not match the table's schema "
+            f"({str(exc).splitlines()[0][:300]}). Nothing was published."
+        ) from None
+
+
+def _comment(contract: Contract) -> str:
+    return f"{contract.description.purpose.strip()} Grain: {contract.description.grain.strip()} Owner: {contract.owner.team}."
+
+
+def _table_properties(contract: Contract) -> dict[str, str]:
+    return {**TABLE_PROPERTIES, "comment": _comment(contract), "mesh.owner": contract.owner.team,
+            "mesh.contract-version": contract.version}
+
+
+def _redact(text: str, uri: str) -> str:
+    """``text`` without the catalog URI's password."""
+    match = re.match(r"^[a-z0-9+]+://[^:/@]*:([^@]*)@", uri)
+    if match and match.group(1):
+        text = text.replace(match.group(1), "***")
+    return text
+
+
+def iceberg_scan_sql(metadata_location: str, snapshot_id: int) -> str:
+    """DuckDB's ``iceberg_scan`` of one snapshot of a table (never a raw file list)."""
+    from datamesh.names import sql_string
+
+    return f"iceberg_scan({sql_string(metadata_location)}, snapshot_from_id => {int(snapshot_id)})"

@@ -1,0 +1,211 @@
+"""Products as Iceberg tables: one tagged snapshot per version, no retries, schema evolution, lake-bound paths."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+import datamesh.tables as tables_module
+from datamesh.errors import BrokenProductError, ConflictError, PublishError, StorageError
+from datamesh.platform import Mesh
+from datamesh.settings import Settings
+from datamesh.verify import repair
+from tests.conftest import WIDGETS_CONTRACT, widgets_table
+from tests.integrity import lake_bytes, lake_fingerprint
+from tests.unit.datamesh.damaged_files import iceberg_table, record_path, snapshot_of
+
+
+def _mesh_with_contract(mesh: Any, contracts_dir: Path, text: str) -> Mesh:
+    """The same lake, with the widgets contract replaced by ``text`` (as its owners would change it)."""
+    (contracts_dir / "shop" / "widgets.yaml").write_text(text)
+    return Mesh.from_settings(mesh.settings)
+
+
+# -- the table --------------------------------------------------------------------------------
+
+
+def test_table_carries_the_contracts_comment_and_column_docs(mesh) -> None:  # noqa: ANN001
+    contract = mesh.contract("widgets")
+    documented = contract.model_copy(update={"columns": [c.model_copy(update={"description": f"The {c.name}."})
+                                                         for c in contract.columns]})
+    table = mesh.catalog.tables.create(documented)
+    assert table.properties["comment"] == "Widgets for sale. Grain: One row per widget. Owner: shop-team."
+    assert table.properties["mesh.owner"] == "shop-team"
+    assert table.metadata.format_version == 2 and table.location().endswith("/products/shop/widgets")
+    fields = table.schema().fields
+    assert [(f.name, f.doc) for f in fields] == [(c.name, f"The {c.name}.") for c in contract.columns]
+    assert not any(f.required for f in fields)  # `required` is a contract rule, not the format's
+    assert [str(f.field_type) for f in fields] == ["long", "string", "double", "timestamp"]
+
+
+def test_commit_retries_are_off(mesh) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(3))
+    assert iceberg_table(mesh).properties["commit.retry.num-retries"] == "0"
+
+
+def test_a_publish_is_one_tagged_overwrite_snapshot_naming_its_record(mesh) -> None:  # noqa: ANN001
+    m1 = mesh.publish("widgets", widgets_table(3), inputs={"factory": 2})
+    m2 = mesh.publish("widgets", widgets_table(4))
+    table = iceberg_table(mesh)
+    assert snapshot_of(mesh, 2) == m2.snapshot_id == table.metadata.current_snapshot().snapshot_id
+    assert snapshot_of(mesh, 1) == m1.snapshot_id and m2.metadata_location == table.metadata_location
+    snapshot = table.metadata.snapshot_by_id(m1.snapshot_id)
+    summary = snapshot.summary.additional_properties
+    assert str(table.metadata.snapshot_by_id(m2.snapshot_id).summary.operation.value) == "overwrite"
+    assert summary["mesh.version"] == "1" and summary["mesh.run-id"] == m1.run_id
+    assert summary["mesh.record-sha256"] == hashlib.sha256(record_path(mesh, 1).read_bytes()).hexdigest()
+    assert summary["mesh.contract-version"] == "1.0.0" and summary["mesh.rows"] == "3"
+    assert json.loads(summary["mesh.inputs"]) == {"factory": 2}
+    assert summary["mesh.quality"].endswith("rules passed") and summary["mesh.actor"] == "platform"
+    assert table.properties["mesh.last-version"] == "2"
+    # Each snapshot reads exactly its own version's files.
+    for m in (m1, m2):
+        files = {mesh.catalog.tables.path_of(f.uri) for f in mesh.catalog.tables.file_infos(table, m.snapshot_id)}
+        assert files == set(mesh.catalog.file_paths(m))
+
+
+# -- the commit point ---------------------------------------------------------------------------
+
+
+def _commit(mesh: Any, version: int, base: int | None) -> Any:
+    paths = mesh.catalog.file_paths(mesh.catalog.manifest("widgets"))
+    return mesh.catalog.tables.commit(mesh.contract("widgets"), version, paths, {"mesh.version": str(version)},
+                                      base_snapshot_id=base)
+
+
+@pytest.mark.parametrize(("version", "base"), [(3, 1), (2, 2), (3, None)], ids=["stale_base", "tag_exists", "no_base"])
+def test_a_commit_whose_base_moved_is_a_conflict(mesh, version: int, base: int | None) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(3))
+    mesh.publish("widgets", widgets_table(4))
+    before = lake_fingerprint(mesh)
+    with pytest.raises(ConflictError, match=f"'widgets': version {version} was committed by another writer"):
+        _commit(mesh, version, snapshot_of(mesh, base) if base else None)
+    assert lake_fingerprint(mesh) == before
+
+
+def test_a_concurrent_commit_is_a_conflict_not_a_retry(mesh, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(3))
+    stale = iceberg_table(mesh)  # a second writer read the table here ...
+    mesh.publish("widgets", widgets_table(4))  # ... and the first one committed meanwhile
+    assert stale.metadata_location != iceberg_table(mesh).metadata_location
+    before = mesh.catalog.tables.state(mesh.contract("widgets"))
+    from pyiceberg.table import Transaction
+
+    monkeypatch.setattr(mesh.catalog.tables, "create", lambda contract: stale)
+    attempts: list[str] = []
+    original = Transaction.commit_transaction
+    monkeypatch.setattr(Transaction, "commit_transaction", lambda tx: attempts.append("commit") or original(tx))
+    with pytest.raises(ConflictError, match="version 2 was committed by another writer"):
+        _commit(mesh, 2, snapshot_of(mesh, 1))
+    assert attempts == ["commit"]  # the catalog's compare-and-swap refused it, once, with no retry
+    after = mesh.catalog.tables.state(mesh.contract("widgets"))
+    assert after.metadata_location == before.metadata_location and after.versions == before.versions
+
+
+# -- schema evolution ---------------------------------------------------------------------------
+
+MADE_AT = "  - name: made_at\n    type: timestamp\n"
+
+
+def test_a_minor_contract_bump_adds_a_column(mesh, contracts_dir: Path) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(3))
+    text = WIDGETS_CONTRACT.replace("version: 1.0.0", "version: 1.1.0").replace(
+        MADE_AT, MADE_AT + "  - name: discount\n    type: double\n    description: Off the list price.\n")
+    bumped = _mesh_with_contract(mesh, contracts_dir, text)
+    m2 = bumped.publish("widgets", widgets_table(4).append_column("discount", pa.array([0.5] * 4)))
+    table = iceberg_table(bumped)
+    assert table.schema().find_field("discount").doc == "Off the list price."
+    assert table.properties["mesh.contract-version"] == "1.1.0" and m2.contract_version == "1.1.0"
+    with bumped.session() as s:
+        assert s.sql("select sum(discount) from widgets").fetchone() == (2.0,)
+        assert s.sql("select count(*) from widgets__v1").fetchone() == (3,)
+
+
+WIDGET_ID_INT32 = WIDGETS_CONTRACT.replace("version: 1.0.0", "version: 2.0.0").replace(
+    "  - name: widget_id\n    type: int64", "  - name: widget_id\n    type: int32")
+
+
+def test_an_impossible_type_change_is_refused_without_a_commit(mesh, contracts_dir: Path) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(3))
+    before = mesh.catalog.tables.state(mesh.contract("widgets")).metadata_location
+    changed = _mesh_with_contract(mesh, contracts_dir, WIDGET_ID_INT32)
+    data = widgets_table(3).set_column(0, "widget_id", pa.array([1, 2, 3], pa.int32()))
+    with pytest.raises(PublishError, match="'widget_id' is int64 in the table and int32 in contract version 2.0.0"):
+        changed.publish("widgets", data)
+    assert iceberg_table(changed).metadata_location == before
+    assert str(iceberg_table(changed).schema().find_field("widget_id").field_type) == "long"
+
+
+def test_a_refused_schema_change_leaves_nothing_staged(mesh, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(3))
+    before = lake_fingerprint(mesh)
+
+    def refuse(tx: Any, contract: Any) -> None:
+        raise PublishError(f"Product '{contract.id}': its table's schema cannot become this contract's.")
+
+    monkeypatch.setattr(tables_module, "evolve_schema", refuse)
+    with pytest.raises(PublishError, match="cannot become"):
+        mesh.publish("widgets", widgets_table(4))
+    assert lake_fingerprint(mesh) == before
+
+
+# -- paths are the lake's -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("uri", [
+    "file:///etc/passwd",
+    "file://{root}",
+    "file://{root}x/products/shop/widgets/data/a.parquet",
+    "s3://{root}/products/shop/widgets/data/a.parquet",
+    "{root}/products/shop/widgets/data/a.parquet",
+    "products/shop/widgets/data/a.parquet",
+])
+def test_path_of_refuses_uris_outside_the_lake(mesh, uri: str) -> None:  # noqa: ANN001
+    assert mesh.catalog.tables.path_of(uri.format(root=mesh.lake.root)) is None
+
+
+def test_path_of_refuses_a_path_that_climbs_out_of_the_lake(mesh) -> None:  # noqa: ANN001
+    assert mesh.catalog.tables.path_of(f"file://{mesh.lake.root}/../outside/a.parquet") is None
+
+
+def test_path_of_a_lake_file(mesh) -> None:  # noqa: ANN001
+    path = mesh.lake.path("products", "shop", "widgets", "data", "r", "part-00000.parquet")
+    assert mesh.catalog.tables.path_of(mesh.catalog.tables.uri_of(path)) == path
+
+
+def _copy_of(mesh: Any, tmp_path: Path) -> Mesh:
+    copy = tmp_path / "copied-lake"
+    shutil.copytree(mesh.lake.root, copy)
+    return Mesh.from_settings(Settings(lake_url=str(copy), contracts_dir=mesh.settings.contracts_dir))
+
+
+def test_a_copied_lake_is_refused_not_read_from_the_original(mesh, tmp_path: Path) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(3))
+    other = _copy_of(mesh, tmp_path)
+    with pytest.raises(StorageError) as info:
+        other.catalog.manifest("widgets")
+    message = str(info.value)
+    assert "'widgets'" in message and f"{mesh.lake.root}/products" in message
+    assert "not inside this lake" in message and "Nothing was read or written" in message
+    with other.session() as s:
+        assert "widgets" in s.broken
+    shutil.rmtree(mesh.lake.root)  # without the original, still refused, never read
+    with pytest.raises(StorageError, match="'widgets'"):
+        other.catalog.manifest("widgets")
+
+
+def test_repair_in_a_copied_lake_writes_nothing_into_the_original(mesh, tmp_path: Path) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(3))
+    other = _copy_of(mesh, tmp_path)
+    before = lake_bytes(mesh.lake)
+    try:
+        repair(other.catalog, "widgets")
+    except StorageError:
+        pass  # refusing is fine; writing into the original is not
+    assert lake_bytes(mesh.lake) == before
