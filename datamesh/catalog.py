@@ -208,6 +208,11 @@ class Catalog:
         contract = self.contracts.get(product_id)
         return ProductPaths(self.lake, contract.domain, contract.id)
 
+    def forget_verified(self) -> None:
+        """Drop what this catalog verified before (records, hashes): the next reads check everything again."""
+        self._records.clear()
+        self._hashed.clear()
+
     def paths_for(self, contract: Contract) -> ProductPaths:
         return ProductPaths(self.lake, contract.domain, contract.id)
 
@@ -312,7 +317,7 @@ class Catalog:
 
     def _snapshot_problems(self, state: TableState, ref: SnapshotRef, manifest: Manifest) -> list[str]:
         files = self.tables.file_infos(state.table, ref.snapshot_id)
-        problems = []
+        problems = self._schema_problems(state, ref, manifest)
         deletes = [f.uri for f in files if f.content != 0]
         if deletes:
             problems.append(f"it reads delete files written by another engine ({', '.join(deletes[:3])})")
@@ -338,6 +343,31 @@ class Catalog:
                 problems.append(f"file {self.lake.uri(path)} has {f.records} rows / {f.bytes} bytes in the "
                                 f"snapshot, {entry.rows} / {entry.bytes} in the record")
         return problems
+
+    @staticmethod
+    def _schema_problems(state: TableState, ref: SnapshotRef, manifest: Manifest) -> list[str]:
+        """The snapshot's Iceberg schema must be the one the record says the version was written with."""
+        from datamesh.types import ColumnType
+
+        if not manifest.schema_:
+            return []  # records from before schemas were recorded
+        metadata = state.table.metadata
+        snapshot = metadata.snapshot_by_id(ref.snapshot_id)
+        schema_id = getattr(snapshot, "schema_id", None)
+        schema = next((s for s in metadata.schemas if s.schema_id == schema_id), None) if schema_id is not None \
+            else metadata.schema()
+        if schema is None:
+            return [f"its schema {schema_id} is missing from the table's metadata"]
+        actual = []
+        for f in schema.fields:
+            try:
+                actual.append((f.name, str(ColumnType.from_iceberg(f.field_type).arrow)))
+            except ValueError:
+                actual.append((f.name, str(f.field_type)))
+        recorded = [(c.get("name"), c.get("type")) for c in manifest.schema_]
+        if actual != recorded:
+            return [f"its table schema {actual} differs from the recorded {recorded}"]
+        return []
 
     def parse_manifest(self, contract: Contract, version: int, raw: bytes, path: str) -> Manifest:
         """Parse and validate the bytes of a record of ``contract``'s version ``version`` (BrokenProductError)."""

@@ -494,15 +494,25 @@ def apply_retention_rule(catalog: Catalog, contract: Contract, *, keep: int, orp
             return False
         return now - started > orphan_grace_seconds and (mtime_ns is None or now - mtime_ns / 1e9 > orphan_grace_seconds)
 
-    deletes = [(paths.run_dir(run), paths.data, True) for run in sorted(doomed_runs)]
-    deletes += [(paths.record(run), paths.records, False) for run in sorted(doomed_runs)]
+    for info in [*run_dirs, *records]:  # refuse before changing anything: no symlinks, nothing outside
+        lake.check_within(info.path, paths.data if info in run_dirs else paths.records)
+    for run in sorted(doomed_runs):
+        lake.check_within(paths.run_dir(run), paths.data)
+        lake.check_within(paths.record(run), paths.records)
+    catalog.tables.expire(contract, doomed)  # the commit point of retention
+    # Decide what to delete from the table as it is now: a publish that committed while this
+    # retention ran (or a run shared by a retained version) keeps its files.
+    referenced = _referenced_runs(catalog, contract)
+    deletes = [(paths.run_dir(run), paths.data, True) for run in sorted(doomed_runs - referenced)]
+    deletes += [(paths.record(run), paths.records, False) for run in sorted(doomed_runs - referenced)]
     deletes += [(info.path, paths.data, True) for info in run_dirs
-                if info.type == pafs.FileType.Directory and orphaned(info.base_name, None)]
+                if info.type == pafs.FileType.Directory and info.base_name not in referenced
+                and orphaned(info.base_name, _newest_mtime_ns(lake, info.path))]
     deletes += [(info.path, paths.records, False) for info in records
-                if info.base_name.endswith(".json") and orphaned(info.base_name[:-5], info.mtime_ns)]
+                if info.base_name.endswith(".json") and info.base_name[:-5] not in referenced
+                and orphaned(info.base_name[:-5], info.mtime_ns)]
     for path, prefix, _ in deletes:
         lake.check_within(path, prefix)
-    catalog.tables.expire(contract, doomed)  # the commit point of retention
     for path, prefix, is_dir in deletes:
         if is_dir:
             lake.delete_dir_within(path, prefix)
@@ -510,6 +520,28 @@ def apply_retention_rule(catalog: Catalog, contract: Contract, *, keep: int, orp
             lake.delete_file_within(path, prefix)
     _remove_unreferenced_files(catalog, contract, now - orphan_grace_seconds)
     return doomed
+
+
+def _referenced_runs(catalog: Catalog, contract: Contract) -> set[str]:
+    """Run ids whose directory or record any snapshot of the table (as it is now) still needs."""
+    table = catalog.tables.load(contract)
+    if table is None:
+        return set()
+    data = catalog.paths_for(contract).data + "/"
+    runs = set()
+    for snapshot in table.metadata.snapshots:
+        if snapshot.summary is not None and snapshot.summary.get(PROP_RUN_ID):
+            runs.add(snapshot.summary.get(PROP_RUN_ID))
+        for data_file in catalog.tables.live_files(table, snapshot.snapshot_id):
+            path = catalog.tables.path_of(data_file.file_path) or ""
+            if path.startswith(data) and "/" in path[len(data):]:
+                runs.add(path[len(data):].split("/", 1)[0])
+    return runs
+
+
+def _newest_mtime_ns(lake: Any, directory: str) -> int | None:
+    times = [i.mtime_ns for i in lake.list_files(directory) if i.mtime_ns is not None]
+    return max(times) if times else None
 
 
 def _remove_unreferenced_files(catalog: Catalog, contract: Contract, older_than: float) -> None:

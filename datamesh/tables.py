@@ -53,12 +53,17 @@ PROP_ACTOR = "mesh.actor"
 PROP_LAST_VERSION = "mesh.last-version"
 
 NAME_MAPPING = "schema.name-mapping.default"
+#: Table properties that would redirect Iceberg's writes away from the table's own folder.
+_LOCATION_PROPERTIES = frozenset({"write.metadata.path", "write.data.path", "write.folder-storage.path",
+                                  "write.object-storage.path", "write.location-provider.impl"})
 #: Properties every product table carries.
 TABLE_PROPERTIES = {
     "format-version": "2",
     "commit.retry.num-retries": "0",
     "write.parquet.compression-codec": "snappy",
-    "write.metadata.delete-after-commit.enabled": "true",
+    # pyiceberg would delete trimmed metadata-log entries through its own I/O, wherever a (possibly
+    # forged) log points; the platform's confined sweep removes old metadata files instead.
+    "write.metadata.delete-after-commit.enabled": "false",
     "write.metadata.previous-versions-max": "20",
 }
 
@@ -207,9 +212,18 @@ class TableStore:
                 "(`python -m nativestack status`)."
             ) from None
 
+    def _no_catalog_yet(self) -> bool:
+        """A local lake whose embedded catalog was never created (reading must not create it)."""
+        if not self._uri.startswith("sqlite:///") or self._catalog is not None:
+            return False
+        return not self.lake.exists(self.lake.path(SQLITE_CATALOG))
+
     def load(self, contract: Contract) -> Table | None:
+        """The product's table, checked to lie wholly inside its own folder (None if it has none)."""
         from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 
+        if self._no_catalog_yet():
+            return None
         try:
             table = self.catalog.load_table(self.identifier(contract))
         except (NoSuchTableError, NoSuchNamespaceError):
@@ -220,14 +234,41 @@ class TableStore:
                 f"({type(exc).__name__}: {_redact(str(exc), self._uri)[:300]})."
             ) from None
         location = self.location(contract)
-        if table.metadata.location.rstrip("/") != location or not table.metadata_location.startswith(location + "/"):
+        if (table.metadata.location.rstrip("/") != location
+                or not self._inside(table.metadata_location, contract, "metadata")):
             raise StorageError(
                 f"Product '{contract.id}': the catalog's table {contract.domain}.{contract.id} lives at "
                 f"{table.metadata.location} (metadata {table.metadata_location}), not inside this lake at {location}. "
                 "A copied lake keeps its catalog's absolute paths: point MESH_ICEBERG_CATALOG_URI at this lake's "
                 "own catalog, or migrate the copy. Nothing was read or written."
             )
+        problems = self._metadata_problems(table, contract)
+        if problems:
+            raise StorageError(
+                f"Product '{contract.id}': its Iceberg table {contract.domain}.{contract.id} was changed outside the "
+                f"platform: {'; '.join(problems)}. It is refused before anything reads or writes through it; restore "
+                "the catalog entry from a backup (or point it at the newest metadata file the platform wrote)."
+            )
         return table
+
+    def _inside(self, uri: str | None, contract: Contract, folder: str) -> bool:
+        path = self.path_of(uri) if uri else None
+        return path is not None and path.startswith(self.lake.path("products", contract.domain, contract.id, folder) + "/")
+
+    def _metadata_problems(self, table: Table, contract: Contract) -> list[str]:
+        """Paths and properties in the table's metadata that would make Iceberg read or write outside its folder."""
+        metadata = table.metadata
+        problems = [f"its metadata log names {entry.metadata_file}, outside its metadata/ folder"
+                    for entry in metadata.metadata_log if not self._inside(entry.metadata_file, contract, "metadata")]
+        problems += [f"snapshot {s.snapshot_id}'s manifest list {s.manifest_list} is outside its metadata/ folder"
+                     for s in metadata.snapshots if not self._inside(s.manifest_list, contract, "metadata")]
+        problems += [f"it sets {key}={value!r}, which moves where Iceberg writes"
+                     for key, value in metadata.properties.items() if key in _LOCATION_PROPERTIES
+                     or key.startswith("write.object-storage")]
+        mapping = metadata.properties.get(NAME_MAPPING)
+        if mapping is not None and mapping != metadata.schema().name_mapping.model_dump_json():
+            problems.append(f"its {NAME_MAPPING} does not match its schema (columns would be read from other fields)")
+        return problems
 
     def state(self, contract: Contract) -> TableState | None:
         table = self.load(contract)
@@ -309,7 +350,7 @@ class TableStore:
         if snapshot is None:
             return []
         files = []
-        for manifest in snapshot.manifests(io=table.io):
+        for manifest in self._manifests(table, snapshot):
             for entry in manifest.fetch_manifest_entry(io=table.io, discard_deleted=True):
                 files.append(entry.data_file)
         return files
@@ -389,9 +430,22 @@ class TableStore:
         for snapshot in metadata.snapshots:
             if snapshot.manifest_list:
                 keep.add(snapshot.manifest_list)
-            for manifest in snapshot.manifests(io=table.io):
+            for manifest in self._manifests(table, snapshot):
                 keep.add(manifest.manifest_path)
         return keep
+
+    def _manifests(self, table: Table, snapshot: Any) -> list[Any]:
+        """A snapshot's manifests, refused (StorageError) if one lies outside the table's metadata/ folder."""
+        manifests = snapshot.manifests(io=table.io)
+        location = table.metadata.location.rstrip("/") + "/metadata/"
+        for manifest in manifests:
+            path = self.path_of(manifest.manifest_path)
+            if path is None or not manifest.manifest_path.startswith(location):
+                raise StorageError(
+                    f"Iceberg table at {table.metadata.location}: snapshot {snapshot.snapshot_id} lists manifest "
+                    f"{manifest.manifest_path}, outside its metadata/ folder; it was changed outside the platform."
+                )
+        return manifests
 
     def drop_all(self) -> None:
         """Drop every table of the catalog (tests and `mesh migrate --force` only)."""

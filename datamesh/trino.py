@@ -102,7 +102,8 @@ def version_relation(catalog: str, contract: Contract, version: int | None = Non
 
 def trino_versions(client: TrinoClient, contract: Contract) -> set[int]:
     """The ``v<N>`` tags Trino sees on a product's table (empty if Trino has no such table)."""
-    refs = f"{quote_ident(client.catalog)}.{quote_ident(contract.domain)}.{quote_ident(contract.id + '$refs')}"
+    # The product id is a validated identifier; Iceberg's metadata table is "<table>$refs".
+    refs = f'{quote_ident(client.catalog)}.{quote_ident(contract.domain)}."{quote_ident(contract.id)}$refs"'
     try:
         _, rows = client.query(f"SELECT name FROM {refs} WHERE type = 'TAG'")
     except TrinoError as exc:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from datamesh.catalog import Catalog, Manifest
+from datamesh.catalog import Catalog, Manifest, run_id_problem
 from datamesh.contracts import Contract
 from datamesh.errors import BrokenProductError, ConflictError, StorageError, TamperedError
 
@@ -106,6 +106,7 @@ def verify(catalog: Catalog, products: list[str] | None = None) -> VerifyReport:
     raises StorageError. Damage is reported, never raised.
     """
     contracts = [catalog.contracts.get(p) for p in products] if products else list(catalog.contracts)
+    catalog.forget_verified()  # verify re-reads everything, whatever this process read before
     report = VerifyReport()
     for contract in contracts:
         report.products.append(_verify_product(catalog, contract))
@@ -238,10 +239,14 @@ def repair(catalog: Catalog, product: str, *, check_files: bool = True) -> Repai
     if invalid:
         catalog.tables.remove_tags(contract, invalid)
         report.untagged = sorted(invalid.items())
+        used = {m.run_id for m in valid.values()}
         for version, why in sorted(invalid.items()):
-            run_id = state.versions[version].summary.get("mesh.run-id", "")
-            record = paths.record(run_id) if run_id and "/" not in run_id and ".." not in run_id else None
-            if record is not None and lake.exists(record):
+            summary = state.versions[version].summary
+            run_id = summary.get("mesh.run-id", "")
+            if not run_id or run_id in used or run_id_problem(run_id):
+                continue  # never move a record a valid version still uses
+            record = paths.record(run_id)
+            if lake.exists(record):
                 quarantine(record, why)
     if report.head_before != newest or state.head_problem:
         report.head_changed = True

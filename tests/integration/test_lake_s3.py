@@ -1,4 +1,4 @@
-"""The publish protocol, DuckDB (httpfs) and Trino registration on a real S3 server."""
+"""The publish protocol on a real S3 server: DuckDB (httpfs + iceberg) and Trino read the same Iceberg versions."""
 
 from __future__ import annotations
 
@@ -9,16 +9,19 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from datamesh.errors import ConflictError, QualityError, RegistrationError, StorageError
-from datamesh.parity import check_product
+from datamesh.errors import ConflictError, QualityError, StorageError
+from datamesh.parity import check_all, check_product
 from datamesh.platform import Mesh
 from datamesh.publish import Publisher
 from datamesh.settings import Settings
-from datamesh.trino import Registrar, TrinoClient, sync
+from datamesh.trino import TrinoClient, trino_versions, version_relation
 from nativestack import StackEndpoints
 from tests.conftest import ORDERS_CONTRACT, WIDGETS_CONTRACT, widgets_table
 
 pytestmark = pytest.mark.integration
+
+COLOR_DOC = "The widget's paint colour."
+PRICE_DOC = "List price in euros."
 
 
 def s3_settings(ep: StackEndpoints, contracts: Path, prefix: str, *, trino: bool = True, **overrides: object) -> Settings:
@@ -29,6 +32,7 @@ def s3_settings(ep: StackEndpoints, contracts: Path, prefix: str, *, trino: bool
         "s3_access_key_id": ep.access_key,
         "s3_secret_access_key": ep.secret_key,
         "s3_region": ep.region,
+        "iceberg_catalog_uri": ep.iceberg_catalog_uri,
         "trino_host": ep.trino_host if trino else None,
         "trino_port": ep.trino_port,
     }
@@ -38,6 +42,7 @@ def s3_settings(ep: StackEndpoints, contracts: Path, prefix: str, *, trino: bool
 
 @pytest.fixture()
 def domain() -> str:
+    """A fresh domain per test: its Iceberg namespace in the stack's shared catalog, and its Trino schema."""
     return f"t{uuid.uuid4().hex[:10]}"
 
 
@@ -45,7 +50,13 @@ def domain() -> str:
 def s3_contracts(tmp_path: Path, domain: str) -> Path:
     root = tmp_path / "contracts"
     (root / domain).mkdir(parents=True)
-    (root / domain / "widgets.yaml").write_text(WIDGETS_CONTRACT.replace("domain: shop", f"domain: {domain}"))
+    widgets = (WIDGETS_CONTRACT.replace("domain: shop", f"domain: {domain}")
+               .replace("  - name: color\n    type: string\n",
+                        f"  - name: color\n    type: string\n    description: {COLOR_DOC}\n")
+               .replace("  - name: price\n    type: double\n",
+                        f"  - name: price\n    type: double\n    description: {PRICE_DOC}\n"))
+    assert COLOR_DOC in widgets and PRICE_DOC in widgets
+    (root / domain / "widgets.yaml").write_text(widgets)
     (root / domain / "widget_orders.yaml").write_text(ORDERS_CONTRACT.replace("domain: shop", f"domain: {domain}"))
     return root
 
@@ -59,27 +70,74 @@ def trino(ep: StackEndpoints) -> TrinoClient:
     return TrinoClient(ep.trino_host, ep.trino_port)
 
 
-def test_publish_read_back_and_register(s3_mesh: Mesh, native_stack: StackEndpoints, domain: str) -> None:
+def test_publish_read_back_in_duckdb_and_trino(s3_mesh: Mesh, native_stack: StackEndpoints, domain: str) -> None:
     m1 = s3_mesh.publish("widgets", widgets_table(10))
     m2 = s3_mesh.publish("widgets", widgets_table(25, color="green"))
     assert (m1.version, m2.version) == (1, 2)
     assert s3_mesh.catalog.file_uris(m2)[0].startswith("s3://")
-    with s3_mesh.session() as s:  # DuckDB over S3 through the httpfs extension from PyPI
+    assert m2.metadata_location and m2.metadata_location.startswith(f"s3://{native_stack.bucket}/tests/{domain}/")
+    with s3_mesh.session() as s:  # DuckDB over S3: httpfs + iceberg_scan, extensions from PyPI wheels
         assert s.sql("select count(*), min(color) from widgets").fetchone() == (25, "green")
-        assert s.sql("select count(*) from widgets__v1").fetchone()[0] == 10
+        assert s.sql("select count(*), min(color) from widgets__v1").fetchone() == (10, "red")
     t = trino(native_stack)
-    assert t.query(f'select count(*), min(color) from {domain}.widgets')[1] == [(25, "green")]
-    assert t.query(f'select count(*) from {domain}."widgets__v1"')[1] == [(10,)]
+    contract = s3_mesh.contract("widgets")
+    assert t.query(f"select count(*), min(color) from {domain}.widgets")[1] == [(25, "green")]
+    assert t.query(f"select count(*), min(color) from {version_relation('lake', contract, 1)}")[1] == [(10, "red")]
+    assert t.query(f"select count(*) from {version_relation('lake', contract, 2)}")[1] == [(25,)]
+    assert trino_versions(t, contract) == {1, 2}
+    with s3_mesh.session() as s:
+        for version in (1, 2):
+            report = check_product(s, t, contract, version)
+            assert report.ok, report.differences
+            assert report.compared > 10
+
+
+def test_trino_shows_the_contract_as_comments(s3_mesh: Mesh, native_stack: StackEndpoints, domain: str) -> None:
+    s3_mesh.publish("widgets", widgets_table(3))
+    t = trino(native_stack)
     _, comments = t.query(
         "select comment from system.metadata.table_comments where catalog_name = 'lake' "
-        f"and schema_name = '{domain}' and table_name = 'widgets__v2'")
-    assert "Widgets v2" in comments[0][0] and "One row per widget" in comments[0][0]
-    _, described = t.query(f'describe {domain}."widgets__v2"')
-    assert {row[0] for row in described} == {"widget_id", "color", "price", "made_at"}
-    with s3_mesh.session() as s:
-        report = check_product(s, t, s3_mesh.contract("widgets"), 2)
-    assert report.ok, report.differences
-    assert report.compared > 10
+        f"and schema_name = '{domain}' and table_name = 'widgets'")
+    assert comments, f"Trino has no table {domain}.widgets"
+    assert "Widgets for sale." in comments[0][0] and "One row per widget." in comments[0][0]
+    assert "shop-team" in comments[0][0]
+    _, described = t.query(f"describe {domain}.widgets")
+    columns = {row[0]: (row[1], row[3]) for row in described}
+    assert list(columns) == ["widget_id", "color", "price", "made_at"]
+    assert columns["widget_id"][0] == "bigint" and columns["made_at"][0].startswith("timestamp")
+    assert columns["color"] == ("varchar", COLOR_DOC)
+    assert columns["price"] == ("double", PRICE_DOC)
+    assert columns["widget_id"][1] in (None, "")
+
+
+def test_snapshot_summary_in_trino_names_version_and_run(s3_mesh: Mesh, native_stack: StackEndpoints,
+                                                         domain: str) -> None:
+    m1 = s3_mesh.publish("widgets", widgets_table(3))
+    m2 = s3_mesh.publish("widgets", widgets_table(5))
+    _, rows = trino(native_stack).query(
+        "select snapshot_id, summary['mesh.version'], summary['mesh.run-id'], summary['mesh.rows'] "
+        f'from {domain}."widgets$snapshots" order by committed_at')
+    assert [(r[1], r[2], r[3]) for r in rows] == [("1", m1.run_id, "3"), ("2", m2.run_id, "5")]
+    assert [r[0] for r in rows] == [m1.snapshot_id, m2.snapshot_id]
+    _, refs = trino(native_stack).query(f'select name, type, snapshot_id from {domain}."widgets$refs" order by name')
+    assert ("v1", "TAG", m1.snapshot_id) in refs and ("v2", "TAG", m2.snapshot_id) in refs
+    assert ("main", "BRANCH", m2.snapshot_id) in refs
+
+
+def test_published_version_is_in_trino_with_no_registration_step(native_stack: StackEndpoints,
+                                                                  s3_contracts: Path, domain: str) -> None:
+    """Trino reads the catalog the platform commits to: a publish has nothing to register, even with Trino down."""
+    prefix = f"tests/{domain}"
+    without_trino = Mesh.from_settings(s3_settings(native_stack, s3_contracts, prefix, trino=False))
+    assert without_trino.catalog.commit_hooks == []
+    without_trino.publish("widgets", widgets_table(3))
+    t = trino(native_stack)
+    assert t.query(f"select count(*) from {domain}.widgets")[1] == [(3,)]
+    trino_down = Mesh.from_settings(s3_settings(native_stack, s3_contracts, prefix, trino_port=1))
+    m2 = trino_down.publish("widgets", widgets_table(6))  # no error: no Trino call in a publish
+    assert m2.version == 2
+    assert t.query(f"select count(*) from {domain}.widgets")[1] == [(6,)]
+    assert trino_versions(t, without_trino.contract("widgets")) == {1, 2}
 
 
 def test_failed_publish_keeps_previous_version_everywhere(s3_mesh: Mesh, native_stack: StackEndpoints,
@@ -87,13 +145,19 @@ def test_failed_publish_keeps_previous_version_everywhere(s3_mesh: Mesh, native_
     s3_mesh.publish("widgets", widgets_table(4))
     with pytest.raises(QualityError, match="color_accepted_values"):
         s3_mesh.publish("widgets", widgets_table(5, color="purple"))
+    assert s3_mesh.catalog.versions("widgets") == [1]
     assert s3_mesh.catalog.latest_version("widgets") == 1
-    assert trino(native_stack).query(f"select count(*) from {domain}.widgets")[1] == [(4,)]
-    staged = s3_mesh.lake.list_dir(s3_mesh.catalog.paths("widgets").data)
-    assert len(staged) == 1
+    with s3_mesh.session() as s:
+        assert s.sql("select count(*) from widgets").fetchone() == (4,)
+    t = trino(native_stack)
+    assert t.query(f"select count(*) from {domain}.widgets")[1] == [(4,)]
+    assert trino_versions(t, s3_mesh.contract("widgets")) == {1}
+    paths = s3_mesh.catalog.paths("widgets")
+    assert len(s3_mesh.lake.list_dir(paths.data)) == 1  # the failed publish's staged files are gone
+    assert len(s3_mesh.lake.list_dir(paths.records)) == 1
 
 
-def test_commit_race_on_s3_has_one_winner(s3_mesh: Mesh) -> None:
+def test_commit_race_on_s3_has_one_winner(s3_mesh: Mesh, native_stack: StackEndpoints, domain: str) -> None:
     contract = s3_mesh.contract("widgets")
     barrier = threading.Barrier(3)
     outcomes: list[object] = []
@@ -104,9 +168,9 @@ def test_commit_race_on_s3_has_one_winner(s3_mesh: Mesh) -> None:
             pub.write(widgets_table(n))
             original = pub._next_version
             # every writer picks its version before any of them commits
-            pub._next_version = lambda: (v := original(), barrier.wait(), v)[2]  # type: ignore[method-assign]
+            pub._next_version = lambda state: (v := original(state), barrier.wait(), v)[2]  # type: ignore[method-assign]
             outcomes.append(pub.commit())
-        except (ConflictError, RegistrationError) as exc:
+        except ConflictError as exc:
             outcomes.append(exc)
         finally:
             pub.abort()
@@ -115,36 +179,17 @@ def test_commit_race_on_s3_has_one_winner(s3_mesh: Mesh) -> None:
     for th in threads:
         th.start()
     for th in threads:
-        th.join()
+        th.join(timeout=120)
+    assert len(outcomes) == 3, outcomes
     assert sum(isinstance(o, ConflictError) for o in outcomes) == 2, outcomes
+    (winner,) = [o for o in outcomes if not isinstance(o, ConflictError)]
     assert s3_mesh.catalog.versions("widgets") == [1]
-
-
-def test_trino_down_during_publish_then_sync_repairs(native_stack: StackEndpoints, s3_contracts: Path,
-                                                     domain: str) -> None:
-    good = Mesh.from_settings(s3_settings(native_stack, s3_contracts, f"tests/{domain}"))
-    good.publish("widgets", widgets_table(3))
-    dead = Mesh.from_settings(s3_settings(native_stack, s3_contracts, f"tests/{domain}", trino_port=1))
-    with pytest.raises(RegistrationError, match="committed in the lake") as info:
-        dead.publish("widgets", widgets_table(6))
-    assert "mesh trino sync" in str(info.value)
+    paths = s3_mesh.catalog.paths("widgets")
+    assert [i.base_name for i in s3_mesh.lake.list_dir(paths.data)] == [winner.run_id]  # type: ignore[attr-defined]
+    assert [i.base_name for i in s3_mesh.lake.list_dir(paths.records)] == [f"{winner.run_id}.json"]  # type: ignore[attr-defined]
     t = trino(native_stack)
-    assert t.query(f"select count(*) from {domain}.widgets")[1] == [(3,)]  # view still on a complete version
-    report = sync(Registrar(t, good.catalog))
-    assert f"{domain}.widgets" in report.views and report.views[f"{domain}.widgets"] == 2
-    assert t.query(f"select count(*) from {domain}.widgets")[1] == [(6,)]
-
-
-def test_sync_reports_files_deleted_out_of_band(s3_mesh: Mesh, native_stack: StackEndpoints,
-                                                domain: str) -> None:
-    s3_mesh.publish("widgets", widgets_table(3))
-    m2 = s3_mesh.publish("widgets", widgets_table(8))
-    s3_mesh.lake.delete_file(s3_mesh.catalog.file_paths(m2)[0])
-    t = trino(native_stack)
-    report = sync(Registrar(t, s3_mesh.catalog))
-    assert any("v2" in b and "files missing" in b for b in report.broken)
-    assert report.views[f"{domain}.widgets"] == 1
-    assert t.query(f"select count(*) from {domain}.widgets")[1] == [(3,)]
+    assert t.query(f"select count(*) from {domain}.widgets")[1] == [(winner.row_count,)]  # type: ignore[attr-defined]
+    assert trino_versions(t, contract) == {1}
 
 
 def test_wrong_credentials(native_stack: StackEndpoints, s3_contracts: Path, domain: str) -> None:
@@ -165,7 +210,7 @@ def test_s3_server_unreachable(native_stack: StackEndpoints, s3_contracts: Path,
                                        s3_endpoint_url="http://127.0.0.1:1"))
 
 
-def test_streamed_publish_to_s3_rolls_files(s3_mesh: Mesh) -> None:
+def test_streamed_publish_to_s3_rolls_files(s3_mesh: Mesh, native_stack: StackEndpoints, domain: str) -> None:
     contract = s3_mesh.contract("widgets")
     with Publisher(s3_mesh.catalog, contract, rows_per_file=30) as pub:
         for i in range(3):
@@ -174,14 +219,21 @@ def test_streamed_publish_to_s3_rolls_files(s3_mesh: Mesh) -> None:
     assert [f.rows for f in m.files] == [30, 30]
     with s3_mesh.session() as s:
         assert s.sql("select count(distinct widget_id) from widgets").fetchone()[0] == 60
+    _, rows = trino(native_stack).query(f'select count(*), count(distinct "$path") from {domain}.widgets')
+    assert rows == [(60, 2)]
 
 
-def test_composite_key_product_registers(s3_mesh: Mesh, native_stack: StackEndpoints, domain: str) -> None:
+def test_composite_key_product_joins_in_trino(s3_mesh: Mesh, native_stack: StackEndpoints, domain: str) -> None:
     s3_mesh.publish("widgets", widgets_table(2))
     table = pa.table({"order_id": pa.array([1, 1, 2], pa.int64()), "line_number": pa.array([1, 2, 1], pa.int32()),
                       "widget_id": pa.array([0, 1, 1], pa.int64())})
     s3_mesh.publish("widget_orders", table, inputs={"widgets": 1})
-    rows = trino(native_stack).query(
+    t = trino(native_stack)
+    rows = t.query(
         f"select o.order_id, count(*) from {domain}.widget_orders o join {domain}.widgets w using (widget_id) "
         "group by 1 order by 1")[1]
     assert rows == [(1, 2), (2, 1)]
+    with s3_mesh.session() as s:
+        reports = check_all(s, t, s3_mesh.catalog)
+    assert {(r.product, r.version) for r in reports} == {("widgets", 1), ("widget_orders", 1)}
+    assert all(r.ok for r in reports), [r.lines() for r in reports]

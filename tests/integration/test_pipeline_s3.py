@@ -1,4 +1,4 @@
-"""The whole pipeline against S3 with Trino registration, then the analysts' view of it."""
+"""The whole pipeline against S3 and the stack's Iceberg catalog, then the analysts' view of it in both engines."""
 
 from __future__ import annotations
 
@@ -49,8 +49,8 @@ def pipeline(native_stack: StackEndpoints, tmp_path_factory: pytest.TempPathFact
         get_settings.cache_clear()
 
 
-def test_every_product_published_on_s3_and_registered(pipeline) -> None:  # noqa: ANN001
-    from datamesh.trino import TrinoClient
+def test_every_product_published_on_s3_and_in_trino(pipeline) -> None:  # noqa: ANN001
+    from datamesh.trino import TrinoClient, trino_versions
 
     _, mesh = pipeline
     assert mesh.lake.is_s3
@@ -58,21 +58,41 @@ def test_every_product_published_on_s3_and_registered(pipeline) -> None:  # noqa
     for contract in mesh.contracts:
         manifest = mesh.catalog.manifest(contract.id)
         assert all(uri.startswith("s3://") for uri in mesh.catalog.file_uris(manifest))
+        assert (manifest.metadata_location or "").startswith(mesh.lake.url), contract.id
         _, rows = trino.query(f"select count(*) from {contract.domain}.{contract.id}")
         assert rows == [(manifest.row_count,)], contract.id
+        assert trino_versions(trino, contract) == set(mesh.catalog.versions(contract.id)), contract.id
 
 
 def test_parity_duckdb_vs_trino_for_every_product(pipeline) -> None:  # noqa: ANN001
-    from datamesh.parity import check_product
+    from datamesh.parity import check_all
     from datamesh.trino import TrinoClient
 
     _, mesh = pipeline
     trino = TrinoClient.from_settings(mesh.settings)
     with mesh.session() as session:
-        for contract in mesh.contracts:
-            report = check_product(session, trino, contract, mesh.catalog.latest_version(contract.id))
-            assert report.ok, (contract.id, report.differences)
-            assert report.compared >= 1 + 3 * len(contract.columns)
+        reports = check_all(session, trino, mesh.catalog)
+    assert {r.product for r in reports} == {c.id for c in mesh.contracts}
+    for report in reports:
+        assert report.ok, report.lines()
+        assert report.compared >= 1 + 3 * len(mesh.contract(report.product).columns), report.lines()
+
+
+def test_trino_shows_every_contract_as_comments(pipeline) -> None:  # noqa: ANN001
+    from datamesh.trino import TrinoClient
+
+    _, mesh = pipeline
+    trino = TrinoClient.from_settings(mesh.settings)
+    for contract in mesh.contracts:
+        _, tables = trino.query(
+            "select comment from system.metadata.table_comments where catalog_name = 'lake' "
+            f"and schema_name = '{contract.domain}' and table_name = '{contract.id}'")
+        assert tables and contract.description.purpose.strip() in tables[0][0], contract.id
+        _, columns = trino.query(
+            "select column_name, comment from lake.information_schema.columns "
+            f"where table_schema = '{contract.domain}' and table_name = '{contract.id}' order by ordinal_position")
+        assert [(name, comment or "") for name, comment in columns] == [
+            (c.name, c.description) for c in contract.columns], contract.id
 
 
 @pytest.mark.parametrize("path", ANALYST_SQL, ids=[p.stem for p in ANALYST_SQL])
@@ -88,13 +108,14 @@ def test_analyst_queries_same_answer_in_trino_and_duckdb(pipeline, path: Path) -
     assert _normalise(trino_rows) == _normalise(duck_rows)
 
 
-def test_sync_finds_nothing_to_repair(pipeline) -> None:  # noqa: ANN001
-    from datamesh.trino import Registrar, TrinoClient, sync
+def test_verify_finds_nothing_to_repair(pipeline) -> None:  # noqa: ANN001
+    from datamesh.verify import verify
 
     _, mesh = pipeline
-    report = sync(Registrar(TrinoClient.from_settings(mesh.settings), mesh.catalog))
-    assert not report.broken and not report.registered and not report.dropped
-    assert set(report.views) == {f"{c.domain}.{c.id}" for c in mesh.contracts}
+    report = verify(mesh.catalog)
+    assert report.ok, report.problems
+    assert {p.product for p in report.products} == {c.id for c in mesh.contracts}
+    assert all(p.versions for p in report.products)
 
 
 def test_model_registry_on_s3(pipeline) -> None:  # noqa: ANN001

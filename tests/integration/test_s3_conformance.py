@@ -1,6 +1,15 @@
-"""The S3 behaviours the publish protocol relies on, against the native stack's S3 server.
+"""The S3 behaviours the platform relies on, against the native stack's S3 server.
 
-Tested with both clients the platform may use: boto3 and pyarrow's S3FileSystem.
+The commit point of a publish is the Iceberg catalog's compare-and-swap (in
+PostgreSQL), not S3. The lake still needs from S3: create-only PUTs for the
+side records ``_records/<run_id>.json`` (a run id publishes once) and for
+quarantine moves, user metadata to settle a create-only PUT whose outcome is
+unknown, listings (retention's orphan sweep of ``data/<run_id>/``, records and
+Iceberg metadata), idempotent deletes, range reads (Parquet footers, Iceberg
+manifests), multipart uploads, and modification times that are stable and
+change on overwrite (readers hash a file only when its mtime moved).
+
+Tested with both clients the platform uses: boto3 and pyarrow's S3FileSystem.
 """
 
 from __future__ import annotations
@@ -8,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 
 import boto3
@@ -57,13 +67,13 @@ def read(s3: BaseClient, bucket: str, key: str) -> bytes:
     return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
-# --- conditional create: the manifest commit -------------------------------------------
+# --- conditional create: side records and quarantine moves --------------------------
 
 
 def test_create_only_put_succeeds_once_then_412(
     s3: BaseClient, native_stack: StackEndpoints, unique_prefix: str
 ) -> None:
-    key = f"{unique_prefix}/_manifests/v1.json"
+    key = f"{unique_prefix}/_records/20260101T000000Z-abc.json"
     first = s3.put_object(Bucket=native_stack.bucket, Key=key, Body=b'{"run": "a"}', IfNoneMatch="*")
     assert first["ResponseMetadata"]["HTTPStatusCode"] == 200
 
@@ -78,7 +88,7 @@ def test_create_only_put_succeeds_once_then_412(
 def test_concurrent_create_only_puts_have_exactly_one_winner(
     s3: BaseClient, native_stack: StackEndpoints, unique_prefix: str
 ) -> None:
-    key = f"{unique_prefix}/_manifests/v1.json"
+    key = f"{unique_prefix}/_records/20260101T000000Z-abc.json"
     outcomes: dict[int, str] = {}
     barrier = threading.Barrier(6)
 
@@ -103,35 +113,40 @@ def test_concurrent_create_only_puts_have_exactly_one_winner(
     assert read(s3, native_stack.bucket, key) == f"writer-{winners[0]}".encode() * 20_000
 
 
-# --- pointer, list, delete, range -------------------------------------------------------
+def test_create_only_put_keeps_its_user_metadata(
+    s3: BaseClient, native_stack: StackEndpoints, unique_prefix: str
+) -> None:
+    """An unknown-outcome create-only PUT is settled by reading back the writer's token."""
+    key = f"{unique_prefix}/_records/run.json"
+    s3.put_object(Bucket=native_stack.bucket, Key=key, Body=b"{}", IfNoneMatch="*",
+                  Metadata={"mesh-commit-token": "abc123"})
+
+    head = s3.head_object(Bucket=native_stack.bucket, Key=key)
+
+    assert head["Metadata"].get("mesh-commit-token") == "abc123"
 
 
-def test_pointer_object_can_be_overwritten(s3: BaseClient, native_stack: StackEndpoints, unique_prefix: str) -> None:
-    key = f"{unique_prefix}/_latest"
-    s3.put_object(Bucket=native_stack.bucket, Key=key, Body=b"v1")
-    s3.put_object(Bucket=native_stack.bucket, Key=key, Body=b"v2")
-
-    assert read(s3, native_stack.bucket, key) == b"v2"
+# --- list, delete, range, modification times ---------------------------------------------
 
 
 def test_list_by_prefix_with_pagination_and_delimiter(
     s3: BaseClient, native_stack: StackEndpoints, unique_prefix: str
 ) -> None:
-    keys = [f"{unique_prefix}/orders/v{v}/part-{p}.parquet" for v in (1, 2) for p in range(3)]
-    keys.append(f"{unique_prefix}/orders-archive/x")  # shares the string prefix, not the "folder"
+    keys = [f"{unique_prefix}/orders/data/run-{r}/part-{p}.parquet" for r in (1, 2) for p in range(3)]
+    keys.append(f"{unique_prefix}/orders/data-archive/x")  # shares the string prefix, not the "folder"
     for key in keys:
         s3.put_object(Bucket=native_stack.bucket, Key=key, Body=b"x")
 
     pages = s3.get_paginator("list_objects_v2").paginate(
-        Bucket=native_stack.bucket, Prefix=f"{unique_prefix}/orders/", PaginationConfig={"PageSize": 2}
+        Bucket=native_stack.bucket, Prefix=f"{unique_prefix}/orders/data/", PaginationConfig={"PageSize": 2}
     )
     listed = [obj["Key"] for page in pages for obj in page.get("Contents", [])]
-    folders = s3.list_objects_v2(Bucket=native_stack.bucket, Prefix=f"{unique_prefix}/orders/", Delimiter="/")
+    folders = s3.list_objects_v2(Bucket=native_stack.bucket, Prefix=f"{unique_prefix}/orders/data/", Delimiter="/")
 
-    assert sorted(listed) == sorted(k for k in keys if "/orders/" in k)
+    assert sorted(listed) == sorted(k for k in keys if "/data/" in k)
     assert [p["Prefix"] for p in folders["CommonPrefixes"]] == [
-        f"{unique_prefix}/orders/v1/",
-        f"{unique_prefix}/orders/v2/",
+        f"{unique_prefix}/orders/data/run-1/",
+        f"{unique_prefix}/orders/data/run-2/",
     ]
 
 
@@ -146,6 +161,24 @@ def test_pyarrow_lists_a_prefix_recursively(
     infos = lake_fs.get_file_info(pafs.FileSelector(f"{base}/a", recursive=True))
 
     assert sorted(i.path for i in infos if i.type == pafs.FileType.File) == [f"{base}/a/1.bin", f"{base}/a/b/2.bin"]
+
+
+def test_pyarrow_lists_run_directories_as_directories(
+    lake_fs: pafs.S3FileSystem, native_stack: StackEndpoints, unique_prefix: str
+) -> None:
+    """Retention's orphan sweep tells run directories (``data/<run_id>/``) from files in a listing."""
+    base = f"{native_stack.bucket}/{unique_prefix}/data"
+    for name in ("run-a/part-00000.parquet", "run-b/part-00000.parquet", "loose.parquet"):
+        with lake_fs.open_output_stream(f"{base}/{name}") as out:
+            out.write(b"x")
+
+    infos = lake_fs.get_file_info(pafs.FileSelector(base, recursive=False))
+
+    assert sorted((i.base_name, i.type) for i in infos) == [
+        ("loose.parquet", pafs.FileType.File),
+        ("run-a", pafs.FileType.Directory),
+        ("run-b", pafs.FileType.Directory),
+    ]
 
 
 def test_delete_removes_object_and_is_idempotent(
@@ -183,6 +216,26 @@ def test_range_read(
     assert ranged["ResponseMetadata"]["HTTPStatusCode"] == 206
     assert ranged["Body"].read() == payload[100:200]
     assert tail == payload[-16:]
+
+
+def test_mtime_is_stable_and_changes_on_overwrite(
+    lake_fs: pafs.S3FileSystem, native_stack: StackEndpoints, unique_prefix: str
+) -> None:
+    """Readers trust a file whose size and mtime match its record; a same-size overwrite must move the mtime."""
+    path = f"{native_stack.bucket}/{unique_prefix}/part-00000.parquet"
+    with lake_fs.open_output_stream(path) as out:
+        out.write(b"a" * 1000)
+    first = lake_fs.get_file_info([path])[0]
+    again = lake_fs.get_file_info([path])[0]
+    listed = [i for i in lake_fs.get_file_info(pafs.FileSelector(path.rsplit("/", 1)[0])) if i.path == path][0]
+    time.sleep(1.1)  # S3 reports Last-Modified in whole seconds
+    with lake_fs.open_output_stream(path) as out:
+        out.write(b"b" * 1000)
+    second = lake_fs.get_file_info([path])[0]
+
+    assert first.mtime_ns is not None and first.size == 1000
+    assert again.mtime_ns == first.mtime_ns and listed.mtime_ns == first.mtime_ns  # HEADs and a listing agree
+    assert second.size == first.size and second.mtime_ns != first.mtime_ns
 
 
 # --- large files and Parquet through pyarrow -------------------------------------------

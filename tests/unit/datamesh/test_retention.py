@@ -206,12 +206,17 @@ def test_orphan_sweep(mesh) -> None:  # noqa: ANN001
     data = Path(mesh.catalog.paths("widgets").data)
     old = datetime.fromtimestamp(time.time() - 7200, UTC).strftime("%Y%m%dT%H%M%SZ") + "-deadbeef"
     young = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-cafecafe"
+    stale = time.time() - 7200
     for run in (old, young, "not-a-timestamp"):
         (data / run).mkdir()
         (data / run / "part-00000.parquet").write_bytes(b"staged")
+        os.utime(data / run / "part-00000.parquet", (stale, stale))
+    # an old run id whose files are still being written (a long publish) is kept
+    (data / f"{old}x").mkdir()
+    (data / f"{old}x" / "part-00000.parquet").write_bytes(b"staging now")
     apply_retention_rule(mesh.catalog, mesh.contract("widgets"), keep=3)
     assert not (data / old).exists()
-    assert (data / young).exists() and (data / "not-a-timestamp").exists()
+    assert (data / young).exists() and (data / "not-a-timestamp").exists() and (data / f"{old}x").exists()
     assert mesh.catalog.manifest("widgets").row_count == 3
 
 

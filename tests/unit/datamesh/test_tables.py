@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 import datamesh.tables as tables_module
-from datamesh.errors import BrokenProductError, ConflictError, PublishError, StorageError
+from datamesh.errors import ConflictError, PublishError, StorageError
 from datamesh.platform import Mesh
 from datamesh.settings import Settings
 from datamesh.verify import repair
