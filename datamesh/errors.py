@@ -42,6 +42,13 @@ class BrokenProductError(StorageError):
     """A product's pointer or manifest is unreadable; that one product is unavailable until repaired."""
 
 
+class HostileTableError(BrokenProductError):
+    """A product's Iceberg metadata points outside its folder or changes how Iceberg reads and writes.
+
+    Nothing (not even repair) acts through such a table: it is restored by hand.
+    """
+
+
 class PublishError(PlatformError):
     """A publish was refused; the previously served version is untouched."""
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from datamesh.errors import ConflictError, PublishError, SettingsError, StorageError
+from datamesh.errors import BrokenProductError, ConflictError, HostileTableError, PublishError, SettingsError, StorageError
 
 if TYPE_CHECKING:
     from pyiceberg.catalog.sql import SqlCatalog
@@ -53,9 +53,17 @@ PROP_ACTOR = "mesh.actor"
 PROP_LAST_VERSION = "mesh.last-version"
 
 NAME_MAPPING = "schema.name-mapping.default"
-#: Table properties that would redirect Iceberg's writes away from the table's own folder.
+#: Table properties that would redirect Iceberg's writes away from the table's own folder, load code
+#: (pyiceberg instantiates the class a location provider or FileIO property names) or delete files.
 _LOCATION_PROPERTIES = frozenset({"write.metadata.path", "write.data.path", "write.folder-storage.path",
-                                  "write.object-storage.path", "write.location-provider.impl"})
+                                  "write.object-storage.path"})
+
+
+def _hostile_property(key: str, value: str) -> bool:
+    lowered = key.lower()
+    return (lowered in _LOCATION_PROPERTIES or lowered.startswith("write.object-storage")
+            or "location-provider" in lowered or lowered.endswith("io-impl") or lowered.startswith("py-")
+            or (lowered == "write.metadata.delete-after-commit.enabled" and value.strip().lower() != "false"))
 #: Properties every product table carries.
 TABLE_PROPERTIES = {
     "format-version": "2",
@@ -236,7 +244,7 @@ class TableStore:
         location = self.location(contract)
         if (table.metadata.location.rstrip("/") != location
                 or not self._inside(table.metadata_location, contract, "metadata")):
-            raise StorageError(
+            raise HostileTableError(
                 f"Product '{contract.id}': the catalog's table {contract.domain}.{contract.id} lives at "
                 f"{table.metadata.location} (metadata {table.metadata_location}), not inside this lake at {location}. "
                 "A copied lake keeps its catalog's absolute paths: point MESH_ICEBERG_CATALOG_URI at this lake's "
@@ -244,7 +252,7 @@ class TableStore:
             )
         problems = self._metadata_problems(table, contract)
         if problems:
-            raise StorageError(
+            raise HostileTableError(
                 f"Product '{contract.id}': its Iceberg table {contract.domain}.{contract.id} was changed outside the "
                 f"platform: {'; '.join(problems)}. It is refused before anything reads or writes through it; restore "
                 "the catalog entry from a backup (or point it at the newest metadata file the platform wrote)."
@@ -262,12 +270,15 @@ class TableStore:
                     for entry in metadata.metadata_log if not self._inside(entry.metadata_file, contract, "metadata")]
         problems += [f"snapshot {s.snapshot_id}'s manifest list {s.manifest_list} is outside its metadata/ folder"
                      for s in metadata.snapshots if not self._inside(s.manifest_list, contract, "metadata")]
-        problems += [f"it sets {key}={value!r}, which moves where Iceberg writes"
-                     for key, value in metadata.properties.items() if key in _LOCATION_PROPERTIES
-                     or key.startswith("write.object-storage")]
+        problems += [f"it sets {key}={value!r}, which changes where or how Iceberg reads and writes"
+                     for key, value in metadata.properties.items() if _hostile_property(key, value)]
         mapping = metadata.properties.get(NAME_MAPPING)
         if mapping is not None and mapping != metadata.schema().name_mapping.model_dump_json():
             problems.append(f"its {NAME_MAPPING} does not match its schema (columns would be read from other fields)")
+        head = metadata.current_snapshot()
+        if head is not None and head.schema_id is not None and head.schema_id != metadata.current_schema_id:
+            problems.append(f"its current schema {metadata.current_schema_id} is not the schema {head.schema_id} its "
+                            "current snapshot was written with (a publish changes both in one commit)")
         return problems
 
     def state(self, contract: Contract) -> TableState | None:
@@ -351,8 +362,14 @@ class TableStore:
             return []
         files = []
         for manifest in self._manifests(table, snapshot):
-            for entry in manifest.fetch_manifest_entry(io=table.io, discard_deleted=True):
-                files.append(entry.data_file)
+            try:
+                entries = manifest.fetch_manifest_entry(io=table.io, discard_deleted=True)
+            except (OSError, ValueError) as exc:
+                raise BrokenProductError(
+                    f"Iceberg table at {table.metadata.location}: manifest {manifest.manifest_path} cannot be read "
+                    f"({type(exc).__name__}: {str(exc)[:200]}). Run `mesh verify` and `mesh repair` on the product."
+                ) from None
+            files += [entry.data_file for entry in entries]
         return files
 
     def file_infos(self, table: Table, snapshot_id: int) -> list[DataFileInfo]:
@@ -435,13 +452,20 @@ class TableStore:
         return keep
 
     def _manifests(self, table: Table, snapshot: Any) -> list[Any]:
-        """A snapshot's manifests, refused (StorageError) if one lies outside the table's metadata/ folder."""
-        manifests = snapshot.manifests(io=table.io)
+        """A snapshot's manifests, refused (BrokenProductError) if unreadable or outside the table's metadata/ folder."""
+        try:
+            manifests = snapshot.manifests(io=table.io)
+        except (OSError, ValueError) as exc:
+            raise BrokenProductError(
+                f"Iceberg table at {table.metadata.location}: snapshot {snapshot.snapshot_id}'s manifest list "
+                f"{snapshot.manifest_list} cannot be read ({type(exc).__name__}: {str(exc)[:200]}). Run `mesh verify` "
+                "and `mesh repair` on the product."
+            ) from None
         location = table.metadata.location.rstrip("/") + "/metadata/"
         for manifest in manifests:
             path = self.path_of(manifest.manifest_path)
             if path is None or not manifest.manifest_path.startswith(location):
-                raise StorageError(
+                raise HostileTableError(
                     f"Iceberg table at {table.metadata.location}: snapshot {snapshot.snapshot_id} lists manifest "
                     f"{manifest.manifest_path}, outside its metadata/ folder; it was changed outside the platform."
                 )

@@ -14,7 +14,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from datamesh.errors import TrinoError
-from datamesh.names import quote_ident, sql_string
+from datamesh.names import quote_ident, sql_string, validate_name
 
 if TYPE_CHECKING:
     from datamesh.contracts import Contract
@@ -103,7 +103,8 @@ def version_relation(catalog: str, contract: Contract, version: int | None = Non
 def trino_versions(client: TrinoClient, contract: Contract) -> set[int]:
     """The ``v<N>`` tags Trino sees on a product's table (empty if Trino has no such table)."""
     # The product id is a validated identifier; Iceberg's metadata table is "<table>$refs".
-    refs = f'{quote_ident(client.catalog)}.{quote_ident(contract.domain)}."{quote_ident(contract.id)}$refs"'
+    validate_name(contract.id, kind="product id")
+    refs = f'{quote_ident(client.catalog)}.{quote_ident(contract.domain)}."{contract.id}$refs"'
     try:
         _, rows = client.query(f"SELECT name FROM {refs} WHERE type = 'TAG'")
     except TrinoError as exc:

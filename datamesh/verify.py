@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 from datamesh.catalog import Catalog, Manifest, run_id_problem
 from datamesh.contracts import Contract
-from datamesh.errors import BrokenProductError, ConflictError, StorageError, TamperedError
+from datamesh.errors import BrokenProductError, ConflictError, HostileTableError, StorageError, TamperedError
 
 
 @dataclass
@@ -228,6 +228,8 @@ def repair(catalog: Catalog, product: str, *, check_files: bool = True) -> Repai
                 problems = file_problems(catalog, manifest, full_hash=False)
                 if problems:
                     raise TamperedError("; ".join(problems))
+        except HostileTableError:
+            raise  # never commit on top of metadata that points elsewhere
         except (BrokenProductError, TamperedError) as exc:
             invalid[version] = _reason(exc)
             continue
