@@ -31,7 +31,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from datamesh.contracts import Contract, QualityRule, RuleType, Severity, parse_contract
+from datamesh.contracts import Contract, QualityRule, RuleType, Severity, SlaProperty, parse_contract
 from datamesh.errors import BreakingChangeError, ContractError
 from datamesh.types import SIMPLE_TYPES, ColumnType, is_widening
 
@@ -467,14 +467,19 @@ def _diff_metadata(old: Contract, new: Contract) -> list[Change]:
     info(ChangeKind.METADATA_CHANGED, "tags", list(old.tags), list(new.tags), "tags")
     info(ChangeKind.METADATA_CHANGED, "lineage.inputs", list(old.lineage.inputs), list(new.lineage.inputs),
          "lineage inputs")
-    sla = {s.property: f"{s.value:g}{s.unit}" for s in old.sla_properties}
-    sla_new = {s.property: f"{s.value:g}{s.unit}" for s in new.sla_properties}
+    sla = {s.property: _sla_text(s) for s in old.sla_properties}
+    sla_new = {s.property: _sla_text(s) for s in new.sla_properties}
     for prop in sorted(set(sla) | set(sla_new)):
         info(ChangeKind.METADATA_CHANGED, f"slaProperties.{prop}", sla.get(prop, "none"), sla_new.get(prop, "none"),
              f"SLA {prop}")
     if old.ml != new.ml:
         out.append(Change(ChangeKind.METADATA_CHANGED, "ml", "ml section changed", False))
     return out
+
+
+def _sla_text(sla: SlaProperty) -> str:
+    """``2s``, or ``500ms (error)`` when the service level names a severity."""
+    return f"{sla.value:g}{sla.unit}" + (f" ({sla.severity.value})" if sla.severity is not None else "")
 
 
 def _short(value: object, limit: int = 50) -> str:

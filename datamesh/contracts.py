@@ -214,9 +214,13 @@ class Description(_Model):
 
 
 class SlaProperty(_Model):
+    """One service level. ``queryLatency`` is the p95 target of each latency probe (``datamesh/slo.py``), in
+    ``s`` or ``ms``; its ``severity`` (default warning) is how a missed target is reported."""
+
     property: Literal["freshness", "queryLatency", "retention"]
     value: float
-    unit: Literal["s", "m", "h", "d", "versions"]
+    unit: Literal["ms", "s", "m", "h", "d", "versions"]
+    severity: Severity | None = None
 
 
 class Lineage(_Model):
@@ -296,6 +300,29 @@ class MLSection(_Model):
         return section.id_column or self.id_column
 
 
+#: The units each service level may be written in (``ms`` only for query latency).
+_SLA_UNITS: dict[str, tuple[str, ...]] = {
+    "freshness": ("s", "m", "h", "d", "versions"), "queryLatency": ("s", "ms"), "retention": ("s", "m", "h", "d", "versions"),
+}
+_QUERY_LATENCY_EXAMPLE = "e.g. `- property: queryLatency`, `value: 500`, `unit: ms`"
+
+
+def _check_sla(product: str, sla: SlaProperty) -> None:
+    """A query latency is a positive time in s or ms; ``ms`` and ``severity`` belong to query latency only."""
+    where = f"product '{product}' field 'slaProperties[{sla.property}]'"
+    if sla.unit not in _SLA_UNITS[sla.property]:
+        if sla.property == "queryLatency":
+            raise ValueError(f"{where}: unit '{sla.unit}' is not a query latency unit; queryLatency is in s or ms "
+                             f"({_QUERY_LATENCY_EXAMPLE}).")
+        raise ValueError(f"{where}: unit '{sla.unit}' is for queryLatency only; {sla.property} is in "
+                         f"{', '.join(_SLA_UNITS[sla.property])}.")
+    if sla.property == "queryLatency" and not sla.value > 0:
+        raise ValueError(f"{where}: value must be a time above 0, got {sla.value:g} ({_QUERY_LATENCY_EXAMPLE}).")
+    if sla.severity is not None and sla.property != "queryLatency":
+        raise ValueError(f"{where}: 'severity' applies to queryLatency only (how a missed latency target is "
+                         f"reported); remove it from {sla.property}.")
+
+
 _SEMVER = re.compile(r"(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})")
 
 
@@ -353,6 +380,8 @@ class Contract(_Model):
 
         for col in self.primary_key:
             check(col, "primaryKey")
+        for sla in self.sla_properties:
+            _check_sla(self.id, sla)
         for rule in self.quality:
             for col in (rule.columns or ()) + ((rule.column,) if rule.column else ()):
                 check(col, f"quality rule '{rule.key}'")
@@ -446,6 +475,20 @@ class Contract(_Model):
         if sla is None:
             return None
         return sla.value * {"s": 1, "m": 60, "h": 3600, "d": 86400}.get(sla.unit, 1)
+
+    @property
+    def query_latency_ms(self) -> float | None:
+        """The p95 target of each query-latency probe, in milliseconds (None: no target)."""
+        sla = self.sla("queryLatency")
+        if sla is None:
+            return None
+        return sla.value * (1000.0 if sla.unit == "s" else 1.0)
+
+    @property
+    def query_latency_severity(self) -> Severity:
+        """How a missed query-latency target is reported: the contract's ``severity``, else a warning."""
+        sla = self.sla("queryLatency")
+        return sla.severity if sla is not None and sla.severity is not None else Severity.WARNING
 
     @property
     def retention_versions(self) -> int | None:

@@ -1,8 +1,9 @@
-"""Commands over data products: list, describe, query, publish, retention, verify, repair, migrate."""
+"""Commands over data products: list, describe, query, publish, retention, verify, repair, migrate, slo."""
 
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +12,19 @@ from rich.table import Table
 from rich.text import Text
 
 from meshcli.app import Engine, app, handled, mesh_from_settings
-from meshcli.render import OutputFormat, age, console, human_bytes, print_rows, progress, resolve_format, say
+from meshcli.render import (
+    OutputFormat,
+    age,
+    clean,
+    console,
+    err_console,
+    human_bytes,
+    milliseconds,
+    print_rows,
+    progress,
+    resolve_format,
+    say,
+)
 
 
 @app.command()
@@ -254,4 +267,63 @@ def migrate(
     for line in report.lines():
         say(line)
     if not report.ok:
+        raise typer.Exit(code=2)
+
+
+class LatencyEngines(str, Enum):
+    DUCKDB = "duckdb"
+    TRINO = "trino"
+    BOTH = "both"
+
+
+@app.command()
+@handled
+def slo(
+    products: Annotated[list[str] | None, typer.Argument(help="Products (default: every published one)")] = None,
+    engine: Annotated[LatencyEngines | None, typer.Option(
+        help="duckdb, trino or both (default: duckdb, and trino too when MESH_TRINO_HOST is set)")] = None,
+    runs: Annotated[int | None, typer.Option(help="Timed runs of each probe, after one warm-up (default 7)",
+                                             min=1)] = None,
+    fmt: Annotated[OutputFormat | None, typer.Option(
+        "--format", "-f", help="table, csv or json (default: table on a terminal, csv when piped)")] = None,
+) -> None:
+    """Time each product's query-latency probes against the queryLatency target of its contract.
+
+    Two probes over the latest version: a scan reading every column and a
+    lookup of one row by primary key. Each runs once to warm up, then
+    --runs times; p50 and p95 are nearest-rank (with 7 runs the p95 is the
+    slowest). A target is met when the p95 of each probe is at most it.
+    Exit code 2 when any target is missed.
+
+    Example: `mesh slo customers churn_features --engine both --runs 11`
+    """
+    from datamesh.slo import DEFAULT_RUNS, Engine, Verdict, measure, measure_all
+    from datamesh.trino import TrinoClient
+
+    mesh = mesh_from_settings()
+    contracts = [mesh.contract(p) for p in products or []]
+    engines = None if engine is None else {LatencyEngines.DUCKDB: [Engine.DUCKDB], LatencyEngines.TRINO: [Engine.TRINO],
+                                           LatencyEngines.BOTH: [Engine.DUCKDB, Engine.TRINO]}[engine]
+    wants_trino = Engine.TRINO in engines if engines else bool(mesh.settings.trino_host)
+    trino = TrinoClient.from_settings(mesh.settings) if wants_trino else None
+    n = runs or DEFAULT_RUNS
+    skipped: list[str] = []
+    with mesh.session() as session:
+        if contracts:
+            results = [r for c in contracts for r in measure(session, c, trino=trino, engines=engines, runs=n)]
+        else:
+            results, skipped = measure_all(session, mesh.contracts, trino=trino, engines=engines, runs=n)
+    if resolve_format(fmt) is OutputFormat.TABLE:
+        rows = [(r.product, r.engine.value, r.probe.value, milliseconds(r.target_ms), milliseconds(r.p50_ms),
+                 milliseconds(r.p95_ms),
+                 "MISSED" if r.verdict is Verdict.MISSED else r.verdict.value) for r in results]
+        print_rows(["product", "engine", "probe", "target", "p50", "p95", "verdict"], rows, fmt,
+                   title=f"Query latency ({n} runs per probe, after one warm-up)")
+    else:
+        print_rows(["product", "version", "engine", "probe", "target_ms", "p50_ms", "p95_ms", "runs", "rows", "verdict"],
+                   [(r.product, r.version, r.engine.value, r.probe.value, r.target_ms, round(r.p50_ms, 3),
+                     round(r.p95_ms, 3), r.runs, r.rows, r.verdict.value) for r in results], fmt)
+    if skipped:
+        err_console.print(Text(clean(f"not measured (no published version yet): {', '.join(skipped)}"), style="dim"))
+    if any(r.verdict is Verdict.MISSED for r in results):
         raise typer.Exit(code=2)

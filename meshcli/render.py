@@ -73,6 +73,18 @@ def age(seconds: float | None) -> str:
     return f"{max(seconds, 0):.0f}s"
 
 
+def milliseconds(ms: float | None) -> str:
+    """A short duration: ``0.35 ms``, ``12.3 ms``, ``450 ms``, ``2.50 s``, ``1,000 s``."""
+    if ms is None:
+        return ""
+    if ms >= 1000:
+        seconds = ms / 1000
+        return f"{seconds:,.0f} s" if seconds >= 100 else f"{seconds:.2f} s"
+    if ms >= 100:
+        return f"{ms:.0f} ms"
+    return f"{ms:.1f} ms" if ms >= 1 else f"{ms:.2g} ms"
+
+
 def cell(value: Any) -> str:
     """One value as table text: floats to 6 significant digits, no 16-digit noise; None as empty."""
     if value is None:

@@ -1,17 +1,27 @@
-"""Contract checks for products built outside our publishing assets (dbt marts).
+"""Asset checks derived from contracts, beyond what a publish records.
 
-The publish recorded every rule's result over exactly the committed files;
-these checks surface the latest version's results in Dagster. Error rules
-are blocking: a failure stops downstream assets.
+* ``<product>_contract_checks``: the contract rules of products built outside
+  our publishing assets (dbt marts). The publish recorded every rule's result
+  over exactly the committed files; these checks surface the latest version's
+  results in Dagster. Error rules are blocking: a failure stops downstream assets.
+* ``query_latency``: on every product whose contract has a ``queryLatency``
+  target, the p95 of a full-column scan and a primary-key lookup of the
+  latest version (``datamesh/slo.py``), in DuckDB and, when the settings name
+  a Trino host, in Trino. Non-blocking (a slow query never stops the data);
+  a missed target is a warning unless the contract's ``queryLatency`` says
+  ``severity: error``.
 """
 
 # No `from __future__ import annotations`: Dagster reads these annotations at definition time.
 
 import dagster as dg
 
-from datamesh.contracts import Contract
-from orchestration.products import check_results, check_specs
+from datamesh.contracts import Contract, Severity
+from datamesh.slo import LatencyResult, Verdict, markdown_table
+from orchestration.products import asset_key, check_results, check_specs
 from orchestration.resources import MeshResource
+
+QUERY_LATENCY_CHECK = "query_latency"
 
 
 def build_contract_checks(contract: Contract) -> dg.AssetChecksDefinition:
@@ -26,3 +36,62 @@ def build_contract_checks(contract: Contract) -> dg.AssetChecksDefinition:
                 yield result
 
     return contract_checks
+
+
+def query_latency_check_key(contract: Contract) -> dg.AssetCheckKey:
+    return dg.AssetCheckKey(asset_key(contract), QUERY_LATENCY_CHECK)
+
+
+def build_query_latency_check(contract: Contract) -> dg.AssetChecksDefinition:
+    target = contract.query_latency_ms
+
+    @dg.asset_check(asset=asset_key(contract), name=QUERY_LATENCY_CHECK, blocking=False,
+                    description=f"p95 of a full-column scan and of a primary-key lookup of the latest version at "
+                                f"most {target:g} ms (queryLatency), in DuckDB and in Trino when configured.")
+    def query_latency(mesh: MeshResource) -> dg.AssetCheckResult:
+        """Time the scan and lookup probes of the latest version against the contract's queryLatency."""
+        from datamesh.errors import VersionNotFoundError
+        from datamesh.slo import measure
+        from datamesh.trino import TrinoClient
+
+        platform = mesh.mesh()
+        trino = TrinoClient.from_settings(platform.settings) if platform.settings.trino_host else None
+        with platform.session() as session:
+            try:
+                results = measure(session, contract, trino=trino)
+            except VersionNotFoundError as exc:
+                return dg.AssetCheckResult(passed=True, description=f"not measured: {exc}")
+        return query_latency_result(contract, results)
+
+    return query_latency
+
+
+def query_latency_result(contract: Contract, results: list[LatencyResult]) -> dg.AssetCheckResult:
+    """The check's result: p50/p95 of each engine and probe as numbers, and a Markdown table of them."""
+    missed = [r for r in results if r.verdict is Verdict.MISSED]
+    metadata: dict[str, object] = {
+        "target_ms": contract.query_latency_ms,
+        "version": results[0].version if results else None,
+        "runs": results[0].runs if results else 0,
+        "results": dg.MetadataValue.md(markdown_table(results)),
+    }
+    for r in results:
+        metadata[f"{r.engine.value}_{r.probe.value}_p50_ms"] = round(r.p50_ms, 3)
+        metadata[f"{r.engine.value}_{r.probe.value}_p95_ms"] = round(r.p95_ms, 3)
+    worst = max(results, key=lambda r: r.p95_ms) if results else None
+    if missed:
+        description = "target missed: " + ", ".join(
+            f"{r.engine.value} {r.probe.value} p95 {r.p95_ms:.1f} ms" for r in missed) + \
+            f" > {contract.query_latency_ms:g} ms"
+    elif worst is not None:
+        description = f"met: slowest p95 {worst.p95_ms:.1f} ms ({worst.engine.value} {worst.probe.value}) <= " \
+                      f"{contract.query_latency_ms:g} ms"
+    else:
+        description = "nothing measured"
+    return dg.AssetCheckResult(
+        passed=not missed,
+        severity=dg.AssetCheckSeverity.ERROR if contract.query_latency_severity is Severity.ERROR
+        else dg.AssetCheckSeverity.WARN,
+        description=description,
+        metadata=metadata,
+    )

@@ -237,3 +237,15 @@ def test_composite_key_product_joins_in_trino(s3_mesh: Mesh, native_stack: Stack
         reports = check_all(s, t, s3_mesh.catalog)
     assert {(r.product, r.version) for r in reports} == {("widgets", 1), ("widget_orders", 1)}
     assert all(r.ok for r in reports), [r.lines() for r in reports]
+
+
+def test_query_latency_probes_run_in_both_engines(s3_mesh: Mesh, native_stack: StackEndpoints) -> None:
+    from datamesh.slo import Engine, Probe, measure
+
+    s3_mesh.publish("widgets", widgets_table(40))
+    with s3_mesh.session() as s:
+        results = measure(s, s3_mesh.contract("widgets"), trino=trino(native_stack), runs=3)
+    assert {(r.engine, r.probe) for r in results} == {(e, p) for e in Engine for p in Probe}
+    for r in results:  # each engine read the same version: the scan counted every row, the lookup found one
+        assert r.version == 1 and r.runs == 3
+        assert r.rows == (40 if r.probe is Probe.SCAN else 1), r

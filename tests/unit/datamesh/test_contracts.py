@@ -246,3 +246,41 @@ def test_a_table_range_rule_needs_a_number_column(tmp_path: Path) -> None:
     with pytest.raises(ContractError, match=r"rule range on column 'color' needs a number column \(int32, int64, "
                                             r"double or decimal\(p,s\)\); 'color' is string"):
         load_contract(write(tmp_path, text))
+
+
+_RETENTION = "  - property: retention\n    value: 3\n    unit: versions\n"
+
+
+@pytest.mark.parametrize(("sla", "expected"), [
+    ("  - property: queryLatency\n    value: 2\n    unit: h\n",
+     "product 'widgets' field 'slaProperties[queryLatency]': unit 'h' is not a query latency unit; queryLatency is "
+     "in s or ms"),
+    ("  - property: queryLatency\n    value: 0\n    unit: ms\n",
+     "product 'widgets' field 'slaProperties[queryLatency]': value must be a time above 0, got 0"),
+    ("  - property: freshness\n    value: 5\n    unit: ms\n",
+     "product 'widgets' field 'slaProperties[freshness]': unit 'ms' is for queryLatency only"),
+    ("  - property: retention\n    value: 3\n    unit: versions\n    severity: error\n",
+     "field 'slaProperties[retention]': 'severity' applies to queryLatency only"),
+    ("  - property: queryLatency\n    value: 2\n    unit: sec\n", "field 'slaProperties[0].unit': Input should be 'ms'"),
+    ("  - property: queryLatency\n    value: 2\n    unit: s\n    severity: fatal\n",
+     "field 'slaProperties[0].severity'"),
+])
+def test_bad_query_latency_names_product_and_field(tmp_path: Path, sla: str, expected: str) -> None:
+    path = write(tmp_path, WIDGETS_CONTRACT.replace(_RETENTION, sla))
+    with pytest.raises(ContractError) as info:
+        load_contract(path)
+    assert str(path) in str(info.value) and expected in str(info.value)
+
+
+@pytest.mark.parametrize(("sla", "target_ms", "severity"), [
+    ("  - property: queryLatency\n    value: 500\n    unit: ms\n", 500.0, "warning"),
+    ("  - property: queryLatency\n    value: 1.5\n    unit: s\n    severity: error\n", 1500.0, "error"),
+    ("", None, "warning"),
+])
+def test_query_latency_target_in_milliseconds(tmp_path: Path, sla: str, target_ms: float | None, severity: str) -> None:
+    contract = load_contract(write(tmp_path, WIDGETS_CONTRACT.replace(_RETENTION, _RETENTION + sla)))
+    assert contract.query_latency_ms == target_ms and contract.query_latency_severity.value == severity
+
+
+def test_every_repository_contract_has_a_query_latency_target() -> None:
+    assert all(c.query_latency_ms is not None for c in ContractRegistry.from_dir(CONTRACTS_DIR))

@@ -1,0 +1,237 @@
+"""Query-latency service levels: two representative probes per product, timed against the contract.
+
+A contract's ``queryLatency`` (``slaProperties``, in ``s`` or ``ms``) is the
+p95 target of **each** probe, over the product's latest version:
+
+* ``scan``: one aggregate that reads every column (``count(*)``, then per
+  column ``count``, ``min`` and ``max``; a boolean's count of true values),
+  the shape of a dashboard or a profile;
+* ``lookup``: ``SELECT *`` of one row by its primary key (every key column
+  when the key is composite). The key value is picked before timing: the
+  median key in key order, so it is neither the first nor the last row of a
+  file. A product without a ``primaryKey``, or without rows, has no lookup.
+
+Each probe runs once to warm up (extensions, metadata and file caches), then
+``runs`` times (default 7); :func:`time.perf_counter` is read around the query
+only (sending it through the engine and fetching every row), never around the
+session set-up or the key pick. DuckDB runs it in a :class:`MeshSession` (what
+``mesh query`` and Python readers use); Trino, when a :class:`TrinoClient` is
+given, over the same snapshot (its ``v<N>`` tag), each query a new HTTP
+request, as an analyst's would be.
+
+Percentiles are **nearest-rank**: the p-th percentile of n samples is the
+``ceil(p / 100 * n)``-th smallest. With fewer than 20 runs the p95 is the
+slowest run (with 7 runs, p50 is the 4th of 7), so a target is met only when
+every timed run met it: deliberately strict, and why a missed target is a
+warning by default.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from datamesh.contracts import ColumnType, Contract
+from datamesh.errors import BrokenProductError, TrinoError, VersionNotFoundError
+from datamesh.names import quote_ident
+from datamesh.parity import profile_sql
+
+if TYPE_CHECKING:
+    from datamesh.duckdb_engine import MeshSession
+    from datamesh.trino import TrinoClient
+
+#: Timed runs of each probe (after one warm-up run).
+DEFAULT_RUNS = 7
+
+
+class Engine(str, Enum):
+    DUCKDB = "duckdb"
+    TRINO = "trino"
+
+
+class Probe(str, Enum):
+    SCAN = "scan"
+    LOOKUP = "lookup"
+
+
+class Verdict(str, Enum):
+    MET = "met"
+    MISSED = "missed"
+    NO_TARGET = "no target"
+
+
+def percentile(samples: Iterable[float], p: float) -> float:
+    """The nearest-rank ``p``-th percentile (0 < p <= 100): the ``ceil(p / 100 * n)``-th smallest sample."""
+    ordered = sorted(samples)
+    if not ordered:
+        raise ValueError("a percentile needs at least one sample")
+    if not 0 < p <= 100:
+        raise ValueError(f"a percentile is above 0 and at most 100, got {p!r}")
+    rank = math.ceil(p / 100 * len(ordered))
+    return ordered[max(rank, 1) - 1]
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    """The timings of one probe of one product version in one engine, against the contract's target."""
+
+    product: str
+    version: int
+    engine: Engine
+    probe: Probe
+    target_ms: float | None
+    samples_ms: tuple[float, ...]
+    #: Rows the probe saw: the product's row count (scan), the rows the key matched (lookup).
+    rows: int
+
+    @property
+    def runs(self) -> int:
+        return len(self.samples_ms)
+
+    @property
+    def p50_ms(self) -> float:
+        return percentile(self.samples_ms, 50)
+
+    @property
+    def p95_ms(self) -> float:
+        return percentile(self.samples_ms, 95)
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.target_ms is None:
+            return Verdict.NO_TARGET
+        return Verdict.MET if self.p95_ms <= self.target_ms else Verdict.MISSED
+
+
+def scan_sql(contract: Contract, relation: str) -> str:
+    """One aggregate row that reads every column (portable: DuckDB and Trino)."""
+    exprs: list[tuple[str, str]] = [("row_count", "count(*)")]
+    for col in contract.columns:
+        c = quote_ident(col.name)
+        if col.type is ColumnType.BOOLEAN:
+            exprs += [(f"{col.name}.count", f"count({c})"), (f"{col.name}.true", f"sum(case when {c} then 1 else 0 end)")]
+        else:
+            exprs += [(f"{col.name}.count", f"count({c})"), (f"{col.name}.min", f"min({c})"), (f"{col.name}.max", f"max({c})")]
+    return profile_sql(exprs, relation)
+
+
+def lookup_sql(contract: Contract, relation: str) -> str:
+    """Every column of the rows whose primary key equals the bound parameters (one ``?`` per key column)."""
+    if not contract.primary_key:
+        raise ValueError(f"Product '{contract.id}' has no primaryKey: it has no lookup probe.")
+    where = " AND ".join(f"{quote_ident(k)} = ?" for k in contract.primary_key)
+    return f"SELECT * FROM {relation} WHERE {where}"
+
+
+def pick_key(session: MeshSession, contract: Contract, relation: str) -> tuple[Any, ...] | None:
+    """The median primary key (in key order) of the product, or None if it has no key or no keyed row."""
+    if not contract.primary_key:
+        return None
+    keys = ", ".join(quote_ident(k) for k in contract.primary_key)
+    keyed = " AND ".join(f"{quote_ident(k)} IS NOT NULL" for k in contract.primary_key)
+    row = session.sql(f"SELECT count(*) FROM {relation} WHERE {keyed}").fetchone()
+    count = int(row[0]) if row else 0
+    if count == 0:
+        return None
+    found = session.sql(f"SELECT {keys} FROM {relation} WHERE {keyed} ORDER BY {keys} LIMIT 1 OFFSET ?",
+                        [count // 2]).fetchone()
+    return tuple(found) if found else None
+
+
+def _timed(run: Callable[[], list[tuple[Any, ...]]], runs: int, warmup: int) -> tuple[tuple[float, ...], list[tuple[Any, ...]]]:
+    rows: list[tuple[Any, ...]] = []
+    for _ in range(warmup):
+        rows = run()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        rows = run()
+        samples.append((time.perf_counter() - started) * 1000.0)
+    return tuple(samples), rows
+
+
+def measure(session: MeshSession, contract: Contract, *, trino: TrinoClient | None = None,
+            engines: Sequence[Engine] | None = None, runs: int = DEFAULT_RUNS, warmup: int = 1) -> list[LatencyResult]:
+    """Time the scan and lookup probes of a product's latest version; one result per (engine, probe).
+
+    ``engines`` defaults to DuckDB, plus Trino when ``trino`` is given. A product
+    with no published version raises VersionNotFoundError; a broken one its own
+    error (as any read of it does).
+    """
+    if runs < 1:
+        raise ValueError(f"runs must be at least 1, got {runs}")
+    chosen = list(engines) if engines is not None else [Engine.DUCKDB, *([Engine.TRINO] if trino else [])]
+    if Engine.TRINO in chosen and trino is None:
+        raise TrinoError("Timing Trino needs a Trino: set MESH_TRINO_HOST and MESH_TRINO_PORT "
+                         "(`mesh stack up` starts one).")
+    if contract.id in session.missing:
+        raise VersionNotFoundError(f"Product '{contract.id}' has no published version yet, so there is nothing to "
+                                   "time. Publish it (or run `mesh demo`).")
+    relation = f"{quote_ident(contract.domain)}.{quote_ident(contract.id)}"
+    if contract.id not in session.views:  # broken in this session: reading it raises the product's own error
+        session.sql(f"SELECT count(*) FROM {relation}").fetchall()
+        raise BrokenProductError(session.broken.get(contract.id, f"Product '{contract.id}' cannot be read."))
+    version = session.views[contract.id]
+    key = pick_key(session, contract, relation)
+    results: list[LatencyResult] = []
+    for engine in chosen:
+        run, rel = _runner(engine, session, trino, contract, version)
+        probes: list[tuple[Probe, str, list[Any] | None]] = [(Probe.SCAN, scan_sql(contract, rel), None)]
+        if key is not None:
+            probes.append((Probe.LOOKUP, lookup_sql(contract, rel), list(key)))
+        for probe, sql, params in probes:
+            samples, rows = _timed(partial(run, sql, params), runs, warmup)
+            seen = int(rows[0][0]) if probe is Probe.SCAN and rows else len(rows)
+            results.append(LatencyResult(contract.id, version, engine, probe, contract.query_latency_ms, samples, seen))
+    return results
+
+
+_Run = Callable[[str, list[Any] | None], list[tuple[Any, ...]]]
+
+
+def _runner(engine: Engine, session: MeshSession, trino: TrinoClient | None, contract: Contract,
+            version: int) -> tuple[_Run, str]:
+    """How one engine runs a probe (every row fetched), and the product's relation in that engine."""
+    if engine is Engine.DUCKDB:
+        def duckdb_rows(sql: str, params: list[Any] | None) -> list[tuple[Any, ...]]:
+            return session.sql(sql, params).fetchall()
+
+        return duckdb_rows, f"{quote_ident(contract.domain)}.{quote_ident(contract.id)}"
+    from datamesh.trino import version_relation
+
+    assert trino is not None
+    client = trino
+
+    def trino_rows(sql: str, params: list[Any] | None) -> list[tuple[Any, ...]]:
+        return client.query(sql, params)[1]
+
+    return trino_rows, version_relation(client.catalog, contract, version)
+
+
+def measure_all(session: MeshSession, contracts: Iterable[Contract], *, trino: TrinoClient | None = None,
+                engines: Sequence[Engine] | None = None, runs: int = DEFAULT_RUNS,
+                warmup: int = 1) -> tuple[list[LatencyResult], list[str]]:
+    """:func:`measure` of each product that has a published version; returns (results, ids of those without one)."""
+    results: list[LatencyResult] = []
+    skipped: list[str] = []
+    for contract in contracts:
+        if contract.id in session.missing:
+            skipped.append(contract.id)
+            continue
+        results += measure(session, contract, trino=trino, engines=engines, runs=runs, warmup=warmup)
+    return results, skipped
+
+
+def markdown_table(results: Sequence[LatencyResult]) -> str:
+    """The results as a Markdown table (the Dagster check's metadata)."""
+    lines = ["| engine | probe | target ms | p50 ms | p95 ms | runs | verdict |", "|---|---|---:|---:|---:|---:|---|"]
+    for r in results:
+        target = "" if r.target_ms is None else f"{r.target_ms:g}"
+        lines.append(f"| {r.engine.value} | {r.probe.value} | {target} | {r.p50_ms:.1f} | {r.p95_ms:.1f} | "
+                     f"{r.runs} | {r.verdict.value} |")
+    return "\n".join(lines)

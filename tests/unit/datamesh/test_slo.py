@@ -1,0 +1,153 @@
+"""Query-latency probes (datamesh/slo.py) over a real DuckDB session: percentiles, probes, verdicts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from datamesh.errors import TrinoError, VersionNotFoundError
+from datamesh.slo import (
+    Engine,
+    LatencyResult,
+    Probe,
+    Verdict,
+    lookup_sql,
+    markdown_table,
+    measure,
+    measure_all,
+    percentile,
+    pick_key,
+    scan_sql,
+)
+from tests.conftest import widgets_table
+from tests.latency import HUGE_TARGET, orders_table, write_latency_contracts
+
+
+@pytest.fixture()
+def latency_mesh(tmp_path: Path):  # noqa: ANN201
+    """widgets (tiny target, 11 rows) and widget_orders (huge target, composite key, 90 rows), published."""
+    from datamesh.platform import Mesh
+    from datamesh.settings import Settings
+
+    root = write_latency_contracts(tmp_path / "contracts")
+    mesh = Mesh.from_settings(Settings(lake_url=str(tmp_path / "lake"), contracts_dir=root))
+    mesh.publish("widgets", widgets_table(11, price=3.0))
+    mesh.publish("widget_orders", orders_table())
+    return mesh
+
+
+# -- percentiles ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("samples", "p", "expected"), [
+    ([7, 1, 6, 2, 5, 3, 4], 50, 4),        # rank ceil(3.5) = 4
+    ([7, 1, 6, 2, 5, 3, 4], 95, 7),        # rank ceil(6.65) = 7: with fewer than 20 runs, the slowest
+    ([7, 1, 6, 2, 5, 3, 4], 100, 7),
+    ([7, 1, 6, 2, 5, 3, 4], 1, 1),         # rank ceil(0.07) = 1
+    (list(range(1, 21)), 95, 19),          # rank 19 of 20
+    (list(range(1, 101)), 95, 95),
+    ([1, 2, 3, 4], 50, 2),                 # nearest rank, never interpolated (2.5)
+    ([3.5], 50, 3.5),
+    ([3.5], 95, 3.5),
+])
+def test_nearest_rank_percentile(samples: list[float], p: float, expected: float) -> None:
+    assert percentile(samples, p) == expected
+
+
+@pytest.mark.parametrize(("samples", "p", "message"), [
+    ([], 50, "at least one sample"), ([1.0], 0, "above 0"), ([1.0], 101, "at most 100")])
+def test_percentile_refuses_what_has_none(samples: list[float], p: float, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        percentile(samples, p)
+
+
+@pytest.mark.parametrize(("target", "verdict"), [(None, Verdict.NO_TARGET), (7.0, Verdict.MET), (6.99, Verdict.MISSED)])
+def test_verdict_compares_the_p95_with_the_target(target: float | None, verdict: Verdict) -> None:
+    result = LatencyResult("widgets", 1, Engine.DUCKDB, Probe.SCAN, target, (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0), 11)
+    assert (result.runs, result.p50_ms, result.p95_ms, result.verdict) == (7, 4.0, 7.0, verdict)
+
+
+# -- the probes -------------------------------------------------------------------------------
+
+
+def test_scan_probe_reads_every_column(latency_mesh) -> None:  # noqa: ANN001
+    contract = latency_mesh.contract("widgets")
+    sql = scan_sql(contract, "shop.widgets")
+    with latency_mesh.session() as s:
+        row = s.sql(sql).fetchone()
+        plan = "\n".join(str(v) for r in s.sql("EXPLAIN " + sql).fetchall() for v in r)
+    # count(*), then count/min/max of widget_id, color, price, made_at
+    assert row[0] == 11
+    assert row[1:4] == (11, 0, 10) and row[4:7] == (11, "red", "red") and row[7:10] == (11, 3.0, 3.0)
+    assert row[10] == 11 and len(row) == 1 + 3 * len(contract.columns)
+    for column in contract.column_names:
+        assert column in plan, f"the scan's plan does not read {column}:\n{plan}"
+
+
+def test_lookup_probe_finds_the_median_key_of_a_composite_key(latency_mesh) -> None:  # noqa: ANN001
+    contract = latency_mesh.contract("widget_orders")
+    with latency_mesh.session() as s:
+        key = pick_key(s, contract, "shop.widget_orders")
+        rows = s.sql(lookup_sql(contract, "shop.widget_orders"), list(key)).fetchall()
+    assert key == (15, 1)  # the 46th of 90 keys in (order_id, line_number) order
+    assert rows == [(15, 1, 15 % 7)]
+    assert lookup_sql(contract, "x") == 'SELECT * FROM x WHERE "order_id" = ? AND "line_number" = ?'
+
+
+def test_measure_times_both_probes_and_finds_the_key(latency_mesh) -> None:  # noqa: ANN001
+    with latency_mesh.session() as s:
+        results = measure(s, latency_mesh.contract("widget_orders"), runs=3)
+    assert [(r.engine, r.probe) for r in results] == [(Engine.DUCKDB, Probe.SCAN), (Engine.DUCKDB, Probe.LOOKUP)]
+    scan, lookup = results
+    assert (scan.rows, lookup.rows) == (90, 1)
+    assert all(r.runs == 3 and len(r.samples_ms) == 3 and r.version == 1 for r in results)
+    assert all(0 < r.p50_ms <= r.p95_ms == max(r.samples_ms) for r in results)
+
+
+def test_verdicts_from_the_contracts_targets(latency_mesh) -> None:  # noqa: ANN001
+    widgets = latency_mesh.contract("widgets")
+    assert widgets.query_latency_ms == pytest.approx(0.000001)
+    assert latency_mesh.contract("widget_orders").query_latency_ms == 1e9
+    untargeted = widgets.model_copy(update={"sla_properties": ()})
+    with latency_mesh.session() as s:
+        tiny = measure(s, widgets, runs=2)
+        huge = measure(s, latency_mesh.contract("widget_orders"), runs=2)
+        none = measure(s, untargeted, runs=2)
+    assert {r.verdict for r in tiny} == {Verdict.MISSED}
+    assert {r.verdict for r in huge} == {Verdict.MET}
+    assert {r.verdict for r in none} == {Verdict.NO_TARGET} and {r.target_ms for r in none} == {None}
+    table = markdown_table(tiny + none)
+    assert table.splitlines()[0].startswith("| engine | probe | target ms")
+    assert "| duckdb | lookup | 1e-06 |" in table and "| no target |" in table
+
+
+def test_a_product_without_a_primary_key_has_only_the_scan(latency_mesh) -> None:  # noqa: ANN001
+    keyless = latency_mesh.contract("widget_orders").model_copy(update={"primary_key": ()})
+    with latency_mesh.session() as s:
+        assert pick_key(s, keyless, "shop.widget_orders") is None
+        assert [r.probe for r in measure(s, keyless, runs=1)] == [Probe.SCAN]
+    with pytest.raises(ValueError, match="no primaryKey"):
+        lookup_sql(keyless, "x")
+
+
+def test_unpublished_products_are_skipped_or_refused(tmp_path: Path) -> None:
+    from datamesh.platform import Mesh
+    from datamesh.settings import Settings
+
+    root = write_latency_contracts(tmp_path / "contracts", widgets=HUGE_TARGET)
+    mesh = Mesh.from_settings(Settings(lake_url=str(tmp_path / "lake"), contracts_dir=root))
+    mesh.publish("widgets", widgets_table(4))
+    with mesh.session() as s:
+        results, skipped = measure_all(s, mesh.contracts, runs=1)
+        assert skipped == ["widget_orders"] and {r.product for r in results} == {"widgets"}
+        with pytest.raises(VersionNotFoundError, match="'widget_orders' has no published version"):
+            measure(s, mesh.contract("widget_orders"))
+
+
+def test_bad_arguments_are_refused(latency_mesh) -> None:  # noqa: ANN001
+    with latency_mesh.session() as s:
+        with pytest.raises(TrinoError, match="MESH_TRINO_HOST"):
+            measure(s, latency_mesh.contract("widgets"), engines=[Engine.TRINO])
+        with pytest.raises(ValueError, match="at least 1"):
+            measure(s, latency_mesh.contract("widgets"), runs=0)

@@ -1,0 +1,96 @@
+"""The `query_latency` asset check: generated from each contract's queryLatency, run against a real lake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from datamesh.contracts import ContractRegistry
+from datamesh.paths import CONTRACTS_DIR
+from orchestration.checks import QUERY_LATENCY_CHECK, build_query_latency_check, query_latency_check_key
+from orchestration.products import spec_for
+from orchestration.resources import MeshResource
+from tests.conftest import widgets_table
+from tests.latency import orders_table, write_latency_contracts
+
+ERROR_TARGET = "  - property: queryLatency\n    value: 0.000001\n    unit: ms\n    severity: error\n"
+
+
+def run_check(tmp_path: Path, root: Path, product: str) -> dg.AssetCheckEvaluation:
+    contracts = ContractRegistry.from_dir(root)
+    contract = contracts.get(product)
+    check = build_query_latency_check(contract)
+    result = dg.materialize(
+        [spec_for(contract, deps=[]), check], selection=dg.AssetSelection.checks(check),
+        resources={"mesh": MeshResource(lake_url=str(tmp_path / "lake"), contracts_dir=str(root))})
+    assert result.success
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert (evaluation.asset_key, evaluation.check_name) == (query_latency_check_key(contract).asset_key,
+                                                             QUERY_LATENCY_CHECK)
+    return evaluation
+
+
+@pytest.fixture()
+def lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """The latency contracts (widgets: a target nothing meets; widget_orders: one anything meets), published."""
+    from datamesh.platform import Mesh
+    from datamesh.settings import Settings
+
+    monkeypatch.delenv("MESH_TRINO_HOST", raising=False)
+    root = write_latency_contracts(tmp_path / "contracts")
+    mesh = Mesh.from_settings(Settings(lake_url=str(tmp_path / "lake"), contracts_dir=root))
+    mesh.publish("widgets", widgets_table(5))
+    mesh.publish("widget_orders", orders_table())
+    return root
+
+
+def test_a_met_target_passes_with_p50_and_p95_per_probe(tmp_path: Path, lake: Path) -> None:
+    evaluation = run_check(tmp_path, lake, "widget_orders")
+    assert evaluation.passed
+    metadata = {k: v.value for k, v in evaluation.metadata.items()}
+    assert metadata["target_ms"] == 1e9 and metadata["version"] == 1 and metadata["runs"] == 7
+    for probe in ("scan", "lookup"):
+        assert 0 < metadata[f"duckdb_{probe}_p50_ms"] <= metadata[f"duckdb_{probe}_p95_ms"]
+    assert not any(k.startswith("trino_") for k in metadata)  # no Trino configured
+    table = metadata["results"]
+    assert table.startswith("| engine | probe |") and "| duckdb | lookup |" in table and "| met |" in table
+    assert evaluation.description.startswith("met: slowest p95")
+
+
+def test_a_missed_target_fails_as_a_warning(tmp_path: Path, lake: Path) -> None:
+    evaluation = run_check(tmp_path, lake, "widgets")
+    assert not evaluation.passed
+    assert evaluation.severity is dg.AssetCheckSeverity.WARN
+    assert "target missed: duckdb scan p95" in evaluation.description and "duckdb lookup p95" in evaluation.description
+    assert "| missed |" in evaluation.metadata["results"].value
+
+
+def test_a_contract_may_make_a_missed_target_an_error(tmp_path: Path) -> None:
+    from datamesh.platform import Mesh
+    from datamesh.settings import Settings
+
+    root = write_latency_contracts(tmp_path / "contracts", widgets=ERROR_TARGET)
+    Mesh.from_settings(Settings(lake_url=str(tmp_path / "lake"), contracts_dir=root)).publish(
+        "widgets", widgets_table(5))
+    evaluation = run_check(tmp_path, root, "widgets")
+    assert not evaluation.passed and evaluation.severity is dg.AssetCheckSeverity.ERROR
+
+
+def test_an_unpublished_product_is_not_measured(tmp_path: Path) -> None:
+    root = write_latency_contracts(tmp_path / "contracts")
+    evaluation = run_check(tmp_path, root, "widgets")
+    assert evaluation.passed and "no published version" in evaluation.description
+
+
+def test_every_product_with_a_target_has_a_non_blocking_latency_check() -> None:
+    from orchestration.definitions import defs
+
+    contracts = ContractRegistry.from_dir(CONTRACTS_DIR)
+    graph = defs.resolve_asset_graph()
+    targeted = {f"{c.domain}/{c.id}" for c in contracts if c.query_latency_ms is not None}
+    checks = {k.asset_key.to_user_string() for k in graph.asset_check_keys if k.name == QUERY_LATENCY_CHECK}
+    assert checks == targeted and targeted == {f"{c.domain}/{c.id}" for c in contracts}
+    for contract in contracts:
+        assert not graph.get_check_spec(query_latency_check_key(contract)).blocking
