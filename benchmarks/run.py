@@ -9,6 +9,9 @@ machines are noisy. Sections:
 * ``s3``        — the same on the native S3 server (starts the stack in a temp folder)
 * ``trino``     — analyst queries: Trino vs DuckDB on the same files (needs ``pipeline`` on S3)
 * ``ml``        — training time per candidate; batch scoring vs a bare ``predict_proba``
+* ``tpch``      — TPC-H at ``--tpch-sf`` (default 1) on the native stack: the 22 queries in Trino vs
+  DuckDB over the same Iceberg products, each result checked against the official answer
+  (shipped for SF 0.01, 0.1 and 1)
 
 Example: ``python -m benchmarks.run --customers 50000 --sections publish,ml``
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import resource
@@ -34,7 +38,7 @@ import pyarrow.parquet as pq
 
 from datamesh.paths import PROJECT_ROOT
 
-SECTIONS = ("pipeline", "publish", "s3", "trino", "ml", "scoring")
+SECTIONS = ("pipeline", "publish", "s3", "trino", "ml", "scoring", "tpch")
 
 
 def say(message: str) -> None:
@@ -62,7 +66,14 @@ def interleaved(baseline: Callable[[], object], ours: Callable[[], object], repe
         base.append(t1 - t0)
         mine.append(t2 - t1)
     b, m = statistics.median(base), statistics.median(mine)
-    return {"baseline_s": round(b, 4), "ours_s": round(m, 4), "ratio": round(m / b, 3), "overhead_pct": round((m / b - 1) * 100, 1)}
+    return {"baseline_s": round(b, 4), "ours_s": round(m, 4), "ratio": round(m / b, 3), "overhead_pct": round((m / b - 1) * 100, 1),
+            "baseline_p95_s": round(p95(base), 4), "ours_p95_s": round(p95(mine), 4)}
+
+
+def p95(samples: list[float]) -> float:
+    """The nearest-rank 95th percentile."""
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
 
 def customers_like_table(n: int, seed: int = 0) -> pa.Table:
@@ -213,11 +224,87 @@ def bench_trino(customers: int, repeats: int, source_lake: str | None = None) ->
                     trino.query(sql)
 
                 r = interleaved(duck, tri, repeats)
-                results[name] = {"duckdb_median_s": r["baseline_s"], "trino_median_s": r["ours_s"],
+                results[name] = {"duckdb_p50_s": r["baseline_s"], "duckdb_p95_s": r["baseline_p95_s"],
+                                 "trino_p50_s": r["ours_s"], "trino_p95_s": r["ours_p95_s"],
                                  "trino_over_duckdb": r["ratio"]}
         rows = mesh.catalog.manifest("churn_features").row_count
         return {"customers": customers, "churn_features_rows": rows, "queries": results,
                 "prepare_wall_s": pipeline["wall_seconds"]}
+    finally:
+        nativestack.stop(home, echo=say)
+
+
+def bench_tpch(sf: float, repeats: int) -> dict[str, Any]:
+    """TPC-H at scale factor ``sf``: the eight tables published on the native stack's S3 lake, then each of
+    the 22 queries in DuckDB (MeshSession) and Trino, interleaved; medians, the Trino/DuckDB ratio, and
+    each engine's result against the official answer (where the extension ships one for ``sf``)."""
+    import nativestack
+    from benchmarks import tpch
+    from datamesh.settings import Settings
+
+    home = Path(tempfile.mkdtemp(prefix="bench-stack-"))
+    s3_port, trino_port, postgres_port = _free_ports(3)
+    ep = nativestack.start(home=home, s3_port=s3_port, trino_port=trino_port, postgres_port=postgres_port, echo=say)
+    try:
+        settings = Settings(
+            lake_url=f"s3://{ep.bucket}/bench-tpch", contracts_dir=tpch.CONTRACTS_DIR, s3_endpoint_url=ep.s3_endpoint,
+            s3_access_key_id=ep.access_key, s3_secret_access_key=ep.secret_key, s3_region=ep.region,
+            iceberg_catalog_uri=ep.iceberg_catalog_uri, trino_host=ep.trino_host, trino_port=ep.trino_port,
+            trino_catalog=ep.trino_catalog)  # type: ignore[arg-type]
+        mesh = tpch.tpch_mesh(settings)
+        t0 = time.perf_counter()
+        tables = tpch.generate(sf, mesh.contracts)
+        generate_s = time.perf_counter() - t0
+        say(f"dbgen sf={sf}: {sum(t.num_rows for t in tables.values()):,} rows in {generate_s:.1f}s")
+        t0 = time.perf_counter()
+        tpch.publish_all(mesh, tables, progress=say)
+        publish_s = time.perf_counter() - t0
+        rows = {name: table.num_rows for name, table in tables.items()}
+        del tables
+        answers = tpch.answers(sf) if tpch.has_answers(sf) else {}
+        trino = tpch.TpchTrino.for_mesh(mesh)
+        results: dict[str, Any] = {}
+        with mesh.session() as session:
+            for number in tpch.QUERY_NUMBERS:
+                last: dict[str, Any] = {}
+
+                def duck(number: int = number, last: dict[str, Any] = last) -> None:
+                    last["duckdb"] = tpch.run_duckdb(session, tpch.duckdb_sql(number))
+
+                def tri(number: int = number, last: dict[str, Any] = last) -> None:
+                    last["trino"] = tpch.run_trino(trino, tpch.trino_sql(number))
+
+                entry: dict[str, Any] = {}
+                try:
+                    r = interleaved(duck, tri, repeats)
+                    entry.update(duckdb_median_s=r["baseline_s"], trino_median_s=r["ours_s"],
+                                 trino_over_duckdb=r["ratio"])
+                except Exception as exc:  # one failing query must not hide the other 21
+                    entry["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+                for engine in ("duckdb", "trino"):
+                    result = last.get(engine)
+                    if result is None:
+                        entry[f"{engine}_answer"] = "not run"
+                    elif number in answers:
+                        entry[f"{engine}_answer"] = str(tpch.compare(answers[number], result.columns, result.rows))
+                    else:
+                        entry[f"{engine}_answer"] = f"no official answer for sf {sf}"
+                if number in tpch.TRINO_ADAPTATIONS:
+                    entry["trino_adaptation"] = tpch.TRINO_ADAPTATIONS[number][2]
+                say(f"Q{number}: {entry}")
+                results[f"q{number:02d}"] = entry
+        timed = [e for e in results.values() if "trino_over_duckdb" in e]
+        summary: dict[str, Any] = {
+            "queries_timed": len(timed),
+            "duckdb_total_median_s": round(sum(e["duckdb_median_s"] for e in timed), 3),
+            "trino_total_median_s": round(sum(e["trino_median_s"] for e in timed), 3),
+            "trino_over_duckdb_geomean": round(statistics.geometric_mean([e["trino_over_duckdb"] for e in timed]), 3)
+            if timed else None,
+        }
+        for engine in ("duckdb", "trino"):
+            summary[f"{engine}_same_as_answer"] = sum(e[f"{engine}_answer"] == "same" for e in results.values())
+        return {"sf": sf, "rows": rows, "generate_s": round(generate_s, 1), "publish_s": round(publish_s, 1),
+                "repeats": repeats, "answers_checked": bool(answers), "summary": summary, "queries": results}
     finally:
         nativestack.stop(home, echo=say)
 
@@ -288,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="fast", help="model zoo profile for the ml section (fast|full)")
     parser.add_argument("--source-lake", default=None,
                         help="trino section: copy products from this local lake instead of re-running the pipeline")
+    parser.add_argument("--tpch-sf", type=float, default=1.0,
+                        help="tpch section: TPC-H scale factor (default 1; answers exist for 0.01, 0.1, 1)")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "bench-results", help="where the JSON report goes")
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
@@ -310,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
             report["publish_s3"] = bench_s3(args.publish_rows, args.repeats)
         elif section == "trino":
             report["trino_vs_duckdb"] = bench_trino(args.customers, args.repeats, args.source_lake)
+        elif section == "tpch":
+            report["tpch"] = bench_tpch(args.tpch_sf, args.repeats)
         elif section == "scoring":
             report["scoring"] = bench_scoring(args.source_lake or lake, max(2, args.repeats // 2))
         elif section == "ml":
