@@ -133,7 +133,7 @@ def bench_s3(n: int, repeats: int) -> dict[str, Any]:
         def s3_mesh(root: str) -> Any:
             return Mesh.from_settings(Settings(
                 lake_url=f"s3://{ep.bucket}/bench", s3_endpoint_url=ep.s3_endpoint, s3_access_key_id=ep.access_key,
-                s3_secret_access_key=ep.secret_key, s3_region=ep.region))
+                s3_secret_access_key=ep.secret_key, s3_region=ep.region, iceberg_catalog_uri=ep.iceberg_catalog_uri))
 
         return bench_publish(s3_mesh, "", n, repeats)
     finally:
