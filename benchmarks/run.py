@@ -8,6 +8,8 @@ machines are noisy. Sections:
 * ``publish``   — our publish of a 1M-row table vs a bare ``pyarrow.parquet.write_table``
 * ``s3``        — the same on the native S3 server (starts the stack in a temp folder)
 * ``trino``     — analyst queries: Trino vs DuckDB on the same files (needs ``pipeline`` on S3)
+* ``trino-small`` — Trino's fixed cost on small analyst queries (count, group-by, lookup, a join) at
+  ``--customers``: p50/p95 with the stack's settings vs dynamic filtering on (decision 0014)
 * ``ml``        — training time per candidate; batch scoring vs a bare ``predict_proba``
 * ``tpch``      — TPC-H at ``--tpch-sf`` (default 1) on the native stack: the 22 queries in Trino vs
   DuckDB over the same Iceberg products, each result checked against the official answer
@@ -38,7 +40,7 @@ import pyarrow.parquet as pq
 
 from datamesh.paths import PROJECT_ROOT
 
-SECTIONS = ("pipeline", "publish", "s3", "trino", "ml", "scoring", "tpch")
+SECTIONS = ("pipeline", "publish", "s3", "trino", "trino-small", "ml", "scoring", "tpch")
 
 
 def say(message: str) -> None:
@@ -309,6 +311,60 @@ def bench_tpch(sf: float, repeats: int) -> dict[str, Any]:
         nativestack.stop(home, echo=say)
 
 
+SMALL_QUERIES = {
+    "select_1": "select 1",
+    "count": "select count(*) from crm.customers",
+    "group_by": "select plan, count(*) from crm.customers group by 1 order by 1",
+    "lookup": "select * from crm.customers where customer_id = (select min(customer_id) from crm.customers)",
+    "join_group_by": ("select c.plan, count(*), sum(i.amount_usd) from crm.customers c "
+                      "join billing.invoices i on i.customer_id = c.customer_id group by 1 order by 1"),
+}
+
+
+def bench_trino_small(customers: int, repeats: int) -> dict[str, Any]:
+    """Trino's fixed cost on small analyst queries (decision 0014): p50/p95 with the stack's
+    settings and with dynamic filtering switched back on, alternated in one session."""
+    import nativestack
+    from datamesh.platform import Mesh
+    from datamesh.settings import build_settings
+    from demo_sources.generator import DemoConfig, iter_product
+
+    home = Path(tempfile.mkdtemp(prefix="bench-stack-"))
+    s3_port, trino_port, postgres_port = _free_ports(3)
+    ep = nativestack.start(home=home, s3_port=s3_port, trino_port=trino_port, postgres_port=postgres_port, echo=say)
+    try:
+        env = {**ep.as_settings_env(), "MESH_LAKE_URL": f"s3://{ep.bucket}/bench-small"}
+        settings = build_settings(**{k.removeprefix("MESH_").lower(): v for k, v in env.items()})
+        mesh = Mesh.from_settings(settings)
+        config = DemoConfig(customers=customers, seed=42)
+        for product in ("customers", "invoices"):
+            mesh.publish(product, iter_product(product, config, mesh.contracts))
+        import trino
+
+        def cursor(dynamic_filtering: bool) -> Any:
+            return trino.dbapi.connect(host=ep.trino_host, port=ep.trino_port, user="bench", catalog="lake",
+                                       session_properties={"enable_dynamic_filtering": str(dynamic_filtering).lower()}
+                                       ).cursor()
+
+        stack_default, df_on = cursor(False), cursor(True)
+        results: dict[str, Any] = {}
+        for name, sql in SMALL_QUERIES.items():
+            def run(cur: Any, sql: str = sql) -> None:
+                cur.execute(sql)
+                cur.fetchall()
+
+            for _ in range(5):  # JIT warm-up
+                run(stack_default)
+                run(df_on)
+            r = interleaved(lambda: run(df_on), lambda: run(stack_default), repeats)
+            results[name] = {"p50_ms": round(r["ours_s"] * 1000), "p95_ms": round(r["ours_p95_s"] * 1000),
+                             "dynamic_filtering_on_p50_ms": round(r["baseline_s"] * 1000),
+                             "dynamic_filtering_on_p95_ms": round(r["baseline_p95_s"] * 1000)}
+        return {"customers": customers, "repeats": repeats, "queries": results}
+    finally:
+        nativestack.stop(home, echo=say)
+
+
 def bench_scoring(lake_url: str, repeats: int) -> dict[str, Any]:
     """Champion scoring, lake to published product, vs a bare predict_proba on the same frame
     (an existing lake with a champion, e.g. the 1M-customer demo: --source-lake)."""
@@ -401,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
             report["trino_vs_duckdb"] = bench_trino(args.customers, args.repeats, args.source_lake)
         elif section == "tpch":
             report["tpch"] = bench_tpch(args.tpch_sf, args.repeats)
+        elif section == "trino-small":
+            report["trino_small"] = bench_trino_small(args.customers, max(args.repeats, 15))
         elif section == "scoring":
             report["scoring"] = bench_scoring(args.source_lake or lake, max(2, args.repeats // 2))
         elif section == "ml":
