@@ -32,7 +32,7 @@ from datamesh.contracts import Contract, ContractRegistry
 from datamesh.errors import BrokenProductError, StorageError, TamperedError, VersionNotFoundError
 from datamesh.provenance import RUN_ID_PATTERN
 from datamesh.storage import Lake
-from datamesh.tables import PROP_RECORD_SHA256, PROP_RUN_ID, SnapshotRef, TableState, TableStore, iceberg_scan_sql
+from datamesh.tables import PROP_RECORD_SHA256, PROP_RUN_ID, PROP_VERSION, SnapshotRef, TableState, TableStore, iceberg_scan_sql
 
 if TYPE_CHECKING:
     from datamesh.identity import Identity
@@ -284,7 +284,7 @@ class Catalog:
     def record(self, contract: Contract, state: TableState, ref: SnapshotRef) -> Manifest:
         """The side record of one tagged snapshot, checked against the snapshot (BrokenProductError)."""
         where = f"{self._table_name(contract)} version {ref.version} (snapshot {ref.snapshot_id})"
-        claimed = ref.summary.get("mesh.version")
+        claimed = ref.summary.get(PROP_VERSION)
         if claimed != str(ref.version):
             raise self._broken(contract, where, f"is tagged v{ref.version} but its summary says version {claimed!r}")
         key = (state.metadata_location, ref.snapshot_id, ref.version)
@@ -354,8 +354,7 @@ class Catalog:
         metadata = state.table.metadata
         snapshot = metadata.snapshot_by_id(ref.snapshot_id)
         schema_id = getattr(snapshot, "schema_id", None)
-        schema = next((s for s in metadata.schemas if s.schema_id == schema_id), None) if schema_id is not None \
-            else metadata.schema()
+        schema = metadata.schema_by_id(schema_id) if schema_id is not None else metadata.schema()
         if schema is None:
             return [f"its schema {schema_id} is missing from the table's metadata"]
         actual = []

@@ -66,8 +66,14 @@ def _spill_dir() -> Path:
 CHECK_MEMORY_LIMIT = "1536MB"
 
 
-def connect(lake: Lake | None = None, *, memory_limit: str = "3GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """A new in-memory DuckDB connection able to read the lake's files."""
+def connect(lake: Lake | None = None, *, memory_limit: str = "3GB", threads: int | None = None,
+            iceberg: bool = False) -> duckdb.DuckDBPyConnection:
+    """A new in-memory DuckDB connection able to read the lake's files (and its tables, with ``iceberg``).
+
+    Loading the avro and iceberg extensions costs about a quarter of a second,
+    so only connections that scan tables ask for it (not a publish's checks
+    over staged Parquet).
+    """
     con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     con.execute(f"SET memory_limit = {sql_string(memory_limit)}")
     con.execute(f"SET temp_directory = {sql_string(str(_spill_dir()))}")
@@ -75,7 +81,7 @@ def connect(lake: Lake | None = None, *, memory_limit: str = "3GB", threads: int
         con.execute(f"SET threads = {int(threads)}")
     if lake is not None and lake.is_s3:
         configure_s3(con, lake)
-    if lake is not None:
+    if iceberg:
         load_iceberg(con)
     return con
 
@@ -213,7 +219,7 @@ class MeshSession:
     def __init__(self, catalog: Catalog, *, pins: dict[str, int] | None = None,
                  memory_limit: str = "3GB", threads: int | None = None) -> None:
         self.catalog = catalog
-        self._con = connect(catalog.lake, memory_limit=memory_limit, threads=threads)
+        self._con = connect(catalog.lake, memory_limit=memory_limit, threads=threads, iceberg=True)
         self.views: dict[str, int] = {}
         self.missing: list[str] = []
         #: Product id -> why it cannot be read in this session (its views raise this message).

@@ -230,7 +230,7 @@ class Publisher:
                 )
             results = self._early_check.result()
         else:
-            con = connect(self.lake, memory_limit=CHECK_MEMORY_LIMIT)
+            con = connect(self.lake, memory_limit=CHECK_MEMORY_LIMIT)  # staged Parquet: no Iceberg needed
             try:
                 results = check_files(con, self.lake, self.contract, paths)
             finally:
@@ -270,7 +270,8 @@ class Publisher:
         self._in_doubt = True
         try:
             snapshot_id, metadata_location = self.catalog.tables.commit(
-                self.contract, version, paths, properties, base_snapshot_id=base.snapshot_id if base else None)
+                self.contract, version, paths, properties, base_snapshot_id=base.snapshot_id if base else None,
+                table=state.table if state is not None else None)
         except (ConflictError, PublishError):  # the catalog refused, or nothing was sent to it
             self._in_doubt = False
             raise
@@ -502,7 +503,8 @@ def apply_retention_rule(catalog: Catalog, contract: Contract, *, keep: int, orp
     catalog.tables.expire(contract, doomed)  # the commit point of retention
     # Decide what to delete from the table as it is now: a publish that committed while this
     # retention ran (or a run shared by a retained version) keeps its files.
-    referenced = _referenced_runs(catalog, contract)
+    table = catalog.tables.load(contract)
+    referenced = _referenced_runs(catalog, table)
     deletes = [(paths.run_dir(run), paths.data, True) for run in sorted(doomed_runs - referenced)]
     deletes += [(paths.record(run), paths.records, False) for run in sorted(doomed_runs - referenced)]
     deletes += [(info.path, paths.data, True) for info in run_dirs
@@ -518,16 +520,15 @@ def apply_retention_rule(catalog: Catalog, contract: Contract, *, keep: int, orp
             lake.delete_dir_within(path, prefix)
         else:
             lake.delete_file_within(path, prefix)
-    _remove_unreferenced_files(catalog, contract, now - orphan_grace_seconds)
+    _remove_unreferenced_files(catalog, contract, table, now - orphan_grace_seconds)
     return doomed
 
 
-def _referenced_runs(catalog: Catalog, contract: Contract) -> set[str]:
-    """Run ids whose directory or record any snapshot of the table (as it is now) still needs."""
-    table = catalog.tables.load(contract)
+def _referenced_runs(catalog: Catalog, table: Any) -> set[str]:
+    """Run ids whose directory or record any snapshot of ``table`` still needs."""
     if table is None:
         return set()
-    data = catalog.paths_for(contract).data + "/"
+    data = catalog.tables.path_of(table.metadata.location.rstrip("/")) + "/data/"
     runs = set()
     for snapshot in table.metadata.snapshots:
         if snapshot.summary is not None and snapshot.summary.get(PROP_RUN_ID):
@@ -544,14 +545,13 @@ def _newest_mtime_ns(lake: Any, directory: str) -> int | None:
     return max(times) if times else None
 
 
-def _remove_unreferenced_files(catalog: Catalog, contract: Contract, older_than: float) -> None:
+def _remove_unreferenced_files(catalog: Catalog, contract: Contract, table: Any, older_than: float) -> None:
     """Delete Iceberg metadata files (manifests, manifest lists, old JSON) and loose data files nothing needs.
 
     Loose data files are those another engine wrote directly into ``data/``
     (a foreign INSERT that repair rolled back); run directories are handled
     by the orphan sweep above.
     """
-    table = catalog.tables.load(contract)
     if table is None:
         return
     paths = catalog.paths_for(contract)

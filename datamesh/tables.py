@@ -260,8 +260,12 @@ class TableStore:
         return table
 
     def _inside(self, uri: str | None, contract: Contract, folder: str) -> bool:
+        return self._within(uri, self.lake.path("products", contract.domain, contract.id, folder))
+
+    def _within(self, uri: str | None, folder: str) -> bool:
+        """Whether a URI Iceberg recorded is a path of this lake below ``folder`` (a lake path)."""
         path = self.path_of(uri) if uri else None
-        return path is not None and path.startswith(self.lake.path("products", contract.domain, contract.id, folder) + "/")
+        return path is not None and path.startswith(folder + "/")
 
     def _metadata_problems(self, table: Table, contract: Contract) -> list[str]:
         """Paths and properties in the table's metadata that would make Iceberg read or write outside its folder."""
@@ -298,10 +302,9 @@ class TableStore:
             self.catalog.create_namespace_if_not_exists(contract.domain)
         except IntegrityError:  # a concurrent first publish in the same domain created it
             pass
-        properties = {**TABLE_PROPERTIES, "comment": _comment(contract), "mesh.owner": contract.owner.team}
         try:
             return self.catalog.create_table(self.identifier(contract), iceberg_schema(contract),
-                                             location=self.location(contract), properties=properties)
+                                             location=self.location(contract), properties=_table_properties(contract))
         except (TableAlreadyExistsError, IntegrityError):  # a concurrent first publish created it
             table = self.load(contract)
             assert table is not None
@@ -310,18 +313,19 @@ class TableStore:
     # -- writing ----------------------------------------------------------------------
 
     def commit(self, contract: Contract, version: int, lake_paths: list[str], properties: dict[str, str],
-               *, base_snapshot_id: int | None) -> tuple[int, str]:
+               *, base_snapshot_id: int | None, table: Table | None = None) -> tuple[int, str]:
         """Replace the table's content with exactly these files, as one snapshot tagged ``v<version>``.
 
         ``base_snapshot_id`` is the head the caller read when it chose
-        ``version``; if the head moved, or the tag exists, the commit is
-        refused with ConflictError and nothing becomes visible. Returns the
-        new snapshot's id and the table's new metadata location.
+        ``version`` (from ``table``, when given: it is not loaded again); if
+        the head moved, or the tag exists, the commit is refused with
+        ConflictError and nothing becomes visible. Returns the new snapshot's
+        id and the table's new metadata location.
         """
         from pyiceberg.exceptions import CommitFailedException
         from pyiceberg.table.update.snapshot import ManageSnapshots
 
-        table = self.create(contract)
+        table = table if table is not None else self.create(contract)
         head = table.metadata.current_snapshot()
         if (head.snapshot_id if head else None) != base_snapshot_id or f"v{version}" in table.metadata.refs:
             raise self._conflict(contract, version)
@@ -390,12 +394,7 @@ class TableStore:
         if table is None:
             return set()
         tx = table.transaction()
-        tags = [f"v{v}" for v in versions if f"v{v}" in table.metadata.refs]
-        if tags:
-            manage = ManageSnapshots(tx)
-            for tag in tags:
-                manage.remove_tag(tag)
-            manage.commit()
+        tags = _remove_tags(ManageSnapshots(tx), table, versions)
         protected = {ref.snapshot_id for ref in tx.table_metadata.refs.values()}
         doomed = {s.snapshot_id for s in tx.table_metadata.snapshots} - protected
         if doomed:
@@ -431,14 +430,8 @@ class TableStore:
 
     def remove_tags(self, contract: Contract, versions: Iterable[int]) -> None:
         table = self.load(contract)
-        if table is None:
-            return
-        tags = [f"v{v}" for v in versions if f"v{v}" in table.metadata.refs]
-        if tags:
-            manage = table.manage_snapshots()
-            for tag in tags:
-                manage.remove_tag(tag)
-            manage.commit()
+        if table is not None:
+            _remove_tags(table.manage_snapshots(), table, versions)
 
     def referenced_metadata(self, table: Table) -> set[str]:
         """Every metadata file (JSON, manifest lists, manifests) the table's current metadata still needs."""
@@ -461,21 +454,24 @@ class TableStore:
                 f"{snapshot.manifest_list} cannot be read ({type(exc).__name__}: {str(exc)[:200]}). Run `mesh verify` "
                 "and `mesh repair` on the product."
             ) from None
-        location = table.metadata.location.rstrip("/") + "/metadata/"
+        folder = f"{self.path_of(table.metadata.location.rstrip('/'))}/metadata"
         for manifest in manifests:
-            path = self.path_of(manifest.manifest_path)
-            if path is None or not manifest.manifest_path.startswith(location):
+            if not self._within(manifest.manifest_path, folder):
                 raise HostileTableError(
                     f"Iceberg table at {table.metadata.location}: snapshot {snapshot.snapshot_id} lists manifest "
                     f"{manifest.manifest_path}, outside its metadata/ folder; it was changed outside the platform."
                 )
         return manifests
 
-    def drop_all(self) -> None:
-        """Drop every table of the catalog (tests and `mesh migrate --force` only)."""
-        for (namespace,) in self.catalog.list_namespaces():
-            for identifier in self.catalog.list_tables(namespace):
-                self.catalog.drop_table(identifier)
+
+def _remove_tags(manage: Any, table: Table, versions: Iterable[int]) -> list[str]:
+    """Stage the removal of the existing ``v<N>`` tags of ``versions`` on ``manage``; returns the tags removed."""
+    tags = [f"v{v}" for v in versions if f"v{v}" in table.metadata.refs]
+    for tag in tags:
+        manage.remove_tag(tag)
+    if tags:
+        manage.commit()
+    return tags
 
 
 # -- schemas ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from datamesh.catalog import Catalog, Manifest, run_id_problem
 from datamesh.contracts import Contract
 from datamesh.errors import BrokenProductError, ConflictError, HostileTableError, StorageError, TamperedError
+from datamesh.tables import PROP_RUN_ID
 
 
 @dataclass
@@ -244,7 +245,7 @@ def repair(catalog: Catalog, product: str, *, check_files: bool = True) -> Repai
         used = {m.run_id for m in valid.values()}
         for version, why in sorted(invalid.items()):
             summary = state.versions[version].summary
-            run_id = summary.get("mesh.run-id", "")
+            run_id = summary.get(PROP_RUN_ID, "")
             if not run_id or run_id in used or run_id_problem(run_id):
                 continue  # never move a record a valid version still uses
             record = paths.record(run_id)
