@@ -33,8 +33,9 @@ demo: install ## Run the whole pipeline on the embedded default (local lake, Duc
 test: install ## Run every test (starts and stops the native Trino + S3 stack itself)
 	$(BIN)/python -m pytest -q
 
-lint: install ## Fast static checks: ruff, sqlfluff on sql/, and the Dagster definitions load
+lint: install ## Fast static checks: ruff, sqlfluff on sql/, the rendered access policy is current, the Dagster definitions load
 	$(BIN)/ruff check .
+	$(BIN)/mesh policy render --check
 	cd sql && ../$(BIN)/sqlfluff lint models analyst --processes 1
 	$(BIN)/dagster definitions validate -m orchestration.definitions
 

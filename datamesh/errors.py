@@ -38,6 +38,10 @@ class TamperedError(StorageError):
     """A committed file differs from what its manifest recorded; the version is refused, never served."""
 
 
+class AccessDeniedError(StorageError):
+    """The store refused the acting identity's valid credentials this action: the access policy forbids it."""
+
+
 class BrokenProductError(StorageError):
     """A product's pointer or manifest is unreadable; that one product is unavailable until repaired."""
 
@@ -87,6 +91,10 @@ class BreakingChangeError(ContractError):
 
 class OwnershipError(PlatformError):
     """The acting identity may not change this product (e.g. replace a registered contract)."""
+
+
+class PolicyError(PlatformError):
+    """The governance file or the contracts do not give a consistent access policy."""
 
 
 class StackError(PlatformError):

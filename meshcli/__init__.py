@@ -7,7 +7,7 @@ commands that need them, so ``mesh --help`` stays fast.
 
 from __future__ import annotations
 
-from meshcli import contracts, ml, products, stack  # noqa: F401 - registers the commands
+from meshcli import contracts, ml, policy, products, stack  # noqa: F401 - registers the commands
 from meshcli.app import app
 
 __all__ = ["app", "main"]
