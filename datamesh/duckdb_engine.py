@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from datamesh.errors import BrokenProductError, PlatformError, QueryError, StorageError, VersionNotFoundError
+from datamesh.errors import (
+    AccessDeniedError,
+    BrokenProductError,
+    PlatformError,
+    QueryError,
+    StorageError,
+    VersionNotFoundError,
+)
 from datamesh.names import quote_ident, sql_string
 from datamesh.sql_guard import ensure_read_only, lock_down
 
@@ -265,7 +272,7 @@ class MeshSession:
         message = str(exc)
         if f"'{contract.id}'" not in message:
             message = f"Product '{contract.id}' is unavailable in this session: {message}"
-        if f"mesh repair {contract.id}" not in message:
+        if f"mesh repair {contract.id}" not in message and not isinstance(exc, AccessDeniedError):
             message += f" Once the lake is reachable, `mesh verify {contract.id}` / `mesh repair {contract.id}`."
         self.broken[contract.id] = message
         self._broken_errors[contract.id] = exc

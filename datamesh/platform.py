@@ -18,7 +18,7 @@ from datamesh.catalog import Catalog, Manifest
 from datamesh.contracts import Contract, ContractRegistry
 from datamesh.duckdb_engine import MeshSession
 from datamesh.errors import OwnershipError
-from datamesh.identity import Identity
+from datamesh.identity import Identity, Role
 from datamesh.publish import publish_file, publish_table
 from datamesh.settings import Settings, get_settings
 from datamesh.storage import Lake
@@ -66,6 +66,20 @@ class Mesh:
             )
         contracts = ContractRegistry([*self.contracts, contract])
         return replace(self, contracts=contracts, catalog=_catalog(self.settings, self.lake, contracts))
+
+    def acting_for(self, domain: str) -> Mesh:
+        """This mesh acting as ``domain``'s publisher, when the platform holds that identity's credentials.
+
+        The orchestrator runs every domain's steps; with a credentials file (``MESH_CREDENTIALS_FILE``) each
+        step publishes with its owning domain's own credentials, so the storage layer (S3 policies, catalog
+        roles) also refuses a step that writes outside its domain. Without one, or when already acting as a
+        publisher or analyst, this mesh is returned unchanged (the identity checks still apply).
+        """
+        if self.settings.credentials_file is None or self.identity.role is not Role.PLATFORM:
+            return self
+        settings = self.settings.as_actor(f"publisher:{domain}")
+        lake = Lake.from_settings(settings)
+        return Mesh(settings, lake, self.contracts, _catalog(settings, lake, self.contracts))
 
     def session(self, pins: dict[str, int] | None = None) -> MeshSession:
         return MeshSession(self.catalog, pins=pins, memory_limit=self.settings.duckdb_memory_limit,

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from datamesh.errors import PlatformError, SettingsError
@@ -88,7 +88,22 @@ class Settings(BaseSettings):
     trino_host: str | None = Field(default=None, description="Trino coordinator host; unset = no Trino.")
     trino_port: int = 8080
     trino_user: str = "mesh"
+    trino_password: SecretStr | None = Field(
+        default=None, description="The Trino user's password (PASSWORD authentication; needs https)."
+    )
+    trino_scheme: Literal["http", "https"] = Field(
+        default="http", description="https on every authenticated Trino (the stack's and compose's)."
+    )
+    trino_ca_file: Path | None = Field(
+        default=None, description="PEM file of the CA that signed Trino's certificate (the stack's own CA)."
+    )
     trino_catalog: str = "lake"
+
+    credentials_file: Path | None = Field(
+        default=None,
+        description="A private (0600) JSON file of every identity's credentials (`mesh stack up` writes one): the "
+                    "S3 keys, catalog URI and Trino login of the acting MESH_ACTOR are taken from it.",
+    )
 
     duckdb_memory_limit: str = "3GB"
     duckdb_threads: int | None = None
@@ -114,6 +129,36 @@ class Settings(BaseSettings):
         except PlatformError as exc:
             raise ValueError(str(exc)) from None
         return v
+
+    @model_validator(mode="after")
+    def _credentials_of_the_actor(self) -> Settings:
+        """With a credentials file, the acting identity's credentials are the only ones: its entry replaces
+        every credential setting (one set explicitly for another identity would let MESH_ACTOR lie)."""
+        if self.credentials_file is not None:
+            entry = identity_credentials(self.credentials_file, self.actor)
+            for name in CREDENTIAL_FIELDS:
+                object.__setattr__(self, name, entry.get(name, type(self).model_fields[name].default))
+        return self
+
+    def as_actor(self, actor: str) -> Settings:
+        """These settings acting as ``actor``, with its credentials from the credentials file.
+
+        Without a credentials file only the actor changes (the platform's own checks still apply, but the
+        storage layer cannot tell the identities apart)."""
+        Identity.parse(actor)
+        if actor == self.actor:
+            return self
+        update: dict[str, object] = {"actor": actor}
+        if self.credentials_file is not None:  # nothing of the previous identity carries over
+            update.update({name: type(self).model_fields[name].default for name in CREDENTIAL_FIELDS})
+            update.update(identity_credentials(self.credentials_file, actor))
+        elif self.s3_secret_access_key is not None or self.trino_password is not None:
+            raise SettingsError(
+                f"Cannot act as {actor!r}: the S3 or Trino credentials in these settings belong to {self.actor!r}, "
+                f"and there is no MESH_CREDENTIALS_FILE to take {actor!r}'s from. Set MESH_ACTOR={actor} with "
+                "that identity's own credentials, or point MESH_CREDENTIALS_FILE at the stack's identities file."
+            )
+        return self.model_copy(update=update)
 
     @property
     def lake(self) -> LakeLocation:
@@ -152,3 +197,45 @@ def describe_settings_error(exc: ValidationError) -> str:
         msg = str(err.get("msg", "invalid")).removeprefix("Value error, ").rstrip(".")
         problems.append(f"{name}: {msg}")
     return "Invalid settings: " + "; ".join(problems) + ". Fix the environment or the .env file."
+
+
+#: What a credentials file may set for an identity (the ``MESH_*`` setting each value fills).
+CREDENTIAL_FIELDS = ("s3_access_key_id", "s3_secret_access_key", "iceberg_catalog_uri", "trino_user", "trino_password")
+_SECRET_FIELDS = {"s3_access_key_id", "s3_secret_access_key", "iceberg_catalog_uri", "trino_password"}
+
+
+def identity_credentials(path: Path, actor: str) -> dict[str, object]:
+    """The credentials of ``actor`` in the credentials file ``path`` (secrets as SecretStr).
+
+    The file must be private (no group or other permissions), like an SSH key, and hold an entry for the
+    actor; otherwise a SettingsError says what to do. Values are never echoed."""
+    import json
+    import os
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"MESH_CREDENTIALS_FILE {path} does not exist; `mesh stack up` writes one, or unset "
+                            "it and give the MESH_S3_*/MESH_TRINO_* settings directly.") from None
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"MESH_CREDENTIALS_FILE {path} is unreadable or not JSON ({type(exc).__name__}).") from None
+    if stat.S_IMODE(mode) & 0o077:
+        raise SettingsError(f"MESH_CREDENTIALS_FILE {path} is readable by other users (mode "
+                            f"{stat.S_IMODE(mode):04o}); it holds secrets: chmod 600 {path}.")
+    identities = raw.get("identities") if isinstance(raw, dict) else None
+    entry = identities.get(actor) if isinstance(identities, dict) else None
+    if not isinstance(entry, dict):
+        known = ", ".join(sorted(identities)) if isinstance(identities, dict) else "none"
+        raise SettingsError(f"MESH_CREDENTIALS_FILE {path} has no credentials for MESH_ACTOR={actor!r} "
+                            f"(it has: {known}).")
+    result: dict[str, object] = {}
+    for name in CREDENTIAL_FIELDS:
+        value = entry.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise SettingsError(f"MESH_CREDENTIALS_FILE {path}: {actor}.{name} must be a string.")
+        result[name] = SecretStr(value) if name in _SECRET_FIELDS else value
+    return result

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow.fs as pafs
 
-from datamesh.errors import ConflictError, StorageError
+from datamesh.errors import AccessDeniedError, ConflictError, StorageError
 
 if TYPE_CHECKING:
     from datamesh.settings import LakeLocation, Settings
@@ -103,6 +103,15 @@ class Lake:
         try:
             info = self.fs.get_file_info(self.bucket)
         except OSError as exc:
+            if any(m in str(exc) for m in ("ACCESS_DENIED", "AccessDenied")):
+                # HeadBucket has no error body: a wrong secret looks like a denial. Every identity of the
+                # policy may list the bucket, so here it means the credentials themselves were rejected.
+                key = self.s3.access_key_id if self.s3 else None
+                raise StorageError(
+                    f"Could not reach the lake at {self.url}: the S3 credentials were rejected (access key "
+                    f"'{key or '?'}'), or this identity may not even list bucket '{self.bucket}'. Check "
+                    "MESH_S3_ACCESS_KEY_ID / MESH_S3_SECRET_ACCESS_KEY, or MESH_CREDENTIALS_FILE and MESH_ACTOR."
+                ) from exc
             raise self._wrap(exc, "reach the lake at", self.bucket) from exc
         if info.type == pafs.FileType.NotFound:
             raise StorageError(
@@ -130,13 +139,23 @@ class Lake:
     # -- basic I/O ----------------------------------------------------------------------
 
     def _wrap(self, exc: Exception, action: str, path: str) -> StorageError:
+        """A clear StorageError for a failed store call (AccessDeniedError when the policy refused it)."""
         where = self.uri(path)
         hint = ""
         text = str(exc)
         if self.is_s3:
-            if any(m in text for m in ("AccessDenied", "ACCESS_DENIED", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-                                       "INVALID_ACCESS_KEY_ID", "SIGNATURE_DOES_NOT_MATCH", "403")):
+            if any(m in text for m in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "INVALID_ACCESS_KEY_ID",
+                                       "SIGNATURE_DOES_NOT_MATCH")):
                 hint = " The S3 credentials were rejected: check MESH_S3_ACCESS_KEY_ID / MESH_S3_SECRET_ACCESS_KEY."
+            elif any(m in text for m in ("AccessDenied", "ACCESS_DENIED", "403")):
+                key = self.s3.access_key_id if self.s3 else None
+                return AccessDeniedError(
+                    f"Could not {action} {where}: access denied to S3 user '{key or '?'}' by the access policy "
+                    "(`mesh policy show`). A domain's publisher writes only its own domain's products and reads "
+                    "its declared inputs; the query identity cannot read products with PII columns on S3 (read "
+                    "them through Trino, `mesh query --engine trino`, which masks them). Act as the owning "
+                    "identity (MESH_ACTOR) or ask its team."
+                )
             elif "NoSuchBucket" in text or "NO_SUCH_BUCKET" in text or "bucket does not exist" in text.lower():
                 hint = f" Bucket '{self.bucket}' does not exist: create it (mesh stack up does) or fix MESH_LAKE_URL."
             elif "onnect" in text or "timed out" in text.lower() or "curl" in text.lower():

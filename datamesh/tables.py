@@ -237,6 +237,10 @@ class TableStore:
         except (NoSuchTableError, NoSuchNamespaceError):
             return None
         except (OSError, ValueError) as exc:
+            if isinstance(exc, OSError) and any(m in str(exc) for m in ("ACCESS_DENIED", "AccessDenied")):
+                # The acting identity may not read this product's files (AccessDeniedError, naming the policy).
+                raise self.lake._wrap(exc, f"read product '{contract.id}' (its Iceberg metadata) at",
+                                      self.lake.path("products", contract.domain, contract.id)) from None
             raise StorageError(
                 f"Product '{contract.id}': its Iceberg table cannot be loaded "
                 f"({type(exc).__name__}: {_redact(str(exc), self._uri)[:300]})."

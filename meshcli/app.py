@@ -33,11 +33,14 @@ contract_app = typer.Typer(help="Validate and export product contracts.", no_arg
 dbt_app = typer.Typer(help="dbt helpers (sources derived from contracts).", no_args_is_help=True)
 stack_app = typer.Typer(help="The native stack (S3 server + Trino) as local background processes.",
                         no_args_is_help=True)
+policy_app = typer.Typer(help="The access policy derived from the contracts and governance/governance.yaml.",
+                         no_args_is_help=True)
 trino_app = typer.Typer(help="Trino registration of products (the analysts' view).", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
 app.add_typer(dbt_app, name="dbt")
 app.add_typer(stack_app, name="stack")
 app.add_typer(trino_app, name="trino")
+app.add_typer(policy_app, name="policy")
 
 # Anything printed may carry user data (names, types like timestamp[ns], values like [/x]):
 # it is text, never rich markup. Styling goes through Text objects, not markup strings.
@@ -76,8 +79,11 @@ class Engine(str, Enum):
     TRINO = "trino"
 
 
-def mesh_from_settings() -> Any:
-    """The platform, from the settings of this process (the CLI is an edge)."""
+def mesh_from_settings(actor: str | None = None) -> Any:
+    """The platform, from the settings of this process (the CLI is an edge), optionally acting as ``actor``
+    (with that identity's credentials when a credentials file is configured)."""
     from datamesh.platform import Mesh
+    from datamesh.settings import get_settings
 
-    return Mesh.from_settings()
+    settings = get_settings()
+    return Mesh.from_settings(settings if actor is None or actor == settings.actor else settings.as_actor(actor))

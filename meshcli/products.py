@@ -116,8 +116,12 @@ def query(
     fmt: Annotated[OutputFormat | None, typer.Option(
         "--format", "-f", help="table, csv or json (default: table on a terminal, csv when piped)")] = None,
     limit: Annotated[int, typer.Option(help="Rows to print at most (table format)", min=1)] = 50,
+    actor: Annotated[str, typer.Option("--as", help="Identity to query as: analyst (default), platform or "
+                                       "publisher:<domain>; with MESH_CREDENTIALS_FILE its own credentials")] = "analyst",
 ) -> None:
     """Query data products with SQL (read-only: statements that could write are refused).
+
+    Runs as the analyst identity unless `--as` says otherwise: in Trino, PII columns are masked for it.
 
     Examples:
 
@@ -131,7 +135,7 @@ def query(
     """
     from datamesh.pins import parse_pins
 
-    mesh = mesh_from_settings()
+    mesh = mesh_from_settings(actor)
     pins = parse_pins(pin, mesh.contracts)
     if engine is Engine.TRINO:
         from datamesh.pins import pin_trino_sql

@@ -12,6 +12,8 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 
 from datamesh.contracts import ContractRegistry
 from datamesh.dbt_plugin import CONTEXT_FILE
+from datamesh.identity import Role
+from datamesh.settings import Settings
 from orchestration.products import asset_key, description, owners, table_schema
 from orchestration.resources import MeshResource, dbt_project
 
@@ -56,6 +58,17 @@ class MeshDbtTranslator(DagsterDbtTranslator):
         return base
 
 
+def mart_actor(settings: Settings, contracts: ContractRegistry) -> str:
+    """Who dbt publishes the marts as: their domain's publisher when the platform holds its credentials
+    (every mart of this project is one domain's), else the acting identity itself."""
+    nodes = json.loads(Path(dbt_project.manifest_path).read_text()).get("nodes", {}).values()
+    marts = {n.get("name") for n in nodes if n.get("resource_type") == "model"}
+    domains = {c.domain for c in contracts if c.id in marts}
+    if settings.credentials_file is None or settings.identity.role is not Role.PLATFORM or len(domains) != 1:
+        return settings.actor
+    return f"publisher:{domains.pop()}"
+
+
 def build_dbt_assets(contracts: ContractRegistry) -> dg.AssetsDefinition:
     @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project,
                 dagster_dbt_translator=MeshDbtTranslator(contracts), name="dbt_models")
@@ -68,7 +81,7 @@ def build_dbt_assets(contracts: ContractRegistry) -> dg.AssetsDefinition:
         settings = mesh.settings(run_id=context.run_id)
         (target / CONTEXT_FILE).write_text(json.dumps({
             "lake_url": settings.lake_url, "contracts_dir": str(settings.contracts_dir),
-            "actor": settings.actor, "run_id": settings.run_id,
+            "actor": mart_actor(settings, contracts), "run_id": settings.run_id,
         }))
         yield from dbt.cli(["build"], context=context, target_path=target).stream()
 

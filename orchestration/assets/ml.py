@@ -130,7 +130,7 @@ def build_training_asset(contract: Contract) -> dg.AssetsDefinition:
         from ml.products import train_product
 
         outcome = train_product(
-            mesh.mesh(context.run_id), contract.id, candidates=config.candidates or None, profile=config.profile,
+            mesh.mesh(context.run_id).acting_for(contract.domain), contract.id, candidates=config.candidates or None, profile=config.profile,
             include_keras=config.include_keras, seed=config.seed, max_training_rows=config.max_training_rows,
             progress=context.log.info,
         )
@@ -170,7 +170,7 @@ def build_predictions_asset(training: Contract, predictions: Contract) -> dg.Ass
         """Score the latest features with the champion model and publish the predictions product."""
         from ml.products import score_product
 
-        platform = mesh.mesh(context.run_id)
+        platform = mesh.mesh(context.run_id).acting_for(predictions.domain)
         manifest = score_product(platform, training.id, predictions_product=predictions.id, progress=context.log.info)
         relation = f"{predictions.domain}.{predictions.id}"
         with platform.session() as s:
@@ -200,7 +200,7 @@ def build_segments_asset(source: Contract, output: Contract, contracts: Contract
         """K-means segments of the source product's rows (k by silhouette), with a PCA 2-D plot."""
         from ml.products import segment_product
 
-        platform = mesh.mesh(context.run_id)
+        platform = mesh.mesh(context.run_id).acting_for(output.domain)
         manifest, result = segment_product(platform, source.id, seed=config.seed, progress=context.log.info)
         uri = platform.lake.uri(platform.catalog.paths_for(output).prefix)
         profile = result.profile.round(2).reset_index().to_markdown(index=False) if hasattr(
@@ -226,7 +226,7 @@ def build_anomalies_asset(source: Contract, output: Contract, contracts: Contrac
         """Gaussian-mixture density of the source product's rows (components by BIC); the least likely are flagged."""
         from ml.products import anomalies_product
 
-        platform = mesh.mesh(context.run_id)
+        platform = mesh.mesh(context.run_id).acting_for(output.domain)
         manifest, result = anomalies_product(platform, source.id, seed=config.seed, progress=context.log.info)
         uri = platform.lake.uri(platform.catalog.paths_for(output).prefix)
         yield materialize_result(output, manifest, uri, extra={

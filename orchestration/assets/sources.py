@@ -68,7 +68,7 @@ def build_source_assets(contracts: ContractRegistry) -> dg.AssetsDefinition:
         for contract in chosen:
             if asset_key(contract) not in selected:
                 continue
-            manifest = platform.publish(
+            manifest = platform.acting_for(contract.domain).publish(
                 contract.id, iter_product(contract.id, demo, platform.contracts),
                 metadata={"generator": {"customers": customers, "seed": seed}},
                 progress=context.log.info,
