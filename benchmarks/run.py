@@ -133,9 +133,9 @@ def bench_s3(n: int, repeats: int) -> dict[str, Any]:
         from datamesh.settings import Settings
 
         def s3_mesh(root: str) -> Any:
-            return Mesh.from_settings(Settings(
-                lake_url=f"s3://{ep.bucket}/bench", s3_endpoint_url=ep.s3_endpoint, s3_access_key_id=ep.access_key,
-                s3_secret_access_key=ep.secret_key, s3_region=ep.region, iceberg_catalog_uri=ep.iceberg_catalog_uri))
+            return Mesh.from_settings(Settings(**{  # type: ignore[arg-type]
+                **{k.removeprefix("MESH_").lower(): v for k, v in ep.as_settings_env().items()},
+                "trino_host": None}))
 
         return bench_publish(s3_mesh, "", n, repeats)
     finally:
@@ -191,13 +191,13 @@ def bench_trino(customers: int, repeats: int, source_lake: str | None = None) ->
         os.environ.update(ep.as_settings_env())
         get_settings.cache_clear()
         if source_lake:
-            os.environ["MESH_LAKE_URL"] = f"s3://{ep.bucket}/bench-trino"
+            os.environ["MESH_LAKE_URL"] = ep.lake_url  # a fresh stack: its bucket root is the policy's lake root
             get_settings.cache_clear()
             t0 = time.perf_counter()
             copy_products(source_lake, ["customers", "churn_features", "churn_predictions"])
             pipeline = {"wall_seconds": round(time.perf_counter() - t0, 1), "copied_from": source_lake}
         else:
-            pipeline = bench_pipeline(customers, f"s3://{ep.bucket}/bench-trino")
+            pipeline = bench_pipeline(customers, ep.lake_url)
         from datamesh.platform import Mesh
         from datamesh.trino import TrinoClient
 
@@ -248,11 +248,9 @@ def bench_tpch(sf: float, repeats: int) -> dict[str, Any]:
     s3_port, trino_port, postgres_port = _free_ports(3)
     ep = nativestack.start(home=home, s3_port=s3_port, trino_port=trino_port, postgres_port=postgres_port, echo=say)
     try:
-        settings = Settings(
-            lake_url=f"s3://{ep.bucket}/bench-tpch", contracts_dir=tpch.CONTRACTS_DIR, s3_endpoint_url=ep.s3_endpoint,
-            s3_access_key_id=ep.access_key, s3_secret_access_key=ep.secret_key, s3_region=ep.region,
-            iceberg_catalog_uri=ep.iceberg_catalog_uri, trino_host=ep.trino_host, trino_port=ep.trino_port,
-            trino_catalog=ep.trino_catalog)  # type: ignore[arg-type]
+        settings = Settings(**{  # type: ignore[arg-type]
+            **{k.removeprefix("MESH_").lower(): v for k, v in ep.as_settings_env().items()},
+            "contracts_dir": tpch.CONTRACTS_DIR})
         mesh = tpch.tpch_mesh(settings)
         t0 = time.perf_counter()
         tables = tpch.generate(sf, mesh.contracts)
@@ -333,7 +331,7 @@ def bench_trino_small(customers: int, repeats: int) -> dict[str, Any]:
     s3_port, trino_port, postgres_port = _free_ports(3)
     ep = nativestack.start(home=home, s3_port=s3_port, trino_port=trino_port, postgres_port=postgres_port, echo=say)
     try:
-        env = {**ep.as_settings_env(), "MESH_LAKE_URL": f"s3://{ep.bucket}/bench-small"}
+        env = ep.as_settings_env()
         settings = build_settings(**{k.removeprefix("MESH_").lower(): v for k, v in env.items()})
         mesh = Mesh.from_settings(settings)
         config = DemoConfig(customers=customers, seed=42)
@@ -342,9 +340,14 @@ def bench_trino_small(customers: int, repeats: int) -> dict[str, Any]:
         import trino
 
         def cursor(dynamic_filtering: bool) -> Any:
-            return trino.dbapi.connect(host=ep.trino_host, port=ep.trino_port, user="bench", catalog="lake",
-                                       session_properties={"enable_dynamic_filtering": str(dynamic_filtering).lower()}
-                                       ).cursor()
+            from datamesh.trino import trino_session
+
+            user = ep.principal_of("platform")
+            return trino.dbapi.connect(
+                host=ep.trino_host, port=ep.trino_port, user=user, catalog="lake", http_scheme="https",
+                auth=trino.auth.BasicAuthentication(user, ep.principals[user].trino_password),
+                http_session=trino_session(ep.trino_ca_file),
+                session_properties={"enable_dynamic_filtering": str(dynamic_filtering).lower()}).cursor()
 
         stack_default, df_on = cursor(False), cursor(True)
         results: dict[str, Any] = {}

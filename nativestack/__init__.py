@@ -19,7 +19,9 @@ One module per concern:
 =================  ==========================================================
 ``defaults``       ports, host, cache/state/JDK locations and their variables
 ``artifacts``      ``stack/pins.toml``; fetch, verify checksums, build
-``credentials``    the generated S3 and PostgreSQL credentials of a state directory
+``credentials``    the generated credentials of a state directory (root, every principal)
+``iam``            the policy's S3 users and bucket policy, extra lake roots
+``identities``     the private credentials file of every identity (MESH_CREDENTIALS_FILE)
 ``postgres``       initdb, the server's account and access rules, the catalog
 ``layout``         the files of a state directory
 ``processes``      pid files, spawning, stopping by PID, file locks
@@ -65,6 +67,7 @@ from nativestack.defaults import (
     default_home,
     default_java_home,
 )
+from nativestack.iam import grant_lake_root
 from nativestack.lifecycle import ServiceStatus, StackEndpoints, StackStatus, endpoints, start, status, stop
 from nativestack.postgres import ICEBERG_CATALOG_NAME, WAREHOUSE_PREFIX
 
@@ -94,6 +97,7 @@ __all__ = [
     "default_java_home",
     "endpoints",
     "fetch",
+    "grant_lake_root",
     "installation",
     "load_pins",
     "start",

@@ -18,6 +18,7 @@ from nativestack.defaults import (
     ENV_CACHE,
     ENV_HOME,
 )
+from nativestack.identities import public_env
 from nativestack.lifecycle import endpoints, start, status, stop
 
 PROG = "python -m nativestack"
@@ -62,7 +63,23 @@ def _parser() -> argparse.ArgumentParser:
         "status", parents=[common], help="show services, pids, health and logs (exit 3 if not all healthy)"
     )
     commands.add_parser("fetch", parents=[common], help="download/build the pinned artifacts into the cache")
-    commands.add_parser("env", parents=[common], help=f'print MESH_* exports for the stack: eval "$({PROG} env)"')
+    env = commands.add_parser(
+        "env",
+        parents=[common],
+        help=f'print MESH_* exports for the stack, no secrets (they stay in its private credentials file): '
+        f'eval "$({PROG} env --as analyst)"',
+    )
+    env.add_argument("--as", dest="actor", default="platform", help="MESH_ACTOR: platform (default), analyst, "
+                     "publisher:<domain>")
+    creds = commands.add_parser(
+        "credentials",
+        parents=[common],
+        help="print one identity's secrets as exports (S3 keys, catalog URI, Trino password); for handing to a "
+        "tool that cannot read the credentials file",
+    )
+    who = creds.add_mutually_exclusive_group(required=True)
+    who.add_argument("--as", dest="actor", help="MESH_ACTOR of a service user: platform, analyst, publisher:<domain>")
+    who.add_argument("--person", help="a person of the governance file (their Trino login)")
     return parser
 
 
@@ -97,7 +114,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "fetch":
             fetch(args.cache)
         elif args.command == "env":
-            for key, value in endpoints(args.home).as_settings_env().items():
+            for key, value in public_env(endpoints(args.home), args.actor).items():
+                print(f"export {key}={shlex.quote(value)}")
+        elif args.command == "credentials":
+            ep = endpoints(args.home)
+            if args.person:
+                secrets = ep.principals.get(args.person)
+                if secrets is None or secrets.s3_secret_key:
+                    raise StackError(f"No person '{args.person}' in this stack's policy.")
+                values = {"TRINO_USER": args.person, "TRINO_PASSWORD": secrets.trino_password}
+            else:
+                values = ep.as_settings_env(args.actor)
+            print("# secrets follow: do not paste them into logs or tickets", file=sys.stderr)
+            for key, value in values.items():
                 print(f"export {key}={shlex.quote(value)}")
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)

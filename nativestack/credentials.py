@@ -17,8 +17,11 @@ from nativestack.layout import Layout
 
 __all__ = [
     "CatalogCredentials",
+    "PrincipalSecrets",
     "S3Credentials",
     "load_catalog_credentials",
+    "load_or_create_principal_secrets",
+    "load_principal_secrets",
     "load_or_create_catalog_credentials",
     "load_or_create_credentials",
 ]
@@ -102,3 +105,58 @@ def load_or_create_catalog_credentials(layout: Layout) -> CatalogCredentials:
         },
     )
     return credentials
+
+
+@dataclass(frozen=True)
+class PrincipalSecrets:
+    """One principal's generated secrets: its S3 secret key and PostgreSQL password (service users only), and
+    its Trino password. The principal's name is its S3 access key, PostgreSQL role and Trino user."""
+
+    name: str
+    trino_password: str = field(repr=False)
+    s3_secret_key: str | None = field(default=None, repr=False)
+    pg_password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def generate(cls, name: str, *, service: bool) -> PrincipalSecrets:
+        # URL-safe characters only: they go into connection URIs and Trino's password file unquoted.
+        return cls(
+            name=name,
+            trino_password=secrets.token_urlsafe(24),
+            s3_secret_key=secrets.token_urlsafe(30) if service else None,
+            pg_password=secrets.token_urlsafe(30) if service else None,
+        )
+
+
+def load_principal_secrets(layout: Layout) -> dict[str, PrincipalSecrets]:
+    """Every principal's secrets recorded in ``layout`` (empty before the first start)."""
+    data = _read(layout).get("principals", {})
+    return {
+        name: PrincipalSecrets(name=name, trino_password=v["trino_password"], s3_secret_key=v.get("s3_secret_key"),
+                               pg_password=v.get("pg_password"))
+        for name, v in (data.items() if isinstance(data, dict) else ())
+    }
+
+
+def load_or_create_principal_secrets(layout: Layout, services: list[str], people: list[str]) -> dict[str, PrincipalSecrets]:
+    """The secrets of the policy's principals, generating (and writing) those missing; kept across restarts.
+
+    Principals no longer in the policy are dropped from the file (their S3 users, roles and Trino logins are
+    removed when the stack applies the policy)."""
+    existing = load_principal_secrets(layout)
+    result: dict[str, PrincipalSecrets] = {}
+    for name in services:
+        known = existing.get(name)
+        result[name] = known if known is not None and known.s3_secret_key else PrincipalSecrets.generate(name, service=True)
+    for name in people:
+        known = existing.get(name)
+        result[name] = known if known is not None and not known.s3_secret_key else PrincipalSecrets.generate(name, service=False)
+    if result != existing:
+        data = _read(layout)
+        data["principals"] = {
+            n: {k: v for k, v in (("trino_password", s.trino_password), ("s3_secret_key", s.s3_secret_key),
+                                  ("pg_password", s.pg_password)) if v is not None}
+            for n, s in result.items()
+        }
+        _write(layout, data)
+    return result

@@ -15,19 +15,23 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from datamesh.errors import StackError
-from nativestack import postgres
+from nativestack import iam, identities, postgres, trino_security
 from nativestack.artifacts import Installation, fetch
 from nativestack.credentials import (
     CatalogCredentials,
+    PrincipalSecrets,
     S3Credentials,
     load_catalog_credentials,
     load_or_create_catalog_credentials,
     load_or_create_credentials,
+    load_or_create_principal_secrets,
+    load_principal_secrets,
 )
 from nativestack.defaults import (
     DEFAULT_BUCKET,
@@ -58,6 +62,9 @@ from nativestack.services import (
     worker_name,
 )
 
+if TYPE_CHECKING:
+    from datamesh.policy import Policy
+
 __all__ = [
     "ServiceStatus",
     "StackEndpoints",
@@ -74,7 +81,13 @@ _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
 @dataclass(frozen=True)
 class StackEndpoints:
-    """Everything a client needs to reach a running stack."""
+    """Everything a client needs to reach a running stack.
+
+    ``access_key``/``secret_key`` and ``catalog_user``/``catalog_password`` are the *platform* service user's
+    (its own S3 user and PostgreSQL role); the S3 root account and the catalog tables' owner ``lake`` stay
+    inside the stack (``credentials.json``) for administration. Every other identity's secrets are in
+    ``principals``; :meth:`as_settings_env` gives the settings of any ``MESH_ACTOR``.
+    """
 
     s3_endpoint: str
     access_key: str
@@ -89,10 +102,27 @@ class StackEndpoints:
     catalog_user: str
     catalog_password: str = field(repr=False)
     trino_catalog: str = "lake"
+    #: Every principal's generated secrets (policy name -> secrets); empty for a stack without a policy.
+    principals: Mapping[str, PrincipalSecrets] = field(default_factory=dict, repr=False)
+    #: MESH_ACTOR value -> the principal it acts as ("platform" -> "mesh_platform", "publisher:crm" -> "svc_crm").
+    actors: Mapping[str, str] = field(default_factory=dict)
+    trino_scheme: str = "http"
+    trino_ca_file: str | None = None  # the stack's CA (PEM) when Trino serves https
+    #: The private file of every identity's credentials (``MESH_CREDENTIALS_FILE``), written by ``start``.
+    credentials_file: str | None = None
 
     @property
     def trino_url(self) -> str:
-        return f"http://{self.trino_host}:{self.trino_port}"
+        return f"{self.trino_scheme}://{self.trino_host}:{self.trino_port}"
+
+    def principal_of(self, actor: str) -> str:
+        """The principal a ``MESH_ACTOR`` value acts as on this stack."""
+        try:
+            return self.actors[actor]
+        except KeyError:
+            raise StackError(
+                f"No identity for MESH_ACTOR={actor!r} on this stack; known: {', '.join(sorted(self.actors))}."
+            ) from None
 
     @property
     def lake_url(self) -> str:
@@ -100,7 +130,7 @@ class StackEndpoints:
 
     @property
     def iceberg_catalog_uri(self) -> str:
-        """The Iceberg catalog's database for pyiceberg's ``SqlCatalog``: ``postgresql+psycopg2://lake:...``."""
+        """The Iceberg catalog's database for pyiceberg's ``SqlCatalog``, as the platform's own role."""
         return postgres.sqlalchemy_uri(
             self.catalog_host, self.catalog_port, self.catalog_database, self.catalog_user, self.catalog_password
         )
@@ -124,19 +154,50 @@ class StackEndpoints:
             "s3.region": self.region,
         }
 
-    def as_settings_env(self) -> dict[str, str]:
-        """The ``MESH_*`` variables that point the platform settings at this stack."""
-        return {
+    def as_settings_env(self, actor: str = "platform") -> dict[str, str]:
+        """The ``MESH_*`` variables that point the platform settings at this stack, acting as ``actor``.
+
+        ``actor`` is a ``MESH_ACTOR`` value (``platform``, ``analyst``, ``publisher:<domain>``): the S3 keys,
+        the catalog URI (its own PostgreSQL role) and the Trino login are those of the service user it acts as.
+        """
+        name = self.principal_of(actor)
+        secrets = self.principals[name]
+        if not (secrets.s3_secret_key and secrets.pg_password):
+            raise StackError(f"'{name}' (MESH_ACTOR={actor}) is not a service user: it has no S3 or catalog keys.")
+        env = {
+            "MESH_ACTOR": actor,
             "MESH_LAKE_URL": self.lake_url,
             "MESH_S3_ENDPOINT_URL": self.s3_endpoint,
-            "MESH_S3_ACCESS_KEY_ID": self.access_key,
-            "MESH_S3_SECRET_ACCESS_KEY": self.secret_key,
+            "MESH_S3_ACCESS_KEY_ID": name,
+            "MESH_S3_SECRET_ACCESS_KEY": secrets.s3_secret_key,
             "MESH_S3_REGION": self.region,
             "MESH_TRINO_HOST": self.trino_host,
             "MESH_TRINO_PORT": str(self.trino_port),
             "MESH_TRINO_CATALOG": self.trino_catalog,
-            "MESH_ICEBERG_CATALOG_URI": self.iceberg_catalog_uri,
+            "MESH_ICEBERG_CATALOG_URI": postgres.sqlalchemy_uri(
+                self.catalog_host, self.catalog_port, self.catalog_database, name, secrets.pg_password
+            ),
         }
+        # -- Trino login (the Trino helper's part: https, the generated password, the stack's CA) -------------
+        env["MESH_TRINO_USER"] = name
+        env["MESH_TRINO_SCHEME"] = self.trino_scheme
+        if self.trino_scheme == "https":  # Trino accepts passwords over https only
+            env["MESH_TRINO_PASSWORD"] = secrets.trino_password
+        if self.trino_ca_file:
+            env["MESH_TRINO_CA_FILE"] = self.trino_ca_file
+        # -- end of the Trino login ----------------------------------------------------------------------------
+        if self.credentials_file:
+            env["MESH_CREDENTIALS_FILE"] = self.credentials_file_for(actor)
+        return env
+
+    def credentials_file_for(self, actor: str) -> str:
+        """The credentials file to hand to ``actor``: the platform's (the orchestrator runs each step as its
+        owner) holds every identity; any other actor's holds its own entry only."""
+        if not self.credentials_file:
+            raise StackError("This stack has no credentials file yet: start it again (python -m nativestack up).")
+        if self.principal_of(actor) == self.actors.get("platform"):
+            return self.credentials_file
+        return str(Path(self.credentials_file).with_name("identities.d") / f"{actor.replace(':', '-')}.json")
 
 
 @dataclass(frozen=True)
@@ -187,6 +248,7 @@ def start(
     java_home: Path | None = None,
     timeout: float = 180.0,
     echo: Echo = print_progress,
+    policy: Policy | None = None,
 ) -> StackEndpoints:
     """Start the S3 server, PostgreSQL and Trino (coordinator + ``workers`` workers) in the background.
 
@@ -198,6 +260,12 @@ def start(
     running with the same settings are kept. On failure everything started
     by this call is stopped and a :class:`StackError` names the service, its
     log file and the log's last lines.
+
+    ``policy`` (default: :func:`datamesh.policy.load_policy`, from the
+    contracts and ``governance/governance.yaml``) decides the identities: one
+    S3 user and one catalog role per service user, the lake bucket's policy
+    and the roles' row-level security (``nativestack.iam``,
+    :func:`nativestack.postgres.apply_roles`), re-applied on every start.
     """
     if workers < 0:
         raise StackError(f"workers must be >= 0, got {workers}.")
@@ -255,15 +323,31 @@ def start(
             )
         creds = load_or_create_credentials(layout, credentials)
         catalog = load_or_create_catalog_credentials(layout)
+        if policy is None:
+            from datamesh.policy import load_policy
+
+            policy = load_policy()
+        secrets = load_or_create_principal_secrets(
+            layout, [p.name for p in policy.service_users()], [p.name for p in policy.people()]
+        )
+        recorded_access = iam.StackAccess.load(layout)
+        access = iam.access_from_policy(policy, recorded_access.lake_roots if recorded_access else ("",))
         for directory in (layout.s3_data, layout.s3_meta, layout.s3_iam):
             directory.mkdir(parents=True, exist_ok=True)
+        # The objects on disk are the lake itself: no other local user may read them around the S3 policies.
+        os.chmod(layout.s3_data.parent, 0o700)
         pg_account = postgres.account(echo)
         postgres.prepare(layout, pg_account, pg_bins, catalog, echo)
         state.save(layout.state_file)
-        services = services_for(state, layout, inst, creds, catalog, pg_bins, pg_account)
+        trino_files = _trino_files(policy)
+        logins = {n: s for n, s in secrets.items() if n != policy.engine.name}  # the engine identity has no login
+        trino_sec = trino_security.prepare(layout, **trino_files, principals=logins, platform=policy.platform.name)
+        services = services_for(state, layout, inst, creds, catalog, pg_bins, pg_account, trino_security=trino_sec,
+                                engine=secrets[policy.engine.name])
         s3, pg = services[0], services[1]
         trino_nodes = services[2:]
-        lake = _endpoints(state, creds, catalog)
+        lake = _endpoints(state, access, secrets, trino_ca_file=trino_sec.tls.ca_file,
+                          credentials_file=identities.credentials_path(layout))
         started: list[Service] = []
         try:
             _launch([s3, pg], layout, started, echo)
@@ -276,11 +360,17 @@ def start(
                     f"right after setting it up. Log {layout.log_file(POSTGRES_SERVICE)}, last lines:\n"
                     f"{log_tail(layout.log_file(POSTGRES_SERVICE), pg.log_offset)}"
                 )
-            postgres.create_catalog_tables(lake.iceberg_catalog_uri, state.warehouse, lake.iceberg_s3_properties())
+            owner_uri = postgres.sqlalchemy_uri(
+                HOST, postgres_port, postgres.CATALOG_DATABASE, postgres.CATALOG_ROLE, catalog.password
+            )
+            postgres.create_catalog_tables(owner_uri, state.warehouse, lake.iceberg_s3_properties())
+            _apply_policy(layout, state, s3.url, creds, catalog, pg_account, policy, access, secrets, echo)
             echo(
                 f"{POSTGRES_SERVICE}: Iceberg catalog '{postgres.ICEBERG_CATALOG_NAME}' ready in database "
-                f"'{postgres.CATALOG_DATABASE}' (role '{postgres.CATALOG_ROLE}')"
+                f"'{postgres.CATALOG_DATABASE}' (tables owned by '{postgres.CATALOG_ROLE}', "
+                f"{len(access.grants)} policy roles)"
             )
+            identities.write_credentials_files(layout, lake)
             _launch(trino_nodes, layout, started, echo)
             wait_healthy(trino_nodes, layout, timeout, echo)
         except BaseException:
@@ -326,9 +416,11 @@ def status(home: Path | None = None) -> StackStatus:
     ports = {S3_SERVICE: state.s3_port, POSTGRES_SERVICE: state.postgres_port, COORDINATOR_SERVICE: state.trino_port}
     ports.update({worker_name(i): p for i, p in enumerate(state.worker_ports, start=1)})
     catalog = load_catalog_credentials(layout)
+    access = iam.StackAccess.load(layout)
+    trino_sec = trino_security.load(layout, load_principal_secrets(layout), access.platform) if access else None
     result = []
     for name in state.service_names():
-        scheme = "postgresql" if name == POSTGRES_SERVICE else "http"
+        scheme = {POSTGRES_SERVICE: "postgresql", S3_SERVICE: "http"}.get(name, "https")
         url = f"{scheme}://{HOST}:{ports[name]}"
         pid = read_pid(layout.pid_file(name), program_of(name))
         if pid is None:
@@ -338,7 +430,9 @@ def status(home: Path | None = None) -> StackStatus:
         elif name == POSTGRES_SERVICE:  # a real login of the catalog role
             healthy = catalog is not None and postgres.can_log_in(state.postgres_port, catalog.password)
         else:
-            healthy = trino_health_check(name, url, state.trino_port, name == COORDINATOR_SERVICE, settle_seconds=0)()
+            healthy = trino_sec is not None and trino_health_check(
+                name, url, state.trino_port, name == COORDINATOR_SERVICE, settle_seconds=0, login=trino_sec.login
+            )()
         result.append(
             ServiceStatus(
                 name=name, url=url, pid=pid, running=pid is not None, healthy=healthy, log_file=layout.log_file(name)
@@ -354,7 +448,14 @@ def endpoints(home: Path | None = None) -> StackEndpoints:
     catalog = load_catalog_credentials(layout) if layout.credentials_file.is_file() else None
     if state is None or catalog is None:
         raise StackError(f"No stack has been started from {layout.home}. Start one: python -m nativestack up")
-    return _endpoints(state, load_or_create_credentials(layout, None), catalog)
+    access = iam.StackAccess.load(layout)
+    if access is None:
+        raise StackError(
+            f"The stack in {layout.home} was started before identities were applied (no {iam.ACCESS_FILE}): "
+            "start it again (python -m nativestack up) to create its S3 users and catalog roles."
+        )
+    return _endpoints(state, access, load_principal_secrets(layout), trino_ca_file=trino_security.ca_file(layout),
+                      credentials_file=identities.credentials_path(layout))
 
 
 def wait_healthy(services: Sequence[Service], layout: Layout, timeout: float, echo: Echo) -> None:
@@ -429,7 +530,12 @@ def _launch(services: Sequence[Service], layout: Layout, started: list[Service],
 def _ensure_bucket(
     inst: Installation, s3_url: str, creds: S3Credentials, bucket: str, region: str, layout: Layout
 ) -> None:
-    """Create ``bucket`` (owned by the root user) unless it exists."""
+    """Create ``bucket`` (owned by the root user) unless it exists.
+
+    Root stays the owner on purpose: no service user owns the bucket, so none may change its policy or ACL,
+    and with the bucket policy in place ownership grants nothing (versitygw consults the ACL only when a
+    bucket has no policy, and then admits the owner alone).
+    """
     env = {
         **os.environ,
         "ADMIN_ACCESS_KEY": creds.access_key,
@@ -453,11 +559,66 @@ def _ensure_bucket(
         )
 
 
-def _endpoints(state: StackState, creds: S3Credentials, catalog: CatalogCredentials) -> StackEndpoints:
+def _apply_policy(
+    layout: Layout,
+    state: StackState,
+    s3_url: str,
+    root: S3Credentials,
+    catalog: CatalogCredentials,
+    pg_account: postgres.Account,
+    policy: Policy,
+    access: iam.StackAccess,
+    secrets: Mapping[str, PrincipalSecrets],
+    echo: Echo,
+) -> None:
+    """The policy's identities on the running S3 server and PostgreSQL, then recorded in ``access.json``."""
+    from datamesh.policy.storage import postgres_roles_sql
+
+    removed = iam.apply(s3_url, state.region, root, state.bucket, access, secrets)
+    echo(
+        f"{S3_SERVICE}: {len(access.grants)} S3 users and the policy of bucket '{state.bucket}' applied "
+        f"({len(access.lake_roots)} lake root(s))" + (f"; removed users {', '.join(removed)}" if removed else "")
+    )
+    passwords = {g.principal: secrets[g.principal].pg_password for g in access.grants}
+    missing = sorted(n for n, pw in passwords.items() if not pw)
+    if missing:
+        raise StackError(f"No catalog password was generated for {', '.join(missing)} ({layout.credentials_file}).")
+    dropped = postgres.apply_roles(
+        layout, pg_account, state.postgres_port, catalog, postgres_roles_sql(policy),
+        {n: pw for n, pw in passwords.items() if pw},
+    )
+    if dropped:
+        echo(f"{POSTGRES_SERVICE}: dropped catalog roles no longer in the policy: {', '.join(dropped)}")
+    access.save(layout)
+
+
+def _trino_files(policy: Policy) -> dict[str, str]:
+    """Trino's access rules and groups rendered from ``policy``, as :func:`trino_security.prepare` takes them."""
+    from datamesh.policy.trino import GROUPS_FILE, RULES_FILE, render_trino
+
+    files = render_trino(policy)
+    return {"rules": files[RULES_FILE], "groups": files[GROUPS_FILE]}
+
+
+def _endpoints(
+    state: StackState,
+    access: iam.StackAccess,
+    principals: Mapping[str, PrincipalSecrets],
+    *,
+    trino_ca_file: Path,
+    credentials_file: Path,
+) -> StackEndpoints:
+    """What clients use: the platform service user's S3 keys and catalog role (never the root's or ``lake``'s)."""
+    platform = principals.get(access.platform)
+    if platform is None or not platform.s3_secret_key or not platform.pg_password:
+        raise StackError(
+            f"The stack's credentials file has no keys for the platform service user '{access.platform}': "
+            "start the stack again (python -m nativestack up) to generate them."
+        )
     return StackEndpoints(
         s3_endpoint=f"http://{HOST}:{state.s3_port}",
-        access_key=creds.access_key,
-        secret_key=creds.secret_key,
+        access_key=access.platform,
+        secret_key=platform.s3_secret_key,
         region=state.region,
         bucket=state.bucket,
         trino_host=HOST,
@@ -465,6 +626,11 @@ def _endpoints(state: StackState, creds: S3Credentials, catalog: CatalogCredenti
         catalog_host=HOST,
         catalog_port=state.postgres_port,
         catalog_database=postgres.CATALOG_DATABASE,
-        catalog_user=postgres.CATALOG_ROLE,
-        catalog_password=catalog.password,
+        catalog_user=access.platform,
+        catalog_password=platform.pg_password,
+        principals=dict(principals),
+        actors=dict(access.actors),
+        trino_scheme="https",
+        trino_ca_file=str(trino_ca_file),
+        credentials_file=str(credentials_file),
     )

@@ -6,8 +6,9 @@ trusts every local connection). Here:
 * ``initdb`` sets SCRAM-SHA-256 authentication and a generated superuser
   password (passed in a private file that is deleted right after);
 * ``pg_hba.conf`` (rewritten on every start) lets the superuser in over the
-  Unix socket only, and the catalog role ``lake`` into the database ``lake``
-  over 127.0.0.1 only; everything else is rejected;
+  Unix socket only, and the catalog role ``lake`` and the policy's service
+  users into the database ``lake`` over 127.0.0.1 only; everything else is
+  rejected;
 * the server listens on 127.0.0.1 only; its socket folder is private (0700);
 * the database ``lake`` is owned by the role ``lake``, which has no other
   privilege (no superuser, CREATEDB, CREATEROLE, replication or RLS bypass);
@@ -19,7 +20,12 @@ trusts every local connection). Here:
   it and above the binaries that it could not traverse.
 
 The Iceberg catalog tables are created by pyiceberg's ``SqlCatalog`` (Trino
-never creates them): :func:`create_catalog_tables`.
+never creates them): :func:`create_catalog_tables`, as ``lake``, which owns
+them and is used for nothing else. :func:`apply_roles` then applies the
+policy's roles (``postgres-roles.sql``, rendered by ``datamesh.policy.storage``):
+one LOGIN role per service user, SELECT for all, INSERT/UPDATE/DELETE for the
+platform and the publishers, row-level security confining each publisher to
+its own namespaces; their passwords reach the server only as SCRAM verifiers.
 """
 
 from __future__ import annotations
@@ -32,10 +38,12 @@ import hmac
 import importlib.util
 import os
 import pwd
+import re
 import secrets
 import shutil
 import struct
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,10 +65,12 @@ __all__ = [
     "Account",
     "accepting",
     "account",
+    "apply_roles",
     "bin_dir",
     "bootstrap",
     "can_log_in",
     "create_catalog_tables",
+    "hba_conf",
     "prepare",
     "scram_sha256_verifier",
     "server_argv",
@@ -80,6 +90,7 @@ ICEBERG_CATALOG_NAME = "lake"
 WAREHOUSE_PREFIX = "warehouse"
 """Key prefix in the lake bucket under which new Iceberg tables are placed."""
 
+_ROLE = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _SOCKET_PATH_LIMIT = 100  # sun_path holds 107 bytes; keep a margin
 _SOCKET_FILE = ".s.PGSQL.65535.lock"  # the longest name PostgreSQL puts in the socket folder
 
@@ -286,15 +297,26 @@ def socket_dir(layout: Layout) -> Path:
 # ---------------------------------------------------------------------------
 # Data folder, configuration and the server's command line
 
-HBA_CONF = f"""\
-# Written by nativestack on every start: edits are lost.
-# The superuser: over the Unix socket only (its folder is private), with its password.
-# The catalog role: its own database only, over the loopback interface only.
-# Anything else has no line here, so PostgreSQL rejects it.
-# TYPE  DATABASE  USER  ADDRESS  METHOD
-local   all  {SUPERUSER}  scram-sha-256
-host    {CATALOG_DATABASE}  {CATALOG_ROLE}  {HOST}/32  scram-sha-256
-"""
+def hba_conf(roles: Sequence[str] = ()) -> str:
+    """``pg_hba.conf``: the superuser over the socket; the catalog role and ``roles`` into the catalog database
+    over the loopback interface; nothing else."""
+    lines = [
+        "# Written by nativestack (on every start, and when the policy's roles are applied): edits are lost.",
+        "# The superuser: over the Unix socket only (its folder is private), with its password.",
+        "# The catalog role (owner of the catalog tables) and the policy's service users: the catalog database",
+        "# only, over the loopback interface only. Anything else has no line here, so PostgreSQL rejects it.",
+        "# TYPE  DATABASE  USER  ADDRESS  METHOD",
+        f"local   all  {SUPERUSER}  scram-sha-256",
+        f"host    {CATALOG_DATABASE}  {CATALOG_ROLE}  {HOST}/32  scram-sha-256",
+    ]
+    for role in sorted(set(roles)):
+        if not _ROLE.fullmatch(role) or role in (SUPERUSER, CATALOG_ROLE):
+            raise StackError(f"Cannot admit the role {role!r} to the catalog database: not a plain role name.")
+        lines.append(f"host    {CATALOG_DATABASE}  {role}  {HOST}/32  scram-sha-256")
+    return "\n".join(lines) + "\n"
+
+
+HBA_CONF = hba_conf()
 
 
 def prepare(layout: Layout, who: Account, bins: Path, credentials: CatalogCredentials, echo: Echo) -> None:
@@ -431,21 +453,7 @@ def bootstrap(layout: Layout, port: int, credentials: CatalogCredentials) -> Non
     import psycopg2
     from psycopg2 import sql
 
-    try:
-        connection = psycopg2.connect(
-            host=str(socket_dir(layout)),
-            port=port,
-            dbname="postgres",
-            user=SUPERUSER,
-            password=credentials.superuser_password,
-            connect_timeout=10,
-        )
-    except psycopg2.Error as exc:
-        raise StackError(
-            f"Cannot log in to PostgreSQL as {SUPERUSER} to set up the catalog role: {str(exc).strip()}. "
-            f"If {layout.credentials_file} was replaced, the cluster in {layout.postgres_data} has another "
-            "superuser password: restore the file, or stop the stack and remove that folder (its catalog is lost)."
-        ) from exc
+    connection = _superuser_connection(layout, port, credentials, "postgres")
     connection.autocommit = True
     role, database = sql.Identifier(CATALOG_ROLE), sql.Identifier(CATALOG_DATABASE)
     try:
@@ -468,6 +476,110 @@ def bootstrap(layout: Layout, port: int, credentials: CatalogCredentials) -> Non
         raise StackError(f"Setting up the catalog role and database in PostgreSQL failed: {exc}") from exc
     finally:
         connection.close()
+
+
+def _superuser_connection(layout: Layout, port: int, credentials: CatalogCredentials, dbname: str):  # noqa: ANN202
+    import psycopg2
+
+    try:
+        return psycopg2.connect(
+            host=str(socket_dir(layout)),
+            port=port,
+            dbname=dbname,
+            user=SUPERUSER,
+            password=credentials.superuser_password,
+            connect_timeout=10,
+        )
+    except psycopg2.Error as exc:
+        raise StackError(
+            f"Cannot log in to PostgreSQL as {SUPERUSER} (database {dbname}): {str(exc).strip()}. "
+            f"If {layout.credentials_file} was replaced, the cluster in {layout.postgres_data} has another "
+            "superuser password: restore the file, or stop the stack and remove that folder (its catalog is lost)."
+        ) from exc
+
+
+def apply_roles(
+    layout: Layout,
+    who: Account,
+    port: int,
+    credentials: CatalogCredentials,
+    roles_sql: str,
+    passwords: Mapping[str, str],
+    *,
+    timeout: float = 30.0,
+) -> list[str]:
+    """Apply the policy's catalog roles: the rendered SQL, each role's password, and ``pg_hba.conf`` admitting them.
+
+    ``roles_sql`` is ``postgres-roles.sql`` (``datamesh.policy.storage``): roles, privileges and row-level
+    security, and the drop of roles it made that the policy no longer names; it holds no password. Each
+    role in ``passwords`` then gets its password as a SCRAM verifier computed here (the password never
+    reaches the server). ``pg_hba.conf`` is rewritten to let exactly these roles into the catalog database
+    from 127.0.0.1, the server reloads it, and this returns once every role logs in (at most ``timeout``
+    seconds). Returns the roles dropped.
+    """
+    import psycopg2
+    from psycopg2 import sql
+
+    names = sorted(passwords)
+    _private_file(layout.postgres_data / "pg_hba.conf", hba_conf(names), who)
+    connection = _superuser_connection(layout, port, credentials, CATALOG_DATABASE)
+    connection.autocommit = True  # the script is one transaction (BEGIN ... COMMIT) of its own
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT a.rolname FROM pg_authid a JOIN pg_shdescription d ON d.objoid = a.oid "
+                "AND d.classoid = 'pg_authid'::regclass WHERE d.description LIKE 'datamesh policy principal%%'"
+            )
+            before = {row[0] for row in cursor.fetchall()}
+            try:
+                cursor.execute(roles_sql)
+            except psycopg2.Error as exc:
+                raise StackError(
+                    f"Applying the policy's catalog roles (postgres-roles.sql) failed: {str(exc).strip()}. "
+                    "Nothing of it was applied (one transaction)."
+                ) from exc
+            cursor.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (names,))
+            missing = sorted(set(names) - {row[0] for row in cursor.fetchall()})
+            if missing:
+                raise StackError(
+                    f"The catalog roles SQL did not create the role(s) {', '.join(missing)} that the stack has "
+                    "passwords for: render the policy again (mesh policy render)."
+                )
+            for name in names:
+                verifier = scram_sha256_verifier(passwords[name])
+                cursor.execute(
+                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(name), sql.Literal(verifier))
+                )
+            cursor.execute("SELECT pg_reload_conf()")
+    except psycopg2.Error as exc:
+        raise StackError(f"Setting the catalog roles' passwords in PostgreSQL failed: {exc.pgerror or exc}") from exc
+    finally:
+        connection.close()
+    for name in names:
+        _wait_for_login(port, name, passwords[name], timeout)
+    return sorted(before - set(names))
+
+
+def _wait_for_login(port: int, role: str, password: str, timeout: float) -> None:
+    """Poll until ``role`` logs in to the catalog database (the server reloads ``pg_hba.conf`` asynchronously)."""
+    import psycopg2
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            connection = psycopg2.connect(
+                host=HOST, port=port, dbname=CATALOG_DATABASE, user=role, password=password, connect_timeout=5
+            )
+        except psycopg2.OperationalError as exc:
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"The catalog role '{role}' still cannot log in to PostgreSQL on port {port} {timeout:.0f}s "
+                    f"after its password and pg_hba.conf entry were set: {str(exc).strip()}"
+                ) from None
+            time.sleep(0.1)
+            continue
+        connection.close()
+        return
 
 
 def create_catalog_tables(uri: str, warehouse: str, s3_properties: Mapping[str, str]) -> None:

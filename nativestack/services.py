@@ -3,7 +3,9 @@
 One S3 server (versitygw, ``posix`` backend), one PostgreSQL server (the
 Iceberg JDBC catalog, see ``nativestack.postgres``) and a Trino coordinator plus
 ``len(worker_ports)`` workers, configured by ``stack/trino/etc`` whose
-``${ENV:...}`` values are set here.
+``${ENV:...}`` values are set here. Trino serves HTTPS only, on each node's
+port, with password logins and the policy's access rules
+(:mod:`nativestack.trino_security`).
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from datamesh.errors import StackError
 from nativestack import postgres
 from nativestack.artifacts import Installation
-from nativestack.credentials import CatalogCredentials, S3Credentials
+from nativestack.credentials import CatalogCredentials, PrincipalSecrets, S3Credentials
 from nativestack.defaults import HOST, STACK_DIR
 from nativestack.health import s3_healthy, trino_health_check
 from nativestack.layout import Layout
 from nativestack.postgres import POSTGRES_SERVICE
+from nativestack.trino_security import TrinoSecurity
 
 __all__ = [
     "COORDINATOR_SERVICE",
@@ -119,19 +123,25 @@ class StackState:
         return f"s3://{self.bucket}/{postgres.WAREHOUSE_PREFIX}"
 
 
-def trino_env(state: StackState, credentials: S3Credentials, catalog: CatalogCredentials) -> dict[str, str]:
-    """The ``${ENV:...}`` values of ``stack/trino/etc`` common to every node (without ``os.environ``)."""
+def trino_env(state: StackState, engine: PrincipalSecrets, security: TrinoSecurity) -> dict[str, str]:
+    """The ``${ENV:...}`` values of ``stack/trino/etc`` common to every node (without ``os.environ``).
+
+    Trino reaches S3 and the catalog as the policy's engine identity (``engine``): read-only on both, so
+    nothing can change through Trino whatever its access rules say."""
+    if not (engine.s3_secret_key and engine.pg_password):
+        raise StackError(f"Trino's engine identity '{engine.name}' has no S3 or catalog keys; start the stack again.")
     return {
         "LAKE_S3_ENDPOINT": f"http://{HOST}:{state.s3_port}",
         "LAKE_S3_REGION": state.region,
-        "LAKE_S3_ACCESS_KEY": credentials.access_key,
-        "LAKE_S3_SECRET_KEY": credentials.secret_key,
+        "LAKE_S3_ACCESS_KEY": engine.name,
+        "LAKE_S3_SECRET_KEY": engine.s3_secret_key,
         "LAKE_CATALOG_JDBC_URL": f"jdbc:postgresql://{HOST}:{state.postgres_port}/{postgres.CATALOG_DATABASE}",
-        "LAKE_CATALOG_USER": postgres.CATALOG_ROLE,
-        "LAKE_CATALOG_PASSWORD": catalog.password,
+        "LAKE_CATALOG_USER": engine.name,
+        "LAKE_CATALOG_PASSWORD": engine.pg_password,
         "LAKE_WAREHOUSE_DIR": state.warehouse,
-        "TRINO_DISCOVERY_URI": f"http://{HOST}:{state.trino_port}",
+        "TRINO_DISCOVERY_URI": f"https://{HOST}:{state.trino_port}",
         "TRINO_INCLUDE_COORDINATOR": "false" if state.worker_ports else "true",
+        **security.env(),
     }
 
 
@@ -143,8 +153,15 @@ def services_for(
     catalog: CatalogCredentials,
     postgres_bins: Path,
     postgres_account: postgres.Account,
+    *,
+    trino_security: TrinoSecurity,
+    engine: PrincipalSecrets,
 ) -> list[Service]:
-    """The S3 server first, then PostgreSQL, then the Trino coordinator, then the workers."""
+    """The S3 server first, then PostgreSQL, then the Trino coordinator, then the workers.
+
+    ``trino_security`` (:func:`nativestack.trino_security.prepare`) gives Trino its TLS files, password file,
+    access rules and shared secret, and the probes their login.
+    """
     s3_url = f"http://{HOST}:{state.s3_port}"
     s3 = Service(
         name=S3_SERVICE,
@@ -180,16 +197,16 @@ def services_for(
         user=postgres_account.user,
         group=postgres_account.group,
     )
-    common_env = {**os.environ, **trino_env(state, credentials, catalog)}
+    common_env = {**os.environ, **trino_env(state, engine, trino_security)}
     nodes: list[tuple[str, int, bool]] = [(COORDINATOR_SERVICE, state.trino_port, True)]
     nodes += [(worker_name(i), port, False) for i, port in enumerate(state.worker_ports, start=1)]
     services = [s3, pg]
     for name, port, is_coordinator in nodes:
-        url = f"http://{HOST}:{port}"
+        url = f"https://{HOST}:{port}"
         node_env = {
             **common_env,
             "TRINO_COORDINATOR": "true" if is_coordinator else "false",
-            "TRINO_HTTP_PORT": str(port),
+            "TRINO_HTTPS_PORT": str(port),
             "TRINO_NODE_ID": name,
         }
         data_dir = layout.trino_data(name)
@@ -209,7 +226,8 @@ def services_for(
                 env=node_env,
                 cwd=layout.home,
                 program=str(inst.trino_home),
-                healthy=trino_health_check(name, url, state.trino_port, is_coordinator),
+                healthy=trino_health_check(name, url, state.trino_port, is_coordinator,
+                                           login=trino_security.login),
             )
         )
     return services

@@ -241,27 +241,15 @@ def run_duckdb(session: MeshSession, sql: str) -> Result:
 class TpchTrino(TrinoClient):
     """A Trino client whose default schema is the TPC-H domain (the queries name tables unqualified)."""
 
-    def __init__(self, host: str, port: int, schema: str, user: str = "mesh", catalog: str = "lake",
-                 request_timeout: float = 600.0) -> None:
-        super().__init__(host, port, user=user, catalog=catalog, request_timeout=request_timeout)
-        self.schema = schema
-
     @classmethod
-    def for_mesh(cls, mesh: Mesh) -> TpchTrino:
+    def for_mesh(cls, mesh: Mesh) -> TrinoClient:
         settings = mesh.settings
         domains = mesh.contracts.domains
         if not settings.trino_host:
             raise ValueError("no Trino configured (MESH_TRINO_HOST)")
         if len(domains) != 1:
             raise ValueError(f"a TPC-H mesh has one domain, not {domains}")
-        return cls(settings.trino_host, settings.trino_port, domains[0], user=settings.trino_user,
-                   catalog=settings.trino_catalog)
-
-    def connect(self) -> Any:
-        import trino
-
-        return trino.dbapi.connect(host=self.host, port=self.port, user=self.user, catalog=self.catalog,
-                                   schema=self.schema, http_scheme="http", request_timeout=self.request_timeout)
+        return cls.from_settings(settings, schema=domains[0], request_timeout=600.0)
 
 
 def run_trino(client: TrinoClient, sql: str) -> Result:

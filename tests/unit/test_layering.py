@@ -19,7 +19,9 @@ FORBIDDEN: dict[str, set[str]] = {
     "orchestration": {"meshcli", "nativestack", "benchmarks"},
 }
 #: nativestack is a process supervisor: of the platform it may use only the error tree.
-NATIVESTACK_MAY_USE = {"datamesh.errors"}
+# The stack applies the policy derived from the contracts (datamesh.policy and its renderers).
+NATIVESTACK_MAY_USE = {"datamesh.errors", "datamesh.policy", "datamesh.policy.render", "datamesh.policy.storage",
+                       "datamesh.policy.trino", "datamesh.trino"}
 
 
 def imports(path: Path) -> list[tuple[int, str]]:
