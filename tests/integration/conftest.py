@@ -48,14 +48,23 @@ def s3_filesystem(endpoints: StackEndpoints, *, secret_key: str | None = None) -
     )
 
 
-def trino_connection(endpoints: StackEndpoints) -> trino.dbapi.Connection:
-    """A Trino DB-API connection to a running stack's coordinator, catalog ``lake``."""
+def trino_connection(endpoints: StackEndpoints, actor: str = "platform") -> trino.dbapi.Connection:
+    """A Trino DB-API connection to a running stack's coordinator, catalog ``lake``, as ``actor``'s identity.
+
+    Over https, trusting the stack's own CA, with the identity's generated password (``actor`` is a
+    ``MESH_ACTOR`` value or a principal's name, e.g. a person's).
+    """
+    from datamesh.trino import trino_session
+
+    user = endpoints.actors.get(actor, actor)
     return trino.dbapi.connect(
         host=endpoints.trino_host,
         port=endpoints.trino_port,
-        user="integration-tests",
+        user=user,
         catalog=endpoints.trino_catalog,
-        http_scheme="http",
+        http_scheme=endpoints.trino_scheme,
+        auth=trino.auth.BasicAuthentication(user, endpoints.principals[user].trino_password),
+        http_session=trino_session(endpoints.trino_ca_file) if endpoints.trino_ca_file else None,
     )
 
 
@@ -107,3 +116,33 @@ def unique_prefix(request: pytest.FixtureRequest) -> str:
     """A key prefix no other test uses, e.g. ``tests/test_range_read-1a2b3c4d``."""
     name = "".join(c if c.isalnum() or c in "-_" else "-" for c in request.node.name)[:60]
     return f"tests/{name}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def pipeline(native_stack: StackEndpoints, native_stack_home: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """The whole demo pipeline on the stack's S3 lake, each step as the identity that owns it.
+
+    The orchestrator holds the stack's credentials file (MESH_CREDENTIALS_FILE) and acts as the platform;
+    each source, mart and model step publishes with its owning domain's own S3, catalog and Trino
+    credentials, so the storage layer would refuse a step writing outside its domain.
+    """
+    from datamesh.platform import Mesh
+    from datamesh.settings import get_settings
+    from orchestration.demo import run_demo
+
+    work = tmp_path_factory.mktemp("pipeline")
+    root = f"pipeline-{uuid.uuid4().hex[:8]}"
+    nativestack.grant_lake_root(native_stack_home, root)
+    mp = pytest.MonkeyPatch()
+    for key, value in native_stack.as_settings_env("platform").items():
+        mp.setenv(key, value)
+    mp.setenv("MESH_LAKE_URL", f"s3://{native_stack.bucket}/{root}")
+    mp.setenv("MESH_DBT_DUCKDB_PATH", str(work / "dbt.duckdb"))
+    mp.setenv("MESH_DBT_STAGING_DIR", str(work / "staging"))
+    get_settings.cache_clear()
+    try:
+        summary = run_demo(customers=1500, seed=11, progress=lambda m: None, dagster_home=work / "dagster")
+        yield summary, Mesh.from_settings()
+    finally:
+        mp.undo()
+        get_settings.cache_clear()

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from datamesh.errors import BrokenProductError, QueryError, TamperedError
+from datamesh.errors import BrokenProductError, QueryError, TamperedError, TrinoError
 from datamesh.parity import check_all
 from datamesh.pins import pin_trino_sql
 from datamesh.platform import Mesh
@@ -22,6 +22,7 @@ from meshcli import app
 from nativestack import StackEndpoints
 from tests.conftest import widgets_table
 from tests.integration.test_lake_s3 import domain, s3_contracts, s3_mesh, s3_settings  # noqa: F401
+from tests.integration.test_lake_s3 import trino as platform_trino
 from tests.integrity import lake_fingerprint
 
 pytestmark = pytest.mark.integration
@@ -30,7 +31,10 @@ pytestmark = pytest.mark.integration
 @pytest.fixture()
 def cli_env(native_stack: StackEndpoints, s3_contracts: Path, domain: str,  # noqa: F811
             monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
-    """`mesh ...` with the stack settings in the environment, as an operator would run it."""
+    """`mesh ...` with the stack settings in the environment, as an operator would run it.
+
+    The test domains are not in the repository's policy, so only the platform reads them: queries say
+    `--as platform` (the CLI's default identity is the analyst)."""
     from datamesh.settings import get_settings
 
     for key, value in native_stack.as_settings_env().items():
@@ -50,7 +54,7 @@ def cli_env(native_stack: StackEndpoints, s3_contracts: Path, domain: str,  # no
 
 
 def trino(ep: StackEndpoints) -> TrinoClient:
-    return TrinoClient(ep.trino_host, ep.trino_port)
+    return platform_trino(ep)
 
 
 def count(t: TrinoClient, relation: str) -> int:
@@ -68,17 +72,17 @@ def test_cli_publish_is_in_trino_and_pins_reach_trino(cli_env, s3_mesh: Mesh,  #
     assert result.exit_code == 0, result.output
     t = trino(native_stack)
     assert count(t, f"{domain}.widgets") == 7  # the CLI publish is in Trino: nothing to register
-    pinned = cli_env("query", "--engine", "trino", "-f", "json", "--pin", f"{domain}.widgets=1",
+    pinned = cli_env("query", "--as", "platform", "--engine", "trino", "-f", "json", "--pin", f"{domain}.widgets=1",
                      f"select count(*) as n, min(color) as c from {domain}.widgets")
     assert pinned.exit_code == 0, pinned.output
     assert json.loads(pinned.output) == [{"n": 3, "c": "red"}]
-    qualified = cli_env("query", "--engine", "trino", "-f", "json", "--pin", "widgets=2",
+    qualified = cli_env("query", "--as", "platform", "--engine", "trino", "-f", "json", "--pin", "widgets=2",
                         f'select count(*) as n from lake."{domain}".widgets')
     assert qualified.exit_code == 0, qualified.output
     assert json.loads(qualified.output) == [{"n": 7}]
-    latest = cli_env("query", "--engine", "trino", "-f", "json", f"select count(*) as n from {domain}.widgets")
+    latest = cli_env("query", "--as", "platform", "--engine", "trino", "-f", "json", f"select count(*) as n from {domain}.widgets")
     assert json.loads(latest.output) == [{"n": 7}]
-    refused = cli_env("query", "--engine", "trino", f"insert into {domain}.widgets select * from "
+    refused = cli_env("query", "--as", "platform", "--engine", "trino", f"insert into {domain}.widgets select * from "
                       f"{domain}.widgets limit 1")
     assert refused.exit_code == 1 and "read-only" in refused.output
     assert count(t, f"{domain}.widgets") == 7
@@ -105,19 +109,30 @@ def test_copy_through_query_cannot_overwrite_a_version_on_s3(cli_env, s3_mesh: M
     m = s3_mesh.publish("widgets", widgets_table(5))
     target = s3_mesh.catalog.file_uris(m)[0]
     before = lake_fingerprint(s3_mesh)
-    result = cli_env("query", f"COPY (select * from widgets limit 1) TO '{target}' (FORMAT parquet)")
+    result = cli_env("query", "--as", "platform", f"COPY (select * from widgets limit 1) TO '{target}' (FORMAT parquet)")
     assert result.exit_code == 1 and "read-only" in result.output
     assert lake_fingerprint(s3_mesh) == before
-    ok = cli_env("query", "-f", "json", "select count(*) as n from widgets")
+    ok = cli_env("query", "--as", "platform", "-f", "json", "select count(*) as n from widgets")
     assert ok.exit_code == 0 and json.loads(ok.output) == [{"n": 5}], ok.output
 
 
-def test_foreign_insert_through_trino_breaks_the_product_until_repair(s3_mesh: Mesh,  # noqa: F811
-                                                                      native_stack: StackEndpoints,
-                                                                      domain: str) -> None:  # noqa: F811
+def test_foreign_insert_breaks_the_product_until_repair(s3_mesh: Mesh,  # noqa: F811
+                                                         native_stack: StackEndpoints,
+                                                         domain: str) -> None:  # noqa: F811
+    import datetime as dt
+
     m1 = s3_mesh.publish("widgets", widgets_table(3))
     t = trino(native_stack)
-    t.execute(f"insert into lake.{domain}.widgets values (100, 'red', 1.0, timestamp '2026-01-01 00:00:00')")
+    before = lake_fingerprint(s3_mesh)
+    # Through Trino nothing can be written, not even as the platform (read-only storage identity)...
+    with pytest.raises(TrinoError):
+        t.execute(f"insert into lake.{domain}.widgets values (100, 'red', 1.0, timestamp '2026-01-01 00:00:00')")
+    assert lake_fingerprint(s3_mesh) == before and count(t, f"{domain}.widgets") == 3
+    # ...but an engine holding write credentials can append behind the platform's back.
+    table = s3_mesh.catalog.tables.load(s3_mesh.contract("widgets"))
+    row = {"widget_id": 100, "color": "red", "price": 1.0, "made_at": dt.datetime(2026, 1, 1)}
+    arrow_schema = table.schema().as_arrow()
+    table.append(pa.Table.from_pylist([{f.name: row.get(f.name) for f in arrow_schema}], schema=arrow_schema))
     assert count(t, f"{domain}.widgets") == 4  # Trino serves the foreign write...
     with pytest.raises(BrokenProductError, match="mesh repair widgets"):  # ...the platform refuses it
         s3_mesh.catalog.latest_version("widgets")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+import nativestack
 from datamesh.errors import ConflictError, QualityError, StorageError
 from datamesh.parity import check_all, check_product
 from datamesh.platform import Mesh
@@ -25,25 +26,25 @@ PRICE_DOC = "List price in euros."
 
 
 def s3_settings(ep: StackEndpoints, contracts: Path, prefix: str, *, trino: bool = True, **overrides: object) -> Settings:
+    """The platform's settings on a lake at ``s3://<bucket>/<prefix>``: its S3 keys, catalog role and Trino login."""
     values: dict[str, object] = {
-        "lake_url": f"s3://{ep.bucket}/{prefix}",
-        "contracts_dir": contracts,
-        "s3_endpoint_url": ep.s3_endpoint,
-        "s3_access_key_id": ep.access_key,
-        "s3_secret_access_key": ep.secret_key,
-        "s3_region": ep.region,
-        "iceberg_catalog_uri": ep.iceberg_catalog_uri,
-        "trino_host": ep.trino_host if trino else None,
-        "trino_port": ep.trino_port,
+        k.removeprefix("MESH_").lower(): v for k, v in ep.as_settings_env("platform").items()
     }
+    values.update({"lake_url": f"s3://{ep.bucket}/{prefix}", "contracts_dir": contracts})
+    if not trino:
+        values["trino_host"] = None
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture()
-def domain() -> str:
-    """A fresh domain per test: its Iceberg namespace in the stack's shared catalog, and its Trino schema."""
-    return f"t{uuid.uuid4().hex[:10]}"
+def domain(native_stack_home: Path) -> str:
+    """A fresh domain per test: its Iceberg namespace in the stack's shared catalog, and its Trino schema.
+
+    Its lake root ``tests/<domain>`` is granted on the stack, so Trino's read-only identity reads it."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    nativestack.grant_lake_root(native_stack_home, f"tests/{name}")
+    return name
 
 
 @pytest.fixture()
@@ -67,7 +68,9 @@ def s3_mesh(native_stack: StackEndpoints, s3_contracts: Path, domain: str) -> Me
 
 
 def trino(ep: StackEndpoints) -> TrinoClient:
-    return TrinoClient(ep.trino_host, ep.trino_port)
+    """The platform's Trino login on the stack (https, its password, the stack's CA)."""
+    return TrinoClient.from_settings(Settings(**{  # type: ignore[arg-type]
+        k.removeprefix("MESH_").lower(): v for k, v in ep.as_settings_env("platform").items()}))
 
 
 def test_publish_read_back_in_duckdb_and_trino(s3_mesh: Mesh, native_stack: StackEndpoints, domain: str) -> None:
@@ -195,7 +198,7 @@ def test_commit_race_on_s3_has_one_winner(s3_mesh: Mesh, native_stack: StackEndp
 def test_wrong_credentials(native_stack: StackEndpoints, s3_contracts: Path, domain: str) -> None:
     with pytest.raises(StorageError, match="credentials were rejected"):
         Mesh.from_settings(s3_settings(native_stack, s3_contracts, f"tests/{domain}", trino=False,
-                                       s3_secret_access_key="not-the-secret"))
+                                       credentials_file=None, s3_secret_access_key="not-the-secret"))
 
 
 def test_missing_bucket(native_stack: StackEndpoints, s3_contracts: Path, domain: str) -> None:

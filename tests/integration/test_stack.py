@@ -97,8 +97,14 @@ def test_start_with_other_settings_while_running_is_refused(
 def test_credentials_are_random_and_private(native_stack: StackEndpoints, native_stack_home: Path) -> None:
     credentials_file = native_stack_home / "credentials.json"
 
+    data = json.loads(credentials_file.read_text())
+    # Clients get the platform service user's key; the S3 root's stays in the file, for administration only.
+    is_platform_key = data["principals"][native_stack.access_key]["s3_secret_key"] == native_stack.secret_key
+    is_root_key = data["secret_key"] == native_stack.secret_key
+
     assert stat.S_IMODE(credentials_file.stat().st_mode) == 0o600
-    assert json.loads(credentials_file.read_text())["secret_key"] == native_stack.secret_key
+    assert native_stack.access_key == "mesh_platform" != data["access_key"]
+    assert is_platform_key and not is_root_key
     assert len(native_stack.secret_key) >= 32
     assert native_stack.secret_key not in repr(native_stack)
     assert nativestack.endpoints(native_stack_home) == native_stack
@@ -121,9 +127,11 @@ def test_settings_env_points_the_platform_at_the_stack(native_stack: StackEndpoi
     assert env["MESH_LAKE_URL"] == f"s3://{native_stack.bucket}/"
     assert env["MESH_S3_ENDPOINT_URL"] == native_stack.s3_endpoint
     assert env["MESH_TRINO_PORT"] == str(native_stack.trino_port)
-    assert env["MESH_ICEBERG_CATALOG_URI"] == (
-        f"postgresql+psycopg2://lake:{native_stack.catalog_password}@127.0.0.1:{native_stack.catalog_port}/lake"
+    uri_is_the_platforms = env["MESH_ICEBERG_CATALOG_URI"] == (
+        f"postgresql+psycopg2://mesh_platform:{native_stack.catalog_password}@127.0.0.1:{native_stack.catalog_port}/lake"
     )
+    assert env["MESH_ACTOR"] == "platform" and env["MESH_S3_ACCESS_KEY_ID"] == "mesh_platform"
+    assert uri_is_the_platforms
 
 
 def test_cli_status_and_env(native_stack: StackEndpoints, native_stack_home: Path) -> None:
@@ -137,7 +145,21 @@ def test_cli_status_and_env(native_stack: StackEndpoints, native_stack_home: Pat
     assert f"export MESH_S3_ENDPOINT_URL={native_stack.s3_endpoint}" in env_result.stdout
     assert "postgres" in status_result.stdout
     assert native_stack.catalog_password not in status_result.stdout + status_result.stderr
-    assert f"export MESH_ICEBERG_CATALOG_URI={native_stack.iceberg_catalog_uri}" in env_result.stdout
+    # `env` prints no secret: the credentials stay in the private file it points at.
+    secrets = [s for p in native_stack.principals.values() for s in (p.trino_password, p.s3_secret_key, p.pg_password) if s]
+    leaked = sum(s in env_result.stdout + env_result.stderr for s in secrets)
+    assert leaked == 0, f"{leaked} secrets printed by `env`"
+    assert f"export MESH_CREDENTIALS_FILE={native_stack.credentials_file}" in env_result.stdout
+    assert "export MESH_ACTOR=platform" in env_result.stdout
+    analyst_env = subprocess.run([*run, "env", "--as", "analyst", *home], capture_output=True, text=True, check=True,
+                                 timeout=60)
+    assert "export MESH_ACTOR=analyst" in analyst_env.stdout
+    # `credentials` is the explicit command that prints one identity's secrets.
+    creds = subprocess.run([*run, "credentials", "--as", "publisher:crm", *home], capture_output=True, text=True,
+                           check=True, timeout=60)
+    crm = native_stack.principals[native_stack.principal_of("publisher:crm")]
+    assert crm.s3_secret_key in creds.stdout and "do not paste" in creds.stderr
+    assert native_stack.secret_key not in creds.stdout  # never the platform's
 
 
 # --- PostgreSQL: the Iceberg catalog's database -----------------------------------------
@@ -173,15 +195,17 @@ def test_postgres_accepts_the_catalog_role_on_loopback(native_stack: StackEndpoi
         connection.close()
 
     assert native_stack.catalog_host == "127.0.0.1"
-    assert (native_stack.catalog_database, native_stack.catalog_user) == ("lake", "lake")
-    assert role == ("lake", "lake", False, False, False, False)  # owns its database, nothing more
+    assert (native_stack.catalog_database, native_stack.catalog_user) == ("lake", "mesh_platform")
+    assert role == ("mesh_platform", "lake", False, False, False, False)  # the platform's own role, nothing more
     assert listen == ("127.0.0.1",)
-    assert owner == ("lake",)  # the stack created pyiceberg's catalog tables as the catalog role
+    assert owner == ("lake",)  # the stack created pyiceberg's catalog tables as the owner role, not the platform
 
 
 def test_postgres_refuses_a_wrong_password(native_stack: StackEndpoints) -> None:
-    with pytest.raises(psycopg2.OperationalError, match='password authentication failed for user "lake"'):
+    with pytest.raises(psycopg2.OperationalError, match='password authentication failed for user "mesh_platform"'):
         catalog_connect(native_stack, password=native_stack.catalog_password + "x")
+    with pytest.raises(psycopg2.OperationalError, match='password authentication failed for user "lake"'):
+        catalog_connect(native_stack, user="lake")  # the owner role's password is not the platform's
 
 
 def test_postgres_superuser_is_not_reachable_without_its_password(
@@ -206,7 +230,10 @@ def test_postgres_passwords_are_generated_and_private(native_stack: StackEndpoin
     data = json.loads((native_stack_home / "credentials.json").read_text())
     described = nativestack.status(native_stack_home).describe()
 
-    assert data["catalog_password"] == native_stack.catalog_password
+    is_the_platforms = data["principals"]["mesh_platform"]["pg_password"] == native_stack.catalog_password
+    owner_differs = data["catalog_password"] != native_stack.catalog_password
+
+    assert is_the_platforms and owner_differs
     assert len(data["catalog_password"]) >= 32 and len(data["postgres_superuser_password"]) >= 32
     assert data["catalog_password"] != data["postgres_superuser_password"]
     assert native_stack.catalog_password not in repr(native_stack)
@@ -383,7 +410,9 @@ def test_trino_reads_an_iceberg_table_pyiceberg_wrote(
     catalog = open_catalog(native_stack)
     try:
         catalog.create_namespace("probe")
-        table = catalog.create_table("probe.t", schema=pa.schema([pa.field("n", pa.int64())]))
+        # Under products/: the only prefix Trino's read-only storage identity may read.
+        table = catalog.create_table("probe.t", schema=pa.schema([pa.field("n", pa.int64())]),
+                                     location=f"s3://{native_stack.bucket}/products/probe/t")
         table.append(pa.table({"n": pa.array([1, 2, 3], pa.int64())}))
 
         schemas = query(trino_cursor, "SHOW SCHEMAS FROM lake")
@@ -391,7 +420,7 @@ def test_trino_reads_an_iceberg_table_pyiceberg_wrote(
 
         assert ["probe"] in schemas
         assert counted == [[3, 6]]
-        assert table.metadata_location.startswith(f"{native_stack.iceberg_warehouse}/probe/t/")
+        assert table.metadata_location.startswith(f"s3://{native_stack.bucket}/products/probe/t/")
     finally:
         if catalog.table_exists("probe.t"):
             catalog.purge_table("probe.t")
@@ -482,40 +511,22 @@ def test_time_travel_to_a_version_tag(
     assert refs == [["main", "BRANCH", v2], ["v1", "TAG", v1], ["v2", "TAG", v2]]
 
 
-def test_a_view_can_pin_a_version_tag(
+def test_trino_creates_no_views_not_even_for_the_platform(
     lake_catalog: SqlCatalog, native_stack: StackEndpoints, trino_cursor: trino.dbapi.Cursor, domain: str
 ) -> None:
-    """Per-version views for BI tools: Trino stores views in the JDBC catalog too."""
+    """Trino 476 could store views in the JDBC catalog, but it reaches the catalog and S3 as the policy's
+    read-only engine identity: even the platform's CREATE VIEW fails, and the catalog is unchanged."""
     table = create_product(lake_catalog, native_stack, domain, "orders")
     publish(table, 1, orders_table(1))
-    publish(table, 2, orders_table(2))
-
-    query(
-        trino_cursor,
-        f"CREATE VIEW lake.{domain}.orders__v1 AS SELECT * FROM lake.{domain}.orders FOR VERSION AS OF 'v1'",
-    )
-    query(trino_cursor, f"CREATE VIEW lake.{domain}.orders__latest AS SELECT * FROM lake.{domain}.orders")
-    query(trino_cursor, f"COMMENT ON VIEW lake.{domain}.orders__v1 IS 'Orders as published in version 1.'")
-    publish(table, 3, orders_table(3))  # a later version does not move the pinned view
-    pinned = query(trino_cursor, f"SELECT * FROM lake.{domain}.orders__v1 ORDER BY order_id")
-    following = query(trino_cursor, f"SELECT min(order_id) FROM lake.{domain}.orders__latest")
-    views = query(
-        trino_cursor,
-        "SELECT table_name FROM lake.information_schema.views "
-        f"WHERE table_schema = '{domain}' ORDER BY table_name",
-    )
-    comment = query(
-        trino_cursor,
-        "SELECT comment FROM system.metadata.table_comments "
-        f"WHERE catalog_name = 'lake' AND schema_name = '{domain}' AND table_name = 'orders__v1'",
-    )
-
-    assert pinned == expected_rows(orders_table(1))
-    assert following == [[300]]
-    assert views == [["orders__latest"], ["orders__v1"]]
-    assert comment == [["Orders as published in version 1."]]
-    assert [domain, "orders"] in [list(t) for t in lake_catalog.list_tables(domain)]  # the views are not tables
-    assert len(lake_catalog.list_tables(domain)) == 1
+    with pytest.raises(trino.exceptions.TrinoQueryError):
+        query(
+            trino_cursor,
+            f"CREATE VIEW lake.{domain}.orders__v1 AS SELECT * FROM lake.{domain}.orders FOR VERSION AS OF 'v1'",
+        )
+    views = query(trino_cursor, f"SELECT table_name FROM lake.information_schema.views WHERE table_schema = '{domain}'")
+    assert views == []
+    assert lake_catalog.list_tables(domain) == [(domain, "orders")]
+    assert query(trino_cursor, f"SELECT count(*) FROM lake.{domain}.orders FOR VERSION AS OF 'v1'") == [[3]]
 
 
 # --- coordinator + worker ----------------------------------------------------------------
@@ -577,10 +588,12 @@ def test_restart_keeps_data_and_catalog(two_node_stack: StackEndpoints, two_node
         returns = create_product(catalog, two_node_stack, "shop", "returns")
         publish(returns, 1, orders_table(1))
         publish(returns, 2, orders_table(2))
+        refunds_table = create_product(catalog, two_node_stack, "shop", "refunds")
+        publish(refunds_table, 1, orders_table(2))
     finally:
         catalog.close()
-    with trino_connection(two_node_stack) as connection:
-        query(connection.cursor(), "CREATE TABLE lake.shop.refunds AS SELECT * FROM lake.shop.returns")
+    with trino_connection(two_node_stack) as connection:  # the two-node stack reads what pyiceberg wrote
+        assert query(connection.cursor(), "SELECT count(*) FROM lake.shop.refunds") == [[3]]
 
     nativestack.stop(two_node_home)
     assert not nativestack.status(two_node_home).running

@@ -14,16 +14,18 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import benchmarks.tpch as tpch
+import nativestack
 from datamesh.duckdb_engine import MeshSession
 from datamesh.platform import Mesh
-from datamesh.settings import Settings
 from datamesh.types import ColumnType
 from nativestack import StackEndpoints
+from tests.integration.test_lake_s3 import s3_settings
 
 pytestmark = pytest.mark.integration
 
@@ -43,15 +45,11 @@ class TpchRun:
 
 
 @pytest.fixture(scope="module")
-def run(native_stack: StackEndpoints, request: pytest.FixtureRequest) -> Iterator[TpchRun]:
+def run(native_stack: StackEndpoints, native_stack_home: Path, request: pytest.FixtureRequest) -> Iterator[TpchRun]:
     ep = native_stack
     domain = f"tpch_{uuid.uuid4().hex[:8]}"
-    settings = Settings(
-        lake_url=f"s3://{ep.bucket}/tests/{domain}", contracts_dir=tpch.CONTRACTS_DIR,
-        s3_endpoint_url=ep.s3_endpoint, s3_access_key_id=ep.access_key, s3_secret_access_key=ep.secret_key,
-        s3_region=ep.region, iceberg_catalog_uri=ep.iceberg_catalog_uri, trino_host=ep.trino_host,
-        trino_port=ep.trino_port, trino_catalog=ep.trino_catalog,
-    )  # type: ignore[arg-type]
+    nativestack.grant_lake_root(native_stack_home, f"tests/{domain}")
+    settings = s3_settings(ep, tpch.CONTRACTS_DIR, f"tests/{domain}")
     mesh = tpch.tpch_mesh(settings, domain)
     tables = tpch.generate(SF, mesh.contracts)
     t0 = time.perf_counter()
