@@ -140,9 +140,10 @@ def pipeline(native_stack: StackEndpoints, native_stack_home: Path, tmp_path_fac
     mp.setenv("MESH_DBT_DUCKDB_PATH", str(work / "dbt.duckdb"))
     mp.setenv("MESH_DBT_STAGING_DIR", str(work / "staging"))
     get_settings.cache_clear()
-    try:
+    try:  # the environment only while the pipeline runs: a session fixture must not leak it into later tests
         summary = run_demo(customers=1500, seed=11, progress=lambda m: None, dagster_home=work / "dagster")
-        yield summary, Mesh.from_settings()
+        mesh = Mesh.from_settings()
     finally:
         mp.undo()
         get_settings.cache_clear()
+    return summary, mesh
