@@ -11,8 +11,10 @@ import json
 import os
 import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from datamesh.errors import StackError
 from nativestack.layout import Layout
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "load_catalog_credentials",
     "load_or_create_principal_secrets",
     "load_principal_secrets",
+    "write_atomic",
     "load_or_create_catalog_credentials",
     "load_or_create_credentials",
 ]
@@ -60,13 +63,28 @@ def _read(layout: Layout) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def write_atomic(path: Path, data: str | bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` atomically (a reader never sees half a file) with ``mode`` set before any byte is
+    written, so a secret is never readable by others, even briefly. Failures are a StackError."""
+    payload = data.encode() if isinstance(data, str) else data
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        os.fchmod(fd, mode)  # also when a stale temporary file existed with another mode
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StackError(f"Cannot write {path} ({exc.strerror or exc}).") from None
+
+
 def _write(layout: Layout, data: dict[str, Any]) -> None:
     path = layout.credentials_file
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # also when the file existed with another mode
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle)
+    write_atomic(path, json.dumps(data))
 
 
 def load_or_create_credentials(layout: Layout, given: S3Credentials | None) -> S3Credentials:

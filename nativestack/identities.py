@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from datamesh.errors import StackError
 from nativestack import postgres
+from nativestack.credentials import write_atomic
 from nativestack.layout import Layout
 
 if TYPE_CHECKING:
@@ -46,12 +47,7 @@ def credentials_entries(ep: StackEndpoints) -> dict[str, dict[str, str]]:
 
 
 def _private_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def credentials_path(layout: Layout) -> Path:

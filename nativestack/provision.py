@@ -48,7 +48,12 @@ from pathlib import Path
 from datamesh.errors import PlatformError, StackError
 from datamesh.policy import Policy
 from datamesh.policy.storage import BUCKET
-from nativestack.credentials import PrincipalSecrets, load_or_create_principal_secrets, load_principal_secrets
+from nativestack.credentials import (
+    PrincipalSecrets,
+    load_or_create_principal_secrets,
+    load_principal_secrets,
+    write_atomic,
+)
 from nativestack.layout import Layout
 
 __all__ = [
@@ -155,16 +160,7 @@ def _write(path: Path, text: str | bytes, mode: int = 0o600) -> Path:
     if path.is_file() and path.read_bytes() == data:
         os.chmod(path, mode)
         return path
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StackError(f"Cannot write {path} ({exc.strerror or exc}).") from None
+    write_atomic(path, data, mode)
     return path
 
 

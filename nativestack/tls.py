@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from datamesh.errors import StackError
+from nativestack.credentials import write_atomic
 
 __all__ = ["CA_VALIDITY", "RENEW_BEFORE", "SERVER_HOSTS", "SERVER_VALIDITY", "StackTls", "ensure_tls"]
 
@@ -70,12 +70,12 @@ def ensure_tls(directory: Path, hosts: tuple[str, ...] = SERVER_HOSTS, *, now: d
     ca = _load_ca(tls, now)
     if ca is None:
         ca = _new_ca(now)
-        _write(tls.ca_key_file, _key_pem(ca[0]), 0o600)
-        _write(tls.ca_file, ca[1].public_bytes(serialization.Encoding.PEM), 0o644)
+        write_atomic(tls.ca_key_file, _key_pem(ca[0]), 0o600)
+        write_atomic(tls.ca_file, ca[1].public_bytes(serialization.Encoding.PEM), 0o644)
     if not _server_usable(tls, ca[1], hosts, now):
         key, cert = _new_server(ca, hosts, now)
         chain = cert.public_bytes(serialization.Encoding.PEM) + ca[1].public_bytes(serialization.Encoding.PEM)
-        _write(tls.keystore_file, _key_pem(key) + chain, 0o600)
+        write_atomic(tls.keystore_file, _key_pem(key) + chain, 0o600)
     return tls
 
 
@@ -178,19 +178,3 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     # Unencrypted PKCS#8 ("BEGIN PRIVATE KEY"): what Trino's PEM reader takes without a keystore password.
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    """Write ``path`` atomically with ``mode`` from the start (a key is never readable by others, even briefly)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StackError(f"Cannot write {path} ({exc.strerror or exc}).") from None

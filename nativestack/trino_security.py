@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datamesh.errors import StackError
-from nativestack.credentials import PrincipalSecrets
+from nativestack.credentials import PrincipalSecrets, write_atomic
 from nativestack.health import TrinoLogin
 from nativestack.layout import Layout
 from nativestack.tls import StackTls, ensure_tls
@@ -126,20 +126,6 @@ def _password_file(existing: str, principals: Mapping[str, PrincipalSecrets]) ->
     return "\n".join(lines) + "\n"
 
 
-def _write(path: Path, text: str, mode: int) -> None:
-    """Replace ``path`` atomically (Trino may be reading it) with ``mode`` set before any byte is written."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StackError(f"Cannot write {path} ({exc.strerror or exc}).") from None
-
-
 def _shared_secret(path: Path) -> str:
     try:
         existing = path.read_text().strip()
@@ -148,7 +134,7 @@ def _shared_secret(path: Path) -> str:
     if len(existing) >= 32:
         return existing
     secret = secrets.token_urlsafe(48)
-    _write(path, secret + "\n", 0o600)
+    write_atomic(path, secret + "\n", 0o600)
     return secret
 
 
@@ -175,10 +161,10 @@ def prepare(
         existing = ""
     wanted = _password_file(existing, principals)
     if wanted != existing:
-        _write(security.password_file, wanted, 0o600)
+        write_atomic(security.password_file, wanted, 0o600)
     for path, text in ((security.rules_file, rules), (security.groups_file, groups)):
         if not path.is_file() or path.read_text() != text:
-            _write(path, text, 0o600)
+            write_atomic(path, text, 0o600)
     return security
 
 
