@@ -103,7 +103,7 @@ class Lake:
         try:
             info = self.fs.get_file_info(self.bucket)
         except OSError as exc:
-            if any(m in str(exc) for m in ("ACCESS_DENIED", "AccessDenied")):
+            if is_access_denied(exc):
                 # HeadBucket has no error body: a wrong secret looks like a denial. Every identity of the
                 # policy may list the bucket, so here it means the credentials themselves were rejected.
                 key = self.s3.access_key_id if self.s3 else None
@@ -112,7 +112,7 @@ class Lake:
                     f"'{key or '?'}'), or this identity may not even list bucket '{self.bucket}'. Check "
                     "MESH_S3_ACCESS_KEY_ID / MESH_S3_SECRET_ACCESS_KEY, or MESH_CREDENTIALS_FILE and MESH_ACTOR."
                 ) from exc
-            raise self._wrap(exc, "reach the lake at", self.bucket) from exc
+            raise self.error_for(exc, "reach the lake at", self.bucket) from exc
         if info.type == pafs.FileType.NotFound:
             raise StorageError(
                 f"Bucket '{self.bucket}' of lake {self.url} does not exist on {self.s3.endpoint_url if self.s3 else 'S3'}: "
@@ -138,7 +138,7 @@ class Lake:
 
     # -- basic I/O ----------------------------------------------------------------------
 
-    def _wrap(self, exc: Exception, action: str, path: str) -> StorageError:
+    def error_for(self, exc: Exception, action: str, path: str) -> StorageError:
         """A clear StorageError for a failed store call (AccessDeniedError when the policy refused it)."""
         where = self.uri(path)
         hint = ""
@@ -147,7 +147,7 @@ class Lake:
             if any(m in text for m in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "INVALID_ACCESS_KEY_ID",
                                        "SIGNATURE_DOES_NOT_MATCH")):
                 hint = " The S3 credentials were rejected: check MESH_S3_ACCESS_KEY_ID / MESH_S3_SECRET_ACCESS_KEY."
-            elif any(m in text for m in ("AccessDenied", "ACCESS_DENIED", "403")):
+            elif is_access_denied(exc) or "403" in text:
                 key = self.s3.access_key_id if self.s3 else None
                 return AccessDeniedError(
                     f"Could not {action} {where}: access denied to S3 user '{key or '?'}' by the access policy "
@@ -166,7 +166,7 @@ class Lake:
         try:
             return self.fs.get_file_info(path).type != pafs.FileType.NotFound
         except OSError as exc:
-            raise self._wrap(exc, "inspect", path) from exc
+            raise self.error_for(exc, "inspect", path) from exc
 
     @contextmanager
     def _reading(self, path: str) -> Iterator[Any]:
@@ -179,7 +179,7 @@ class Lake:
         except OSError as exc:
             if "Path does not exist" in str(exc) or "NoSuchKey" in str(exc):
                 raise FileNotFoundError(path) from exc
-            raise self._wrap(exc, "read", path) from exc
+            raise self.error_for(exc, "read", path) from exc
 
     def read_bytes(self, path: str) -> bytes:
         with self._reading(path) as f:
@@ -197,7 +197,7 @@ class Lake:
         try:
             return list(self.fs.get_file_info(paths))
         except OSError as exc:
-            raise self._wrap(exc, "inspect", paths[0]) from exc
+            raise self.error_for(exc, "inspect", paths[0]) from exc
 
     def sha256(self, path: str, *, chunk_bytes: int = 8 << 20) -> str:
         """The SHA-256 of a file, read as a stream (constant memory)."""
@@ -213,7 +213,7 @@ class Lake:
             with self.fs.open_output_stream(path) as f:
                 f.write(data)
         except OSError as exc:
-            raise self._wrap(exc, "write", path) from exc
+            raise self.error_for(exc, "write", path) from exc
 
     def _ensure_parent(self, path: str) -> None:
         if not self.is_s3:
@@ -224,21 +224,21 @@ class Lake:
             self._ensure_parent(path)
             return self.fs.open_output_stream(path)
         except OSError as exc:
-            raise self._wrap(exc, "write", path) from exc
+            raise self.error_for(exc, "write", path) from exc
 
     def list_dir(self, path: str) -> list[pafs.FileInfo]:
         """Immediate children of a directory/prefix ([] if it does not exist)."""
         try:
             infos = self.fs.get_file_info(pafs.FileSelector(path, allow_not_found=True, recursive=False))
         except OSError as exc:
-            raise self._wrap(exc, "list", path) from exc
+            raise self.error_for(exc, "list", path) from exc
         return sorted(infos, key=lambda i: i.path)
 
     def list_files(self, path: str) -> list[pafs.FileInfo]:
         try:
             infos = self.fs.get_file_info(pafs.FileSelector(path, allow_not_found=True, recursive=True))
         except OSError as exc:
-            raise self._wrap(exc, "list", path) from exc
+            raise self.error_for(exc, "list", path) from exc
         return sorted((i for i in infos if i.type == pafs.FileType.File), key=lambda i: i.path)
 
     # -- confined deletes ----------------------------------------------------------------
@@ -295,7 +295,7 @@ class Lake:
             if self.exists(path):
                 self.fs.delete_dir(path)
         except OSError as exc:
-            raise self._wrap(exc, "delete", path) from exc
+            raise self.error_for(exc, "delete", path) from exc
 
     def delete_file(self, path: str) -> None:
         try:
@@ -305,7 +305,7 @@ class Lake:
         except OSError as exc:
             if "does not exist" in str(exc) or "NoSuchKey" in str(exc):
                 return
-            raise self._wrap(exc, "delete", path) from exc
+            raise self.error_for(exc, "delete", path) from exc
 
     # -- atomic primitives --------------------------------------------------------------
 
@@ -365,17 +365,22 @@ class Lake:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if status == 412 or code in ("PreconditionFailed", "ConditionalRequestConflict"):
                 raise ConflictError(f"s3://{path} already exists: another writer committed it first.") from None
-            raise self._wrap(exc, "commit", path) from exc
+            raise self.error_for(exc, "commit", path) from exc
         except (bex.ReadTimeoutError, bex.ConnectionClosedError) as exc:
             # Outcome unknown: read back and decide by our token.
             try:
                 head = self.s3_client().head_object(Bucket=bucket, Key=key)
             except bex.ClientError:
-                raise self._wrap(exc, "commit", path) from exc
+                raise self.error_for(exc, "commit", path) from exc
             if head.get("Metadata", {}).get("mesh-commit-token") != token:
                 raise ConflictError(f"s3://{path} already exists: another writer committed it first.") from None
         except bex.BotoCoreError as exc:
-            raise self._wrap(exc, "commit", path) from exc
+            raise self.error_for(exc, "commit", path) from exc
+
+
+def is_access_denied(exc: BaseException) -> bool:
+    """Whether a store call failed because the credentials may not do it (pyarrow's and botocore's wording)."""
+    return any(m in str(exc) for m in ("AccessDenied", "ACCESS_DENIED"))
 
 
 def _normalise(path: str) -> str:

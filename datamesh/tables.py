@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from datamesh.errors import BrokenProductError, ConflictError, HostileTableError, PublishError, SettingsError, StorageError
+from datamesh.storage import is_access_denied
 
 if TYPE_CHECKING:
     from pyiceberg.catalog.sql import SqlCatalog
@@ -237,9 +238,9 @@ class TableStore:
         except (NoSuchTableError, NoSuchNamespaceError):
             return None
         except (OSError, ValueError) as exc:
-            if isinstance(exc, OSError) and any(m in str(exc) for m in ("ACCESS_DENIED", "AccessDenied")):
+            if isinstance(exc, OSError) and is_access_denied(exc):
                 # The acting identity may not read this product's files (AccessDeniedError, naming the policy).
-                raise self.lake._wrap(exc, f"read product '{contract.id}' (its Iceberg metadata) at",
+                raise self.lake.error_for(exc, f"read product '{contract.id}' (its Iceberg metadata) at",
                                       self.lake.path("products", contract.domain, contract.id)) from None
             raise StorageError(
                 f"Product '{contract.id}': its Iceberg table cannot be loaded "
