@@ -43,10 +43,8 @@ test-unit: install ## Unit tests only (no servers)
 	$(BIN)/python -m pytest -q tests/unit
 
 UI_PORT ?= 3000
-ui: install ## Open the Dagster UI on the demo (dagster dev, bound to 127.0.0.1 only)
-	@echo "Dagster UI on http://127.0.0.1:$(UI_PORT) (loopback only: the UI has no login, so it is not exposed)"
-	mkdir -p .dagster_home && (test -f .dagster_home/dagster.yaml || cp orchestration/dagster.yaml .dagster_home/dagster.yaml)
-	DAGSTER_HOME=$(CURDIR)/.dagster_home exec $(BIN)/dagster dev -h 127.0.0.1 -p $(UI_PORT) -m orchestration.definitions
+ui: install ## Open the Dagster UI and daemon on the demo's instance (127.0.0.1 only; Ctrl-C stops it)
+	exec $(BIN)/mesh ui --port $(UI_PORT) --dagster-home $(CURDIR)/.dagster_home
 
 bench: install ## Benchmarks (BENCH_ARGS="--sections publish,s3,trino,ml"): stage times, peak memory, ratios
 	$(BIN)/python -m benchmarks.run --customers $(CUSTOMERS) $(BENCH_ARGS)

@@ -37,6 +37,7 @@ from dbt.adapters.duckdb.utils import TargetConfig
 from duckdb import DuckDBPyConnection
 
 from datamesh.duckdb_engine import configure_s3, load_iceberg
+from datamesh.dbt_sources import CONTEXT_FILE
 from datamesh.errors import PlatformError, SettingsError, VersionNotFoundError
 from datamesh.names import quote_ident
 from datamesh.platform import Mesh
@@ -45,8 +46,6 @@ from datamesh.settings import build_settings
 
 log = logging.getLogger(__name__)
 
-#: Name of the run context file an orchestrator writes into dbt's target folder.
-CONTEXT_FILE = "mesh_context.json"
 _CONTEXT_KEYS = ("lake_url", "contracts_dir", "actor", "run_id")
 #: Where external marts are staged before publish (dbt's own setting, read by
 #: macros/mesh_staging_location.sql through env_var as well).

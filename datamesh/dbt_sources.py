@@ -19,6 +19,8 @@ from datamesh.contracts import Contract, ContractRegistry, RuleType
 
 HEADER = "# Generated from data_products/ by `mesh dbt sources`. Do not edit by hand.\n"
 SOURCES_FILE = Path("models") / "sources" / "_sources.yml"
+#: Name of the run context file an orchestrator writes into dbt's target folder (read by the dbt plugin).
+CONTEXT_FILE = "mesh_context.json"
 
 
 #: The dbt generic test that runs the same check as a single-column contract rule.

@@ -29,11 +29,53 @@ def demo(
 
     Example: `mesh demo --customers 5000`
     """
-    from orchestration.demo import run_demo
+    import time
 
-    summary = run_demo(customers=customers, seed=seed, lake_url=lake, progress=progress, profile=profile,
-                       max_training_rows=max_training_rows)
+    from rich.console import Console
+
+    from meshcli.render import StepLines
+    from orchestration.demo import run_demo
+    from orchestration.instance import DEFAULT_DAGSTER_HOME
+    from orchestration.progress import listening, output_to
+
+    # Dagster's engine log, dbt's build log and library warnings go to a file; the terminal gets
+    # one line per step. The path is printed first so a failure can be read in full.
+    log_path = DEFAULT_DAGSTER_HOME / "demo-logs" / f"demo-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    progress(f"full log: {log_path}")
+    with output_to(log_path) as terminal:
+        lines = StepLines(Console(file=terminal, markup=False, highlight=False))
+        with listening(lines), lines:
+            summary = run_demo(customers=customers, seed=seed, lake_url=lake, progress=lines.say, profile=profile,
+                               max_training_rows=max_training_rows)
     print_demo_summary(summary)
+    say(f"full log of this run: {log_path}")
+
+
+@app.command()
+@handled
+def ui(
+    port: Annotated[int, typer.Option(help="Port of the webserver on 127.0.0.1", min=1, max=65535)] = 3000,
+    dagster_home: Annotated[str | None, typer.Option(
+        help="Dagster instance folder (default: DAGSTER_HOME, else the demo's .dagster_home)")] = None,
+) -> None:
+    """Open the Dagster UI and daemon on the demo's instance (loopback only; Ctrl-C or SIGTERM stops both).
+
+    After `mesh demo`, the UI shows the demo's runs, materializations, check results and
+    model plots. Schedules and sensors are off unless MESH_AUTOMATION=true.
+
+    Example: `mesh ui --port 3000`
+    """
+    import os
+    from pathlib import Path
+
+    from datamesh.settings import get_settings
+    from orchestration.instance import DEFAULT_DAGSTER_HOME
+    from orchestration.ui import Supervisor
+
+    home = Path(dagster_home or os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
+    if not get_settings().automation:
+        progress("schedules and sensors are off on this machine (MESH_AUTOMATION=true switches them on)")
+    raise typer.Exit(code=Supervisor(home=home, port=port, say=progress).run_until_stopped())
 
 
 @app.command()

@@ -9,6 +9,7 @@ import dagster as dg
 
 from datamesh.settings import get_settings
 from orchestration.loader import build_definitions_parts, load_contracts, with_freshness
+from orchestration.progress import progress_logger
 from orchestration.resources import MeshResource, dbt_resource
 from orchestration.schedules import build_automation
 
@@ -27,4 +28,10 @@ with warnings.catch_warnings():
         schedules=schedules,
         sensors=sensors,
         resources={"mesh": MeshResource(), "dbt": dbt_resource()},
+        # One process per run, not one per step: a step's own work (a 2 s scoring, a publish) would
+        # otherwise wait 10-25 s for a fresh interpreter to load this code location again. The steps
+        # are a chain over one lake, so the multiprocess executor's parallelism bought little.
+        executor=dg.in_process_executor,
+        # Dagster's console logger as usual, and step progress for `mesh demo`'s terminal (idle elsewhere).
+        loggers={"console": dg.colored_console_logger, "progress": progress_logger},
     ).map_resolved_asset_specs(func=partial(with_freshness, contracts))

@@ -11,7 +11,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from datamesh.contracts import ContractRegistry
-from datamesh.dbt_plugin import CONTEXT_FILE
+from datamesh.dbt_sources import CONTEXT_FILE
 from datamesh.identity import Role
 from datamesh.settings import Settings
 from orchestration.products import asset_key, description, owners, table_schema
