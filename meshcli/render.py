@@ -173,10 +173,58 @@ def metric_cells(row: dict[str, Any], metrics: list[str]) -> list[str]:
     return [f"{row[m]:.4f}" if isinstance(row.get(m), int | float) else "" for m in metrics]
 
 
+class StepLines:
+    """A run's progress on a terminal: one line per finished step with its time, warnings as they
+    come, and on an interactive terminal a live line with the running step, its latest message
+    and the elapsed time (a listener of :mod:`orchestration.progress`)."""
+
+    def __init__(self, out: Console) -> None:
+        self.out = out
+        self.started: dict[str, float] = {}
+        self.status = out.status("starting", spinner="dots") if out.is_terminal else None
+
+    def __enter__(self) -> StepLines:
+        if self.status is not None:
+            self.status.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.status is not None:
+            self.status.stop()
+
+    def say(self, message: str) -> None:
+        self.out.print(Text.assemble((time.strftime("%H:%M:%S"), "dim"), " ", clean(message)), soft_wrap=True)
+
+    def _live(self, step: str, text: str = "") -> None:
+        if self.status is not None:
+            elapsed = time.monotonic() - self.started.get(step, time.monotonic())
+            self.status.update(Text(clean(f"{step} {elapsed:4.0f}s {text}"[:self.out.width - 4]), overflow="crop"))
+
+    def step_started(self, step: str) -> None:
+        self.started[step] = time.monotonic()
+        self._live(step)
+
+    def step_finished(self, step: str, seconds: float, error: str | None) -> None:
+        self.started.pop(step, None)
+        if error is None:
+            self.out.print(Text.assemble((time.strftime("%H:%M:%S"), "dim"), "   ", ("ok", "green"),
+                                         f" {clean(step)} ", (f"{seconds:.1f}s", "dim")), soft_wrap=True)
+        else:
+            first = clean(error).splitlines()[0] if error.strip() else "failed"
+            self.out.print(Text.assemble((time.strftime("%H:%M:%S"), "dim"), "   ", ("FAILED", "bold red"),
+                                         f" {clean(step)} after {seconds:.1f}s: {first}"), soft_wrap=True)
+
+    def message(self, step: str | None, level: int, text: str) -> None:
+        if level >= 30:  # logging.WARNING: a person should see it now
+            self.out.print(Text.assemble((time.strftime("%H:%M:%S"), "dim"), "   ", ("warning", "yellow"),
+                                         f" {clean(step or '')}: {clean(text)}"), soft_wrap=True)
+        elif step is not None:
+            self._live(step, text)
+
+
 def print_demo_summary(summary: dict[str, Any]) -> None:
-    """The demo's closing summary: step times, products, the model comparison, the champion, what next."""
-    print_table("Stages (Dagster steps)", ["step", "seconds"],
-                [[step, f"{seconds:.1f}"] for step, seconds in summary["step_seconds"].items()], right={"seconds"})
+    """The demo's closing summary: products, the model comparison, the champion, what next (the step
+    times were printed as the steps finished)."""
     print_table(f"Data products in {summary['lake']}", ["domain", "product", "version", "rows"],
                 [[r["domain"], r["product"], str(r["version"]), f"{r['rows']:,}"] for r in summary["products"]],
                 right={"version", "rows"})
