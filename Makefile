@@ -11,7 +11,7 @@ SEED ?= 42
 export DO_NOT_TRACK := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install demo test test-unit test-integration lint ui bench stack-up stack-down dbt-sources clean
+.PHONY: help install chromium demo test test-unit test-integration lint ui bench stack-up stack-down dbt-sources clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -27,10 +27,16 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the pinned dependencies
 
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium: ## Debian's chromium for the browser tests, when missing (apt; never a Playwright browser download)
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the browser tests (apt) ..."; \
+	  $(SUDO) apt-get install -y -qq chromium >/dev/null || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }; }
+
 demo: install ## Run the whole pipeline on the embedded default (local lake, DuckDB, in-process Dagster)
 	$(BIN)/mesh demo --customers $(CUSTOMERS) --seed $(SEED)
 
-test: install ## Run every test (starts and stops the native Trino + S3 stack itself)
+test: install chromium ## Run every test (starts and stops the native Trino + S3 stack itself)
 	$(BIN)/python -m pytest -q
 
 lint: install ## Fast static checks: ruff, sqlfluff on sql/, the rendered access policy is current, the Dagster definitions load

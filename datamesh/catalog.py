@@ -86,6 +86,15 @@ class Manifest(BaseModel):
     def size_bytes(self) -> int:
         return sum(f.bytes for f in self.files)
 
+    @property
+    def orchestrator_run_id(self) -> str | None:
+        """The run of the orchestrator (Dagster's run id) that published this version, if one did.
+
+        ``run_id`` is the publish's own id (its data folder's name, unique per publish, with the
+        orchestrator run's first 8 characters as a tag); this is the whole id to look the run up by."""
+        value = self.writer.get("orchestrator_run_id")
+        return value if isinstance(value, str) else None
+
 
 def run_id_problem(run_id: object) -> str | None:
     """Why ``run_id`` is not a safe run directory name, or None if it is."""

@@ -37,7 +37,6 @@ from dbt.adapters.duckdb.utils import TargetConfig
 from duckdb import DuckDBPyConnection
 
 from datamesh.duckdb_engine import configure_s3, load_iceberg
-from datamesh.dbt_sources import CONTEXT_FILE
 from datamesh.errors import PlatformError, SettingsError, VersionNotFoundError
 from datamesh.names import quote_ident
 from datamesh.platform import Mesh

@@ -100,9 +100,11 @@ def versions(product: Annotated[str, typer.Argument(help="Product id")],
     for v in mesh.catalog.versions(product):
         m = mesh.catalog.manifest(product, v)
         rows.append((m.version, m.created_at.isoformat(timespec="seconds"), m.row_count, len(m.files),
-                     m.size_bytes, m.contract_version, json.dumps(m.inputs), m.run_id))
-    print_rows(["version", "created_at", "rows", "files", "bytes", "contract", "inputs", "run_id"], rows, fmt,
-                title=f"Versions of {product}")
+                     m.size_bytes, m.contract_version, json.dumps(m.inputs), m.run_id,
+                     m.orchestrator_run_id or ""))
+    print_rows(["version", "created_at", "rows", "files", "bytes", "contract", "inputs", "run_id", "dagster_run"],
+               rows, fmt,
+               title=f"Versions of {product}")
 
 
 @app.command()

@@ -13,6 +13,18 @@ from orchestration.progress import progress_logger
 from orchestration.resources import MeshResource, dbt_resource
 from orchestration.schedules import build_automation
 
+# One process per run, not one per step: a step's own work (a 2 s scoring, a publish) would otherwise
+# wait 10-25 s for a fresh interpreter to load this code location again, and the steps are mostly a
+# chain over one lake, so the multiprocess executor's parallelism bought little. Dagster's default
+# executor with its default turned round: `execution: {config: {multiprocess: {}}}` still selects it.
+one_process_per_run = dg.ExecutorDefinition(
+    name="in_process_or_multiprocess",
+    config_schema=dg.Field(dg.multi_or_in_process_executor.config_schema.config_type, default_value={"in_process": {}}),
+    executor_creation_fn=dg.multi_or_in_process_executor.executor_creation_fn,
+    requirements=lambda config: dg.multiple_process_executor_requirements() if "multiprocess" in config else [],
+    description="One process per run (in_process, the default) or one per step (multiprocess).",
+)
+
 contracts = load_contracts()
 assets, asset_checks = build_definitions_parts(contracts)
 # Cross-cutting policy lives here: automation is OFF on a developer machine; operators switch it on
@@ -28,10 +40,7 @@ with warnings.catch_warnings():
         schedules=schedules,
         sensors=sensors,
         resources={"mesh": MeshResource(), "dbt": dbt_resource()},
-        # One process per run, not one per step: a step's own work (a 2 s scoring, a publish) would
-        # otherwise wait 10-25 s for a fresh interpreter to load this code location again. The steps
-        # are a chain over one lake, so the multiprocess executor's parallelism bought little.
-        executor=dg.in_process_executor,
+        executor=one_process_per_run,
         # Dagster's console logger as usual, and step progress for `mesh demo`'s terminal (idle elsewhere).
         loggers={"console": dg.colored_console_logger, "progress": progress_logger},
     ).map_resolved_asset_specs(func=partial(with_freshness, contracts))

@@ -11,8 +11,10 @@ import dagster as dg
 
 from datamesh.catalog import Manifest
 from datamesh.contracts import ColumnType, Contract, ContractRegistry, Severity
+from datamesh.tables import CATALOG_NAME as TABLE_CATALOG
 
-_KINDS = {"parquet"}
+#: Every product is an Iceberg table of Parquet files in the lake (its storage kind).
+STORAGE_KIND = "iceberg"
 
 
 def asset_key(contract: Contract) -> dg.AssetKey:
@@ -45,10 +47,13 @@ def lineage_keys(contract: Contract, contracts: ContractRegistry) -> list[dg.Ass
     return [asset_key(contracts.get(product)) for product in contract.lineage.inputs]
 
 
-def spec_for(contract: Contract, *, deps: Iterable[dg.AssetKey]) -> dg.AssetSpec:
+def spec_for(contract: Contract, *, deps: Iterable[dg.AssetKey], computed_by: str) -> dg.AssetSpec:
     """The asset spec of a product, from its contract; ``deps`` are its upstream assets
-    (:func:`lineage_keys` for the ones its contract declares)."""
+    (:func:`lineage_keys` for the ones its contract declares), ``computed_by`` the kind of what
+    computes it (``python``, ``scikit-learn``); its storage is the product's table in the lake."""
     metadata = {
+        "dagster/table_name": f"{TABLE_CATALOG}.{contract.domain}.{contract.id}",
+        "dagster/storage_kind": STORAGE_KIND,
         "dagster/column_schema": table_schema(contract),
         "contract_version": contract.version,
         "contract_file": str(contract.source_path.name) if contract.source_path else "",
@@ -60,7 +65,7 @@ def spec_for(contract: Contract, *, deps: Iterable[dg.AssetKey]) -> dg.AssetSpec
         description=description(contract),
         group_name=contract.domain,
         owners=owners(contract),
-        kinds=_KINDS,
+        kinds={computed_by, STORAGE_KIND},
         tags={"domain": contract.domain, "status": contract.status.value},
         metadata=metadata,
     )
@@ -96,6 +101,7 @@ def manifest_metadata(manifest: Manifest, lake_uri: str) -> dict[str, object]:
         "files": len(manifest.files),
         "size_bytes": manifest.size_bytes,
         "run_id": manifest.run_id,
+        "dagster_run_id": manifest.orchestrator_run_id or "",
         "inputs": dg.MetadataValue.json(manifest.inputs),
         "contract_version": manifest.contract_version,
         "iceberg_snapshot_id": str(manifest.snapshot_id) if manifest.snapshot_id is not None else "",

@@ -17,10 +17,12 @@ import dagster as dg
 
 from datamesh.contracts import Contract, ContractRegistry
 from orchestration.assets.ml import (
+    OPERATOR_TRAINING,
     drift_check_key,
     labelled_products,
     model_key,
     predictions_of,
+    training_op,
     unsupervised_outputs,
 )
 from orchestration.products import asset_key
@@ -37,7 +39,9 @@ def retrain_job(contract: Contract, contracts: ContractRegistry) -> dg.Unresolve
     return dg.define_asset_job(
         name=f"retrain_{contract.id}",
         selection=dg.AssetSelection.assets(*keys),
-        description=f"Retrain the model zoo on {contract.domain}.{contract.id}, then score and publish.",
+        description=(f"Retrain the whole model zoo (profile full, Keras included: several times the few minutes "
+                     f"of the fast profile) on {contract.domain}.{contract.id}, then score and publish."),
+        config=dg.RunConfig(ops={training_op(contract): OPERATOR_TRAINING}),
         tags={"domain": contract.domain, "purpose": "retraining"},
     )
 

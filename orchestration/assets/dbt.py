@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: Dagster reads these annotations at definition time.
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,13 +14,16 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from datamesh.contracts import ContractRegistry
 from datamesh.dbt_sources import CONTEXT_FILE
 from datamesh.identity import Role
+from datamesh.paths import DBT_PROJECT_DIR
 from datamesh.settings import Settings
-from orchestration.products import asset_key, description, owners, table_schema
+from datamesh.tables import CATALOG_NAME as TABLE_CATALOG
+from orchestration.products import STORAGE_KIND, asset_key, description, owners, table_schema
 from orchestration.resources import MeshResource, dbt_project
 
 
 class MeshDbtTranslator(DagsterDbtTranslator):
-    """Sources and marts that are products get the product's key, group and owners."""
+    """Sources and marts that are products get the product's key, group, owners and lake table;
+    the models between them are owned by the teams whose marts they feed."""
 
     def __init__(self, contracts: ContractRegistry) -> None:
         super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
@@ -49,6 +53,44 @@ class MeshDbtTranslator(DagsterDbtTranslator):
         contract = self._contract(dbt_resource_props)
         return description(contract) if contract is not None else super().get_description(dbt_resource_props)
 
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: Any) -> dg.AssetSpec:  # noqa: ANN401
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = self.get_resource_props(manifest, unique_id)
+        contract = self._contract(props)
+        if contract is not None and props.get("resource_type") == "model":
+            # A mart is published to the lake: the product's Iceberg table is its storage, not the
+            # view dbt keeps in its private DuckDB working file.
+            metadata = {**spec.metadata, "dagster/table_name": f"{TABLE_CATALOG}.{contract.domain}.{contract.id}",
+                        "dagster/storage_kind": STORAGE_KIND}
+            return spec.replace_attributes(metadata=metadata, kinds={"dbt", "duckdb", STORAGE_KIND})
+        if contract is None and props.get("resource_type") == "model" and not spec.owners:
+            return spec.replace_attributes(owners=self._downstream_owners(manifest, unique_id))
+        return spec
+
+    def _downstream_owners(self, manifest: Mapping[str, Any], unique_id: str) -> list[str]:
+        """Owners of the product marts this model feeds (the teams that would notice it break)."""
+        children = manifest.get("child_map", {})
+        seen, todo, out = set(), [unique_id], []
+        while todo:
+            for child in children.get(todo.pop(), []):
+                if child in seen:
+                    continue
+                seen.add(child)
+                todo.append(child)
+                contract = self._contract(manifest.get("nodes", {}).get(child, {}))
+                if contract is not None:
+                    out.extend(o for o in owners(contract) if o not in out)
+        return out
+
+    def get_asset_check_spec(self, asset_spec: dg.AssetSpec, manifest: Mapping[str, Any], unique_id: str,
+                             project: Any) -> dg.AssetCheckSpec | None:  # noqa: ANN401
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None or spec.description:
+            return spec
+        return dg.AssetCheckSpec(name=spec.name, asset=spec.asset_key, description=dbt_test_description(
+            manifest.get("nodes", {}).get(unique_id, {})), additional_deps=spec.additional_deps,
+            metadata=spec.metadata, blocking=spec.blocking)
+
     def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
         contract = self._contract(dbt_resource_props)
         base = dict(super().get_metadata(dbt_resource_props))
@@ -56,6 +98,20 @@ class MeshDbtTranslator(DagsterDbtTranslator):
             base["dagster/column_schema"] = table_schema(contract)
             base["contract_version"] = contract.version
         return base
+
+
+def dbt_test_description(test: Mapping[str, Any]) -> str:
+    """What a dbt data test checks, from its test metadata: ``relationships`` of ``customer_id``
+    to ``stg_crm__customers.customer_id`` reads as such, not as "No description provided"."""
+    meta = test.get("test_metadata") or {}
+    kwargs = {k: v for k, v in (meta.get("kwargs") or {}).items() if k not in ("model", "column_name")}
+    column = (meta.get("kwargs") or {}).get("column_name") or test.get("column_name")
+    name = meta.get("name") or test.get("name", "test")
+    if name == "relationships" and {"to", "field"} <= kwargs.keys():
+        target = str(kwargs["to"]).removeprefix("ref(").removeprefix("source(").rstrip(")").replace("'", "")
+        return f"dbt test: every {column} is a {kwargs['field']} of {target}"
+    args = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+    return f"dbt test {name}" + (f" on {column}" if column else "") + (f" ({args})" if args else "")
 
 
 def mart_actor(settings: Settings, contracts: ContractRegistry) -> str:
@@ -67,6 +123,43 @@ def mart_actor(settings: Settings, contracts: ContractRegistry) -> str:
     if settings.credentials_file is None or settings.identity.role is not Role.PLATFORM or len(domains) != 1:
         return settings.actor
     return f"publisher:{domains.pop()}"
+
+
+def dbt_duckdb_path() -> Path:
+    """dbt's private DuckDB working file, as profiles.yml places it (relative to the project)."""
+    return DBT_PROJECT_DIR / os.environ.get("MESH_DBT_DUCKDB_PATH", "target/mesh_dbt.duckdb")
+
+
+def view_column_types(path: Path) -> dict[str, list[tuple[str, str]]]:
+    """{model name: [(column, DuckDB type)]} of the views and tables in dbt's working file ({} when
+    it cannot be read, e.g. a plain ``dbt build`` holds it)."""
+    import duckdb
+
+    if not path.is_file():
+        return {}
+    try:
+        with duckdb.connect(str(path), read_only=True) as con:
+            rows = con.execute("select table_name, column_name, data_type from duckdb_columns() "
+                               "where schema_name = 'main' order by table_name, column_index").fetchall()
+    except duckdb.Error:
+        return {}
+    out: dict[str, list[tuple[str, str]]] = {}
+    for table, column, data_type in rows:
+        out.setdefault(table, []).append((column, data_type.lower()))
+    return out
+
+
+def with_column_types(event: Any, types: Mapping[str, list[tuple[str, str]]], manifest: Mapping[str, Any]) -> Any:  # noqa: ANN401
+    """A model's output with the column types of the view dbt built (its yml declares names and
+    descriptions only); outputs of marts (the product's schema) and every other event unchanged."""
+    unique_id = getattr(event, "metadata", {}).get("unique_id") if isinstance(event, dg.Output) else None
+    node = manifest.get("nodes", {}).get(getattr(unique_id, "text", unique_id) or "", {})
+    columns = types.get(node.get("name", ""))
+    if not columns or node.get("config", {}).get("materialized") == "external":
+        return event
+    described = {name: (c.get("description") or None) for name, c in (node.get("columns") or {}).items()}
+    schema = dg.TableSchema(columns=[dg.TableColumn(name=n, type=t, description=described.get(n)) for n, t in columns])
+    return event.with_metadata({**event.metadata, "dagster/column_schema": schema})
 
 
 def build_dbt_assets(contracts: ContractRegistry) -> dg.AssetsDefinition:
@@ -83,6 +176,13 @@ def build_dbt_assets(contracts: ContractRegistry) -> dg.AssetsDefinition:
             "lake_url": settings.lake_url, "contracts_dir": str(settings.contracts_dir),
             "actor": mart_actor(settings, contracts), "run_id": settings.run_id,
         }))
-        yield from dbt.cli(["build"], context=context, target_path=target).stream()
+        invocation = dbt.cli(["build"], context=context, target_path=target)
+        # The events wait for the build's end (dbt's log still streams to the compute log): only then
+        # does dbt release its DuckDB working file, where the views' column types are to be read.
+        events = list(invocation.stream())
+        types = view_column_types(dbt_duckdb_path())
+        manifest = invocation.manifest
+        for event in events:
+            yield with_column_types(event, types, manifest)
 
     return dbt_models

@@ -47,7 +47,7 @@ def build_source_assets(contracts: ContractRegistry) -> dg.AssetsDefinition:
 
     @dg.multi_asset(
         name="demo_sources",
-        specs=[spec_for(c, deps=[]) for c in chosen],
+        specs=[spec_for(c, deps=[], computed_by="python") for c in chosen],
         check_specs=[s for c in chosen for s in check_specs(c)],
         can_subset=True,
         description="Generate the operational data of the demo domains and publish each as a product version.",

@@ -15,7 +15,7 @@ from orchestration.schedules import build_automation
 contracts = ContractRegistry.from_dir(get_settings().contracts_dir)
 jobs, schedules, sensors = build_automation(contracts, running=True)  # the daemon test needs the sensors on
 defs = dg.Definitions(
-    assets=[spec_for(contracts.get("leads"), deps=[]), *build_ml_assets(contracts)],
+    assets=[spec_for(contracts.get("leads"), deps=[], computed_by="python"), *build_ml_assets(contracts)],
     asset_checks=build_ml_checks(contracts),
     jobs=jobs,
     schedules=schedules,

@@ -48,3 +48,13 @@ def test_demo_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert instance.get_latest_materialization_event(dg.AssetKey(["crm", "customers"])) is not None
     assert instance.get_latest_materialization_event(dg.AssetKey(["retention", "churn_predictions"])) is not None
     assert set(summary["step_seconds"]) >= {"demo_sources", "dbt_models", "score_churn_predictions"}
+    # Every version the run committed can be traced to it: the manifest records the Dagster run id.
+    for row in mesh.catalog.status():
+        manifest = mesh.catalog.manifest(row["product"])
+        assert manifest.orchestrator_run_id == summary["run_id"], (row["product"], manifest.writer)
+        assert manifest.run_id.endswith(summary["run_id"].replace("-", "")[:8])
+    # A model between sources and marts shows the column types of the view dbt built.
+    staged = instance.get_latest_materialization_event(
+        dg.AssetKey(["transform", "int_invoices_aggregated_to_customers"])).asset_materialization
+    columns = {c.name: c.type for c in staged.metadata["dagster/column_schema"].schema.columns}
+    assert columns["customer_id"] == "varchar" and "?" not in columns.values(), columns

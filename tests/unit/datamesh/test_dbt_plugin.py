@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from datamesh.dbt_plugin import CONTEXT_FILE, read_context
+from datamesh.dbt_plugin import read_context
+from datamesh.dbt_sources import CONTEXT_FILE
 from datamesh.errors import SettingsError
 
 

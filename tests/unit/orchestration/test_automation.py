@@ -49,7 +49,7 @@ def test_retrain_job_includes_the_unsupervised_products_its_contract_declares(tm
                                                  "anomalies_lead_anomalies"}
     jobs, _, _ = build_automation(contracts)
     job = next(j for j in jobs if j.name == "retrain_leads")
-    graph = dg.Definitions(assets=[spec_for(contracts.get("leads"), deps=[]), *assets],
+    graph = dg.Definitions(assets=[spec_for(contracts.get("leads"), deps=[], computed_by="python"), *assets],
                            resources={"mesh": MeshResource()}).resolve_asset_graph()
     assert {k.to_user_string() for k in job.selection.resolve(graph)} == {
         "sales/leads_model", "sales/lead_scores", "sales/lead_segments", "sales/lead_anomalies"}

@@ -100,3 +100,72 @@ def test_demo_run_config_is_derived_from_the_contracts(defs: dg.Definitions, tmp
         expected = Profile.FULL if task is Task.REGRESSION else Profile.FAST
         assert (training.profile, training.include_keras, training.seed) == (expected, False, 3)
     assert tasks == {Task.CLASSIFICATION, Task.REGRESSION}  # both branches are exercised
+
+
+def test_products_are_stored_in_the_lake_and_kinds_say_what_computes_them(defs: dg.Definitions) -> None:
+    graph = defs.resolve_asset_graph()
+    for contract in ContractRegistry.from_dir(CONTRACTS_DIR):
+        node = graph.get(dg.AssetKey([contract.domain, contract.id]))
+        assert node.metadata["dagster/table_name"] == f"lake.{contract.domain}.{contract.id}", contract.id
+        assert node.metadata["dagster/storage_kind"] == "iceberg", contract.id
+        assert "iceberg" in node.kinds and "parquet" not in node.kinds, (contract.id, node.kinds)
+    features = graph.get(dg.AssetKey(["retention", "churn_features"]))
+    assert {"dbt", "duckdb", "iceberg"} == set(features.kinds)  # built by dbt in DuckDB, stored in Iceberg
+    model = graph.get(dg.AssetKey(["retention", "churn_features_model"]))
+    assert "keras" not in model.kinds  # the default run does not train Keras models
+
+
+def test_every_check_says_what_it_checks(defs: dg.Definitions) -> None:
+    graph = defs.resolve_asset_graph()
+    undescribed = [k.to_user_string() for k in graph.asset_check_keys if not graph.get_check_spec(k).description]
+    assert undescribed == []
+
+
+def test_models_between_sources_and_marts_are_owned_by_the_teams_of_the_marts_they_feed(defs: dg.Definitions) -> None:
+    graph = defs.resolve_asset_graph()
+    transform = [k for k in graph.get_all_asset_keys() if k.path[0] == "transform"]
+    assert transform
+    for key in transform:
+        assert "team:retention_analytics" in graph.get(key).owners, key
+
+
+def test_ui_defaults_are_the_demos_and_operators_retrain_the_whole_zoo(defs: dg.Definitions) -> None:
+    from ml.choices import Profile
+    from orchestration.assets.ml import TrainingConfig
+
+    default = TrainingConfig()
+    assert default.profile is Profile.FAST and not default.include_keras
+    assert "full" in TrainingConfig.model_fields["profile"].description
+    job = defs.resolve_job_def("retrain_churn_features")
+    train = job.run_config_schema.config_type.fields["ops"].default_value["train_churn_features"]["config"]
+    assert train["profile"] == "FULL" and train["include_keras"] is True, train  # Dagster names enums by name
+    assert "full" in job.description
+
+
+def test_dbt_tests_get_a_description_from_their_metadata() -> None:
+    from orchestration.assets.dbt import dbt_test_description
+
+    relationships = {"name": "relationships_x", "column_name": "customer_id", "test_metadata": {
+        "name": "relationships", "kwargs": {"column_name": "customer_id", "to": "ref('stg_crm__customers')",
+                                            "field": "customer_id", "model": "{{ get_where_subquery(ref('x')) }}"}}}
+    assert dbt_test_description(relationships) == "dbt test: every customer_id is a customer_id of stg_crm__customers"
+    accepted = {"name": "t", "test_metadata": {"name": "accepted_values",
+                                                "kwargs": {"column_name": "plan", "values": ["a", "b"]}}}
+    assert dbt_test_description(accepted) == "dbt test accepted_values on plan (values=['a', 'b'])"
+
+
+def test_a_models_output_gets_the_column_types_of_its_view() -> None:
+    from orchestration.assets.dbt import with_column_types
+
+    manifest = {"nodes": {"model.p.int_x": {"name": "int_x", "config": {"materialized": "view"},
+                                             "columns": {"customer_id": {"description": "the key"}}},
+                          "model.p.mart": {"name": "mart", "config": {"materialized": "external"}}}}
+    types = {"int_x": [("customer_id", "varchar"), ("n", "bigint")], "mart": [("a", "integer")]}
+    out = with_column_types(dg.Output(None, "int_x", metadata={"unique_id": "model.p.int_x"}), types, manifest)
+    columns = out.metadata["dagster/column_schema"].schema.columns
+    assert [(c.name, c.type, c.description) for c in columns] == [("customer_id", "varchar", "the key"),
+                                                                   ("n", "bigint", None)]
+    mart = dg.Output(None, "mart", metadata={"unique_id": "model.p.mart"})
+    assert with_column_types(mart, types, manifest) is mart  # a product's schema is its contract's
+    check = dg.AssetCheckResult(passed=True, asset_key=dg.AssetKey("x"), check_name="c")
+    assert with_column_types(check, types, manifest) is check

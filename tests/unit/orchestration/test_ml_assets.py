@@ -28,7 +28,7 @@ def test_unsupervised_assets_publish_the_declared_products(tmp_path: Path) -> No
     assert (segments.node_def.name, anomalies.node_def.name) == ("segments_lead_segments", "anomalies_lead_anomalies")
 
     result = dg.materialize(
-        [spec_for(leads, deps=[]), segments, anomalies],
+        [spec_for(leads, deps=[], computed_by="python"), segments, anomalies],
         resources={"mesh": MeshResource(lake_url=str(tmp_path / "lake"), contracts_dir=str(root))},
         selection=dg.AssetSelection.assets(segments, anomalies),
         run_config=dg.RunConfig(ops={"segments_lead_segments": UnsupervisedConfig(seed=0)}),

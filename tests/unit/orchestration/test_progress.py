@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from orchestration.progress import listening, output_to, progress_logger
+from orchestration.progress import listening, progress_logger
 
 
 class Recorder:

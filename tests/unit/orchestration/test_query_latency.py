@@ -23,7 +23,7 @@ def run_check(tmp_path: Path, root: Path, product: str) -> dg.AssetCheckEvaluati
     contract = contracts.get(product)
     check = build_query_latency_check(contract)
     result = dg.materialize(
-        [spec_for(contract, deps=[]), check], selection=dg.AssetSelection.checks(check),
+        [spec_for(contract, deps=[], computed_by="python"), check], selection=dg.AssetSelection.checks(check),
         resources={"mesh": MeshResource(lake_url=str(tmp_path / "lake"), contracts_dir=str(root))})
     assert result.success
     (evaluation,) = result.get_asset_check_evaluations()
