@@ -121,11 +121,11 @@ def models(
 
     Example: `mesh models churn_features`
     """
-    from ml.products import registry
+    from ml.registry import ModelRegistry  # cards only: no scikit-learn import for a listing
 
     mesh = mesh_from_settings()
     mesh.contract(product)
-    reg = registry(mesh)
+    reg = ModelRegistry(mesh.lake)
     champion = reg.champion(product)
     rows = []
     for v in reg.list_versions(product):
@@ -139,7 +139,12 @@ def models(
         card = champion.card
         metrics = [m for m in (card.primary_metric, "pr_auc", "f1", "log_loss", "brier", "mae", "r2")
                    if any(m in row for row in card.comparison)]
+        ran = [row for row in card.comparison if row.get("status") != "skipped"]
+        status = ["status"] if any(row.get("status") != "ok" for row in ran) else []  # only when one failed
         print_table(f"Candidates of model v{champion.version} (cross-validated on {card.n_training_rows:,} rows)",
-                    ["candidate", "status", *metrics],
-                    [[str(row.get("candidate")), str(row.get("status", "")), *metric_cells(row, metrics)]
-                     for row in card.comparison], right=set(metrics))
+                    ["candidate", *status, *metrics],
+                    [[str(row.get("candidate")), *([str(row.get("status", ""))] if status else []),
+                      *metric_cells(row, metrics)] for row in ran], right=set(metrics))
+        skipped = [str(row.get("candidate")) for row in card.comparison if row.get("status") == "skipped"]
+        if skipped:
+            say(f"not run (outside the profile or without Keras): {', '.join(skipped)}")

@@ -19,7 +19,47 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from ml.errors import RegistryError, validation_problems
-from ml.evaluation import EvaluationKey
+
+
+@dataclass(frozen=True)
+class EvaluationKey:
+    """What makes two cross-validated scores comparable: the same task and
+    label, the same folds (count and seed) over the same rows (fingerprint of
+    features and label) and the same training product versions."""
+
+    task: str
+    label_column: str
+    cv_folds: int
+    fold_seed: int
+    n_rows: int
+    data_fingerprint: str
+    training_data: tuple[tuple[str, str], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "task": self.task,
+            "label_column": self.label_column,
+            "cv_folds": self.cv_folds,
+            "fold_seed": self.fold_seed,
+            "n_rows": self.n_rows,
+            "data_fingerprint": self.data_fingerprint,
+            "training_data": dict(self.training_data),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EvaluationKey:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            task=str(data["task"]),
+            label_column=str(data["label_column"]),
+            cv_folds=int(data["cv_folds"]),
+            fold_seed=int(data["fold_seed"]),
+            n_rows=int(data["n_rows"]),
+            data_fingerprint=str(data["data_fingerprint"]),
+            training_data=tuple(sorted((str(k), str(v)) for k, v in dict(data.get("training_data", {})).items())),
+        )
+
 
 __all__ = ["ModelCard", "utc_now_iso"]
 
@@ -36,7 +76,7 @@ class ModelCard:
     """Metadata of a trained model.
 
     ``metrics`` are cross-validated on the folds described by
-    ``evaluation`` (see :class:`~ml.evaluation.EvaluationKey`); ``threshold``
+    ``evaluation`` (see :class:`EvaluationKey`); ``threshold``
     is the decision threshold chosen by ``threshold_policy`` on those
     out-of-fold predictions; ``training_data`` maps each input product to
     the version trained on; ``params`` describes the candidate (estimator,

@@ -26,6 +26,7 @@ from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold, learning_curve
 
+from ml.card import EvaluationKey
 from ml.errors import TrainingError
 from ml.metrics import (
     CalibrationCurve,
@@ -79,46 +80,6 @@ def make_folds(y: NDArray[Any], task: Task | str, n_splits: int, seed: int) -> F
     splitter = (StratifiedKFold if stratified else KFold)(n_splits=n_splits, shuffle=True, random_state=seed)
     splits = tuple((tr, te) for tr, te in splitter.split(np.zeros(len(y)), y))
     return Folds(splits, n_splits, seed, stratified)
-
-
-@dataclass(frozen=True)
-class EvaluationKey:
-    """What makes two cross-validated scores comparable: the same task and
-    label, the same folds (count and seed) over the same rows (fingerprint of
-    features and label) and the same training product versions."""
-
-    task: str
-    label_column: str
-    cv_folds: int
-    fold_seed: int
-    n_rows: int
-    data_fingerprint: str
-    training_data: tuple[tuple[str, str], ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return {
-            "task": self.task,
-            "label_column": self.label_column,
-            "cv_folds": self.cv_folds,
-            "fold_seed": self.fold_seed,
-            "n_rows": self.n_rows,
-            "data_fingerprint": self.data_fingerprint,
-            "training_data": dict(self.training_data),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> EvaluationKey:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            task=str(data["task"]),
-            label_column=str(data["label_column"]),
-            cv_folds=int(data["cv_folds"]),
-            fold_seed=int(data["fold_seed"]),
-            n_rows=int(data["n_rows"]),
-            data_fingerprint=str(data["data_fingerprint"]),
-            training_data=tuple(sorted((str(k), str(v)) for k, v in dict(data.get("training_data", {})).items())),
-        )
 
 
 def evaluation_key(data: TrainingData, spec: LearningSpec, training_data: Mapping[str, str] | None = None) -> EvaluationKey:
