@@ -11,6 +11,8 @@ machines are noisy. Sections:
 * ``trino-small`` — Trino's fixed cost on small analyst queries (count, group-by, lookup, a join) at
   ``--customers``: p50/p95 with the stack's settings vs dynamic filtering on (decision 0014)
 * ``ml``        — training time per candidate; batch scoring vs a bare ``predict_proba``
+* ``ui``        — the Dagster UI: code-location import, ``mesh ui`` start-up, a one-step UI run with one
+  process per run vs one per step (on the pipeline's lake, or a small demo lake)
 * ``tpch``      — TPC-H at ``--tpch-sf`` (default 1) on the native stack: the 22 queries in Trino vs
   DuckDB over the same Iceberg products, each result checked against the official answer
   (shipped for SF 0.01, 0.1 and 1)
@@ -40,7 +42,7 @@ import pyarrow.parquet as pq
 
 from datamesh.paths import PROJECT_ROOT
 
-SECTIONS = ("pipeline", "publish", "s3", "trino", "trino-small", "ml", "scoring", "tpch")
+SECTIONS = ("pipeline", "publish", "s3", "trino", "trino-small", "ml", "scoring", "tpch", "ui")
 
 
 def say(message: str) -> None:
@@ -423,6 +425,19 @@ def bench_ml(customers: int, lake_url: str, profile: str, repeats: int) -> dict[
     }
 
 
+def bench_ui_section(lake_url: str, work: Path, customers: int, repeats: int) -> dict[str, Any]:
+    from benchmarks.ui import bench_ui
+    from ml.products import registry
+
+    if registry(local_mesh(lake_url)).champion("churn_features") is None:
+        lake_url = str(work / "lake-ui")
+        say(f"no churn champion in the pipeline's lake: a small demo first into {lake_url}")
+        from orchestration.demo import run_demo
+
+        run_demo(customers=min(customers, 3000), lake_url=lake_url, progress=say, dagster_home=work / "ui-home")
+    return bench_ui(lake_url, work, repeats, say)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -464,6 +479,8 @@ def main(argv: list[str] | None = None) -> int:
             report["trino_small"] = bench_trino_small(args.customers, max(args.repeats, 15))
         elif section == "scoring":
             report["scoring"] = bench_scoring(args.source_lake or lake, max(2, args.repeats // 2))
+        elif section == "ui":
+            report["ui"] = bench_ui_section(args.source_lake or lake, work, args.customers, max(2, args.repeats // 2))
         elif section == "ml":
             report["ml"] = bench_ml(args.customers, lake, args.profile, max(1, args.repeats // 2))
         report.setdefault("section_seconds", {})[section] = round(time.perf_counter() - t0, 1)

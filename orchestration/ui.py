@@ -38,14 +38,13 @@ LOOPBACK = "127.0.0.1"
 STOP_GRACE_SECONDS = 20.0
 
 
-def _own_group_dying_with_parent() -> None:
-    """In the child before exec: its own process group (stopping the group stops what it started,
-    such as code servers and runs), and SIGTERM when the supervisor dies, even by SIGKILL."""
-    import ctypes
-
-    os.setsid()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG (Linux)
+#: Run in the child before the real command: asks for SIGTERM when the supervisor dies (even by
+#: SIGKILL; PR_SET_PDEATHSIG survives exec), then execs ``python -m <args>``. A preexec_fn would
+#: run Python between fork and exec, which can deadlock or abort when the parent has threads.
+_DIE_WITH_PARENT = ("import ctypes, os, signal, sys\n"
+                    "try:\n    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG\n"
+                    "except (OSError, AttributeError):\n    pass\n"
+                    "os.execv(sys.executable, [sys.executable, '-m', *sys.argv[1:]])\n")
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -119,6 +118,8 @@ class Supervisor:
     children: dict[str, subprocess.Popen] = field(default_factory=dict)
     #: Signals received; the first one ends the wait for readiness and the serving loop.
     signals: list[int] = field(default_factory=list)
+    #: Seconds from start to a loaded code location (set by :meth:`start`).
+    loaded_seconds: float = 0.0
 
     @property
     def log_path(self) -> Path:
@@ -131,8 +132,9 @@ class Supervisor:
     def _spawn(self, name: str, args: list[str], log) -> None:  # noqa: ANN001
         env = {**os.environ, "DAGSTER_HOME": str(self.home), "DO_NOT_TRACK": "1"}
         self.children[name] = subprocess.Popen(
-            [sys.executable, "-m", *args], env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=_own_group_dying_with_parent,
+            [sys.executable, "-c", _DIE_WITH_PARENT, *args], env=env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own group: stopping it stops what it started (code servers, runs)
         )
 
     def _wait(self, what: str, ready: Callable[[], bool]) -> None:
@@ -178,7 +180,7 @@ class Supervisor:
                                         "-m", "orchestration.definitions", "--location-name", LOCATION_NAME], log)
             self.say(f"loading the code location (full logs: {self.log_path}) ...")
             self._wait("the code location", lambda: _code_server_loaded(code_port))
-            loaded = time.monotonic() - started
+            self.loaded_seconds = loaded = time.monotonic() - started
             # The webserver and the daemon read the workspace once at start: they start on a loaded code server.
             self._spawn("webserver", ["dagster_webserver", "-h", LOOPBACK, "-p", str(self.port),
                                       "-w", str(workspace)], log)
