@@ -69,13 +69,17 @@ def test_without_a_listener_the_logger_is_idle() -> None:
     assert recorder.events == []
 
 
+def _child(body: str) -> subprocess.CompletedProcess:
+    """Run ``body`` (which may use ``output_to``, ``Path``, ``sys``, ``subprocess``) in a child Python:
+    its file descriptors 1 and 2 are its own to redirect."""
+    code = "import subprocess, sys\nfrom pathlib import Path\nfrom orchestration.progress import output_to\n" + body
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])})
+
+
 def test_output_goes_to_the_log_and_the_terminal_stream_to_the_old_stderr(tmp_path: Path) -> None:
-    # A child process, so that its file descriptors 1 and 2 are its own to redirect.
     log = tmp_path / "logs" / "run.log"
-    code = (
-        "import subprocess, sys\n"
-        "from pathlib import Path\n"
-        "from orchestration.progress import output_to\n"
+    done = _child(
         f"with output_to(Path({str(log)!r})) as terminal:\n"
         "    print('engine noise')\n"
         "    print('warning noise', file=sys.stderr)\n"
@@ -83,26 +87,19 @@ def test_output_goes_to_the_log_and_the_terminal_stream_to_the_old_stderr(tmp_pa
         "    terminal.write('step line\\n')\n"
         "print('after the run')\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])})
     assert done.stderr == "step line\n"
     assert done.stdout == "after the run\n"
     assert log.read_text().splitlines() == ["engine noise", "warning noise", "dbt noise"]
 
 
 def test_output_is_restored_when_the_run_raises(tmp_path: Path) -> None:
-    code = (
-        "import sys\n"
-        "from pathlib import Path\n"
-        "from orchestration.progress import output_to\n"
+    done = _child(
         "try:\n"
         f"    with output_to(Path({str(tmp_path / 'x.log')!r})):\n"
         "        raise RuntimeError('boom')\n"
         "except RuntimeError:\n"
         "    print('restored')\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])})
     assert done.stdout == "restored\n"
 
 
