@@ -282,6 +282,9 @@ class MLSection(_Model):
     feature_columns: tuple[str, ...] | None = Field(default=None, alias="featureColumns")
     exclude_columns: tuple[str, ...] = Field(default=(), alias="excludeColumns")
     primary_metric: str | None = Field(default=None, alias="primaryMetric")
+    #: Which value of a two-class label is the positive class (e.g. ``"Yes"``); needed when the label is
+    #: neither boolean nor 0/1. Checked against the label's values at training time.
+    positive_label: str | bool | int | float | None = Field(default=None, alias="positiveLabel")
     threshold_policy: ThresholdPolicy = Field(default_factory=ThresholdPolicy, alias="thresholdPolicy")
     champion_margin: float = Field(default=0.005, alias="championMargin")
     cv_folds: int = Field(default=5, alias="cvFolds", ge=2, le=20)
@@ -289,6 +292,13 @@ class MLSection(_Model):
     predictions_product: str | None = Field(default=None, alias="predictionsProduct")
     segments: SegmentsSection | None = None
     anomalies: AnomaliesSection | None = None
+
+    @model_validator(mode="after")
+    def _positive_label_is_for_classification(self) -> MLSection:
+        if self.positive_label is not None and self.task != "classification":
+            raise ValueError(f"'positiveLabel' ({self.positive_label!r}) names the positive class of a "
+                             f"classification label; remove it for task: {self.task}.")
+        return self
 
     def unsupervised_sections(self) -> list[tuple[str, UnsupervisedSection]]:
         """``[("segments", ...), ("anomalies", ...)]``, for the sections this block declares."""

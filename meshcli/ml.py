@@ -137,7 +137,7 @@ def models(
                 OutputFormat.TABLE, title=f"Models of {product}")
     if comparison and champion is not None:
         card = champion.card
-        metrics = [m for m in (card.primary_metric, "pr_auc", "f1", "log_loss", "brier", "mae", "r2")
+        metrics = [m for m in (card.primary_metric, "pr_auc", "f1", "roc_auc_ovr", "accuracy", "log_loss", "brier", "mae", "r2")
                    if any(m in row for row in card.comparison)]
         ran = [row for row in card.comparison if row.get("status") != "skipped"]
         status = ["status"] if any(row.get("status") != "ok" for row in ran) else []  # only when one failed

@@ -80,7 +80,13 @@ class ModelCard:
     is the decision threshold chosen by ``threshold_policy`` on those
     out-of-fold predictions; ``training_data`` maps each input product to
     the version trained on; ``params`` describes the candidate (estimator,
-    parameters, preprocessing, ensemble members).
+    parameters, preprocessing, ensemble members). ``label_kind`` is
+    ``binary``, ``multiclass`` or ``regression`` (None on cards written
+    before it existed); ``classes`` the label's values in the order of the
+    model's probability columns. A multi-class card has no threshold; its
+    ``class_metrics`` hold each class's out-of-fold precision, recall, F1
+    and support and ``confusion_matrix`` the row-normalised confusion matrix
+    (rows actual, columns predicted, in ``classes`` order).
     """
 
     model_name: str
@@ -112,7 +118,16 @@ class ModelCard:
     learning_curve: dict[str, Any] | None = None
     feature_importance: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    label_kind: str | None = None
+    classes: list[Any] = field(default_factory=list)
+    class_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    confusion_matrix: list[list[float]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def multiclass(self) -> bool:
+        """True for a model of a label with 3+ classes (predicted class = argmax, no threshold)."""
+        return self.label_kind == "multiclass"
 
     @property
     def evaluation_key(self) -> EvaluationKey:

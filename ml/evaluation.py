@@ -35,6 +35,9 @@ from ml.metrics import (
     choose_threshold,
     classification_metrics,
     metric_info,
+    multiclass_metrics,
+    normalised_confusion,
+    per_class_metrics,
     regression_metrics,
 )
 from ml.preparation import TrainingData, stratified_subsample
@@ -50,6 +53,7 @@ __all__ = [
     "LearningCurve",
     "comparison_markdown",
     "comparison_table",
+    "class_probabilities",
     "cross_validate",
     "evaluation_key",
     "fit_candidate",
@@ -118,8 +122,12 @@ class CandidateResult:
     ``status`` is a :class:`CandidateStatus` (a plain string such as ``"ok"``
     is converted): ``ok``, ``failed`` (``error`` says why) or ``skipped``
     (``note`` says why). ``oof`` holds the out-of-fold
-    probabilities of the positive class (classification) or predictions
-    (regression), aligned with the training rows. ``first_fold_model`` is the
+    probabilities of the positive class (two classes), an n x K matrix of
+    class probabilities (3+ classes, columns in the order of the label's
+    classes) or predictions (regression), aligned with the training rows.
+    For 3+ classes ``per_class`` holds each class's precision, recall, F1
+    and support and ``confusion`` the row-normalised confusion matrix of the
+    argmax decisions (rows actual, columns predicted). ``first_fold_model`` is the
     model fitted on the first fold when :func:`cross_validate` was asked to
     keep it (for permutation importance); reports drop it.
     """
@@ -138,6 +146,8 @@ class CandidateResult:
     warnings: tuple[str, ...] = ()
     key: EvaluationKey | None = field(default=None, repr=False)
     first_fold_model: Any = field(default=None, repr=False)
+    per_class: Mapping[str, Mapping[str, float]] = field(default_factory=dict, repr=False)
+    confusion: tuple[tuple[float, ...], ...] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         try:
@@ -169,10 +179,24 @@ def fit_candidate(candidate: Candidate, X: pd.DataFrame, y: NDArray[Any], spec: 
     return model.fit(X, y)
 
 
-def _predict(model: Any, X: pd.DataFrame, task: Task) -> NDArray[np.float64]:
+def _predict(model: Any, X: pd.DataFrame, task: Task, n_classes: int = 2) -> NDArray[np.float64]:
+    if task == Task.CLASSIFICATION and n_classes > 2:
+        return class_probabilities(model, X, n_classes)
     if task == Task.CLASSIFICATION:
         return np.asarray(model.predict_proba(X)[:, 1], dtype=np.float64)
     return np.asarray(model.predict(X), dtype=np.float64).reshape(-1)
+
+
+def class_probabilities(model: Any, X: pd.DataFrame, n_classes: int) -> NDArray[np.float64]:
+    """``model.predict_proba(X)`` as an n x ``n_classes`` matrix whose column k is class code k,
+    whichever classes the model saw (a class missing from a subsample gets probability 0)."""
+    proba = np.asarray(model.predict_proba(X), dtype=np.float64)
+    seen = np.asarray(getattr(model, "classes_", np.arange(proba.shape[1]))).astype(np.int64)
+    if proba.shape[1] == n_classes and (seen == np.arange(n_classes)).all():
+        return proba
+    out = np.zeros((proba.shape[0], n_classes))
+    out[:, seen] = proba
+    return out
 
 
 def cross_validate(
@@ -192,14 +216,15 @@ def cross_validate(
     run. Non-finite predictions count as a failure.
     """
     start = time.perf_counter()
-    oof = np.full(len(data.y), np.nan)
+    n_classes = len(data.label.classes) if spec.multiclass else 2
+    oof = np.full((len(data.y), n_classes) if spec.multiclass else len(data.y), np.nan)
     first_model = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
         try:
             for k, (train, test) in enumerate(folds.splits):
                 model = fit_candidate(candidate, data.X.iloc[train], data.y[train], spec, data.features)
-                oof[test] = _predict(model, data.X.iloc[test], spec.task)
+                oof[test] = _predict(model, data.X.iloc[test], spec.task, n_classes)
                 if k == 0 and keep_first_fold_model:
                     first_model = model
                 if progress:
@@ -219,7 +244,7 @@ def cross_validate(
                 key=key,
             )
     return dataclasses.replace(
-        score_predictions(candidate, oof, data.y, spec, key=key),
+        score_predictions(candidate, oof, data.y, spec, key=key, classes=data.label.classes),
         seconds=time.perf_counter() - start,
         warnings=_warning_texts(caught),
         first_fold_model=first_model,
@@ -234,10 +259,33 @@ def _warning_texts(caught: Sequence[warnings.WarningMessage]) -> tuple[str, ...]
 
 
 def score_predictions(
-    candidate: Candidate, oof: NDArray[np.float64], y: NDArray[Any], spec: LearningSpec, *, key: EvaluationKey | None = None
+    candidate: Candidate,
+    oof: NDArray[np.float64],
+    y: NDArray[Any],
+    spec: LearningSpec,
+    *,
+    key: EvaluationKey | None = None,
+    classes: Sequence[Any] = (),
 ) -> CandidateResult:
-    """Metrics (and for classification the policy's threshold and the
-    calibration curve) of out-of-fold predictions."""
+    """Metrics (and for two-class labels the policy's threshold and the
+    calibration curve) of out-of-fold predictions. A multi-class spec takes
+    an n x K probability matrix and gets no threshold: the decision is the
+    most probable class."""
+    if spec.multiclass:
+        names = list(classes) if len(classes) == oof.shape[1] else list(range(oof.shape[1]))
+        confusion = normalised_confusion(y, oof, len(names))
+        return CandidateResult(
+            name=candidate.name,
+            family=str(candidate.family),
+            status=CandidateStatus.OK,
+            candidate=candidate,
+            oof=oof,
+            metrics=multiclass_metrics(y, oof, names),
+            note=candidate.note,
+            key=key,
+            per_class=per_class_metrics(y, oof, names),
+            confusion=tuple(tuple(row) for row in confusion),
+        )
     if spec.task == Task.CLASSIFICATION:
         choice = choose_threshold(y, oof, spec.threshold_policy)
         metrics = classification_metrics(y, oof, choice.threshold)
@@ -272,6 +320,11 @@ def score_ensemble(
     ``StackingClassifier`` builds its meta-features with inner CV instead).
     """
     start = time.perf_counter()
+    if spec.multiclass:
+        return dataclasses.replace(
+            _score_multiclass_ensemble(ensemble, members, data, folds, spec, key),
+            seconds=time.perf_counter() - start,
+        )
     matrix = np.column_stack([m.oof for m in members if m.oof is not None])
     if ensemble.ensemble == EnsembleKind.VOTING:
         oof = matrix.mean(axis=1)
@@ -285,6 +338,29 @@ def score_ensemble(
     return dataclasses.replace(
         score_predictions(ensemble, oof, data.y, spec, key=key),
         seconds=time.perf_counter() - start,  # the members' own fits are counted on their rows
+        note=f"members: {', '.join(m.name for m in members)}; scored from {how}",
+    )
+
+
+def _score_multiclass_ensemble(
+    ensemble: Candidate, members: Sequence[CandidateResult], data: TrainingData, folds: Folds, spec: LearningSpec,
+    key: EvaluationKey | None,
+) -> CandidateResult:
+    """:func:`score_ensemble` for class-probability matrices: voting averages them, stacking fits a
+    multinomial logistic regression on the members' probabilities side by side."""
+    stack = [m.oof for m in members if m.oof is not None]
+    if ensemble.ensemble == EnsembleKind.VOTING:
+        oof = np.mean(np.stack(stack), axis=0)
+        how = "mean of members' out-of-fold class probabilities"
+    else:
+        matrix = np.hstack(stack)
+        oof = np.full(stack[0].shape, np.nan)
+        for train, test in folds.splits:
+            meta = LogisticRegression(C=1.0, max_iter=1000).fit(matrix[train], data.y[train])
+            oof[test] = class_probabilities(meta, matrix[test], stack[0].shape[1])
+        how = "meta-learner cross-validated on members' out-of-fold class probabilities"
+    return dataclasses.replace(
+        score_predictions(ensemble, oof, data.y, spec, key=key, classes=data.label.classes),
         note=f"members: {', '.join(m.name for m in members)}; scored from {how}",
     )
 
@@ -401,12 +477,16 @@ _TABLE_METRICS = {
     Task.CLASSIFICATION: ("roc_auc", "pr_auc", "log_loss", "brier", "f1", "precision", "recall", "threshold"),
     Task.REGRESSION: ("rmse", "mae", "r2"),
 }
+_MULTICLASS_TABLE_METRICS = ("f1_macro", "roc_auc_ovr", "accuracy", "log_loss", "precision_macro", "recall_macro")
 
 
-def comparison_table(results: Sequence[CandidateResult], metric: str, task: Task | str) -> list[dict[str, Any]]:
+def comparison_table(
+    results: Sequence[CandidateResult], metric: str, task: Task | str, *, multiclass: bool = False
+) -> list[dict[str, Any]]:
     """One row per candidate: scored ones ranked by ``metric``, then failed,
     then skipped. Keys: ``rank``, ``candidate``, ``family``, ``status``, the
-    metric columns, ``seconds``, ``note`` (the error for failed ones)."""
+    metric columns (the multi-class ones with ``multiclass``), ``seconds``,
+    ``note`` (the error for failed ones)."""
     ranked = rank(results, metric)
     others = [r for r in results if not r.ok]
     others.sort(key=lambda r: (r.status is not CandidateStatus.FAILED, r.name))
@@ -418,7 +498,7 @@ def comparison_table(results: Sequence[CandidateResult], metric: str, task: Task
             "family": r.family,
             "status": r.status.value,
         }
-        for m in _TABLE_METRICS[Task(str(task))]:
+        for m in _MULTICLASS_TABLE_METRICS if multiclass else _TABLE_METRICS[Task(str(task))]:
             row[m] = round(r.metrics[m], 4) if m in r.metrics else None
         row["seconds"] = round(r.seconds, 1)
         row["note"] = r.error if r.status is CandidateStatus.FAILED else r.note

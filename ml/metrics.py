@@ -8,6 +8,7 @@ Everything here is a pure function of arrays; cross-validation lives in
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -24,7 +25,10 @@ if TYPE_CHECKING:
     from ml.spec import ThresholdPolicy
 
 __all__ = [
+    "BINARY_METRICS",
+    "DEFAULT_MULTICLASS_METRIC",
     "METRICS",
+    "MULTICLASS_METRICS",
     "CalibrationCurve",
     "ConfusionCounts",
     "MetricInfo",
@@ -35,6 +39,9 @@ __all__ = [
     "confusion_counts",
     "gain",
     "metric_info",
+    "multiclass_metrics",
+    "normalised_confusion",
+    "per_class_metrics",
     "precision_recall_f1",
     "regression_metrics",
 ]
@@ -58,12 +65,23 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("log_loss", "classification", False, "neg_log_loss", "log loss"),
         MetricInfo("brier", "classification", False, "neg_brier_score", "Brier score"),
         MetricInfo("f1", "classification", True, "f1", "F1"),
+        MetricInfo("f1_macro", "classification", True, "f1_macro", "macro F1"),
+        MetricInfo("roc_auc_ovr", "classification", True, "roc_auc_ovr", "macro ROC-AUC (one-vs-rest)"),
+        MetricInfo("accuracy", "classification", True, "accuracy", "accuracy"),
         MetricInfo("rmse", "regression", False, "neg_root_mean_squared_error", "RMSE"),
         MetricInfo("mae", "regression", False, "neg_mean_absolute_error", "MAE"),
         MetricInfo("r2", "regression", True, "r2", "R²"),
     )
 }
-_ALIASES = {"average_precision": "pr_auc", "auc": "roc_auc", "brier_score": "brier"}
+_ALIASES = {"average_precision": "pr_auc", "auc": "roc_auc", "brier_score": "brier", "macro_f1": "f1_macro",
+            "macro_roc_auc": "roc_auc_ovr"}
+
+BINARY_METRICS = frozenset({"roc_auc", "pr_auc", "log_loss", "brier", "f1", "accuracy"})
+"""Classification metrics a two-class label can be ranked by (``accuracy`` at the chosen threshold)."""
+MULTICLASS_METRICS = frozenset({"f1_macro", "roc_auc_ovr", "accuracy", "log_loss"})
+"""Classification metrics a label of 3+ classes can be ranked by (decisions by argmax, no threshold)."""
+DEFAULT_MULTICLASS_METRIC = "f1_macro"
+"""The primary metric of a multi-class label when the contract names none (see docs/decisions/0035)."""
 
 
 def metric_info(name: str, task: str | None = None) -> MetricInfo:
@@ -220,6 +238,52 @@ def classification_metrics(y_true: ArrayLike, proba: ArrayLike, threshold: float
         "fn": float(counts.fn),
         "tp": float(counts.tp),
     }
+
+
+def multiclass_metrics(y_true: ArrayLike, proba: ArrayLike, classes: Sequence[object]) -> dict[str, float]:
+    """Metrics of class probabilities ``proba`` (n x K, columns in the order of ``classes``) against
+    class indices ``y_true`` (0..K-1); the decision is the most probable class (argmax).
+
+    Keys: ``f1_macro``, ``precision_macro``, ``recall_macro``, ``roc_auc_ovr`` (macro one-vs-rest),
+    ``accuracy``, ``log_loss``.
+    """
+    y = np.asarray(y_true).astype(int)
+    p = np.asarray(proba, dtype=float)
+    labels = list(range(len(classes)))
+    pred = p.argmax(axis=1)
+    precision, recall, f1, _ = skm.precision_recall_fscore_support(y, pred, labels=labels, average="macro",
+                                                                   zero_division=0.0)
+    clipped = np.clip(p, 1e-15, 1.0)
+    clipped = clipped / clipped.sum(axis=1, keepdims=True)
+    return {
+        "f1_macro": float(f1),
+        "precision_macro": float(precision),
+        "recall_macro": float(recall),
+        "roc_auc_ovr": float(skm.roc_auc_score(y, clipped, multi_class="ovr", average="macro", labels=labels)),
+        "accuracy": float(skm.accuracy_score(y, pred)),
+        "log_loss": float(skm.log_loss(y, clipped, labels=labels)),
+    }
+
+
+def per_class_metrics(y_true: ArrayLike, proba: ArrayLike, classes: Sequence[object]) -> dict[str, dict[str, float]]:
+    """Precision, recall, F1 and support of each class (keyed by ``str(class)``), deciding by argmax."""
+    y = np.asarray(y_true).astype(int)
+    pred = np.asarray(proba, dtype=float).argmax(axis=1)
+    labels = list(range(len(classes)))
+    precision, recall, f1, support = skm.precision_recall_fscore_support(y, pred, labels=labels, zero_division=0.0)
+    return {
+        str(c): {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                 "support": float(support[i])}
+        for i, c in enumerate(classes)
+    }
+
+
+def normalised_confusion(y_true: ArrayLike, proba: ArrayLike, n_classes: int) -> list[list[float]]:
+    """The K x K confusion matrix of argmax decisions, each row (actual class) divided by its count."""
+    y = np.asarray(y_true).astype(int)
+    pred = np.asarray(proba, dtype=float).argmax(axis=1)
+    matrix = skm.confusion_matrix(y, pred, labels=list(range(n_classes)), normalize="true")
+    return [[float(v) for v in row] for row in matrix]
 
 
 def regression_metrics(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:

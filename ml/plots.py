@@ -27,6 +27,7 @@ __all__ = [
     "confusion_matrix_png",
     "feature_importance_png",
     "learning_curve_png",
+    "normalised_confusion_png",
     "predicted_vs_actual_png",
     "pr_png",
     "roc_png",
@@ -81,6 +82,28 @@ def confusion_matrix_png(counts: ConfusionCounts, *, labels: Sequence[str] = ("n
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
     ax.set_title(title or "Confusion matrix")
+    return _png(fig)
+
+
+def normalised_confusion_png(matrix: Sequence[Sequence[float]], *, labels: Sequence[str], title: str = "") -> bytes:
+    """K x K confusion matrix, each row (actual class) normalised to 1; columns predicted."""
+    values = np.asarray(matrix, dtype=float)
+    k = len(labels)
+    size = max(4.0, 0.6 * k + 2.5)
+    fig = _figure((size + 0.8, size))
+    ax = fig.add_subplot()
+    image = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    if k <= 20:
+        for (i, j), v in np.ndenumerate(values):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize="x-small" if k > 8 else "small",
+                    color="white" if v > 0.5 else "black")
+    ticks = list(range(k))
+    ax.set_xticks(ticks, [str(lab) for lab in labels], rotation=45 if k > 4 else 0, ha="right" if k > 4 else "center")
+    ax.set_yticks(ticks, [str(lab) for lab in labels])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title(title or "Confusion matrix (row-normalised)")
     return _png(fig)
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "FrameCaster",
     "LabelEncoding",
     "TrainingData",
+    "class_counts",
     "encode_label",
     "prepare_training_data",
     "stratified_subsample",
@@ -104,11 +105,32 @@ class FrameCaster(TransformerMixin, BaseEstimator):
 
 @dataclass(frozen=True)
 class LabelEncoding:
-    """The label as 0/1 (classification) or float (regression), and what 0 and 1 stand for."""
+    """The label as 0/1 (two classes), as class indices 0..K-1 (3+ classes) or as float
+    (regression), and what the codes stand for.
+
+    ``classes`` lists the label values in code order: ``(negative, positive)`` for two
+    classes, the sorted values for 3+ classes, empty for regression.
+    """
 
     y: NDArray[Any]
     negative: Any = None
     positive: Any = None
+    classes: tuple[Any, ...] = ()
+
+    @property
+    def multiclass(self) -> bool:
+        """True for a label of 3 or more classes."""
+        return len(self.classes) > 2
+
+    def subset(self, rows: NDArray[np.intp]) -> LabelEncoding:
+        """The encoding of the given rows only."""
+        return LabelEncoding(self.y[rows], self.negative, self.positive, self.classes)
+
+
+def class_counts(series: pd.Series) -> dict[str, int]:
+    """Rows per label value (``str(value)`` -> count), most frequent first."""
+    counts = series.value_counts(dropna=True)
+    return {str(_plain(k)): int(v) for k, v in counts.items()}
 
 
 def encode_label(series: pd.Series, spec: LearningSpec) -> LabelEncoding:
@@ -137,30 +159,59 @@ def encode_label(series: pd.Series, spec: LearningSpec) -> LabelEncoding:
         value = _plain(classes[0]) if classes else None
         raise LabelError(
             f"Product '{spec.product}': label column '{column}' has a single class ({value!r}) in "
-            f"{len(series)} row(s); a classifier needs examples of both classes. Check the training "
-            "window and the label definition."
+            f"{len(series)} row(s) (class counts: {class_counts(series)}); a classifier needs examples of at "
+            "least two classes. Add rows of the other class(es) (check the training window and the label "
+            "definition), or use task: regression for a numeric target."
         )
     if len(classes) > 2:
-        shown = sorted(map(str, classes))[:10]
-        raise LabelError(
-            f"Product '{spec.product}': label column '{column}' has {len(classes)} classes ({shown}); "
-            "only binary classification is supported. Derive a yes/no label in the feature product."
-        )
+        if spec.positive_label is not None:
+            raise LabelError(
+                f"Product '{spec.product}': `ml.positiveLabel` {spec.positive_label!r} in {where} names the "
+                f"positive class of a two-class label, but label column '{column}' has {len(classes)} classes "
+                f"({class_counts(series)}). Remove `ml.positiveLabel` to train a multi-class model, or derive a "
+                "two-class label in the feature product."
+            )
+        ordered = _sorted_classes(classes)
+        codes = {c: i for i, c in enumerate(ordered)}
+        y = np.fromiter((codes[v] for v in series.to_numpy()), dtype=np.int64, count=len(series))
+        return LabelEncoding(y, classes=tuple(_plain(c) for c in ordered))
     positive = _positive_class(series, classes, spec)
     y = (series.to_numpy() == positive).astype(np.int64)
     negative = next(c for c in classes if c != positive)
-    return LabelEncoding(y, negative=_plain(negative), positive=_plain(positive))
+    return LabelEncoding(y, negative=_plain(negative), positive=_plain(positive),
+                         classes=(_plain(negative), _plain(positive)))
+
+
+def _sorted_classes(classes: list[Any]) -> list[Any]:
+    try:
+        return sorted(classes)
+    except TypeError:  # mixed types: order by text
+        return sorted(classes, key=str)
+
+
+# YAML 1.1 reads an unquoted `positiveLabel: Yes` as true: match it to the label's spelling.
+_YAML_BOOLEAN_WORDS = {True: {"yes", "y", "true", "on"}, False: {"no", "n", "false", "off"}}
 
 
 def _positive_class(series: pd.Series, classes: list[Any], spec: LearningSpec) -> Any:
     if spec.positive_label is not None:
+        given = spec.positive_label
         for c in classes:
-            if c == spec.positive_label or str(c) == str(spec.positive_label):
+            if c == given and isinstance(c, bool | np.bool_) == isinstance(given, bool):
                 return c
+        for c in classes:
+            if str(c) == str(given):
+                return c
+        if isinstance(given, bool):
+            words = [c for c in classes if isinstance(c, str) and c.strip().lower() in _YAML_BOOLEAN_WORDS[given]]
+            if len(words) == 1:
+                return words[0]
         raise LabelError(
-            f"Product '{spec.product}': `ml.positiveLabel` {spec.positive_label!r} in {spec.where} is "
-            f"not a value of label column '{spec.label_column}' (values: {sorted(map(str, classes))})."
-            + did_you_mean(str(spec.positive_label), map(str, classes))
+            f"Product '{spec.product}': `ml.positiveLabel` {given!r} in {spec.where} is not a value of "
+            f"label column '{spec.label_column}' (values seen: {sorted(map(str, classes))}, class counts: "
+            f"{class_counts(series)}). Set it to one of the values seen (quote it in YAML, e.g. "
+            f"positiveLabel: \"{_plain(classes[0])}\")."
+            + did_you_mean(str(given), map(str, classes))
         )
     if pd.api.types.is_numeric_dtype(series.dtype) and {float(c) for c in classes} == {0.0, 1.0}:
         return next(c for c in classes if float(c) == 1.0)
@@ -168,7 +219,8 @@ def _positive_class(series: pd.Series, classes: list[Any], spec: LearningSpec) -
         return next(c for c in classes if bool(c))
     raise LabelError(
         f"Product '{spec.product}': label column '{spec.label_column}' has classes "
-        f"{sorted(map(str, classes))}; say which one is positive with `ml.positiveLabel` in {spec.where}."
+        f"{sorted(map(str, classes))}; say which one is positive with `ml.positiveLabel` in {spec.where} "
+        f"(e.g. positiveLabel: \"{_plain(sorted(classes, key=str)[-1])}\")."
     )
 
 
@@ -207,14 +259,17 @@ def prepare_training_data(frame: pd.DataFrame, spec: LearningSpec) -> TrainingDa
         raise LabelError(f"Product '{spec.product}' has no rows to train on.")
     label = encode_label(frame[spec.label_column], spec)
     if spec.task == Task.CLASSIFICATION:
-        counts = np.bincount(label.y, minlength=2)
+        counts = np.bincount(label.y, minlength=len(label.classes))
         minority = int(counts.min())
-        minority_class = label.positive if counts[1] <= counts[0] else label.negative
         if minority < spec.cv_folds:
+            rare = [label.classes[i] for i in np.flatnonzero(counts < spec.cv_folds)]
+            shown = {str(c): int(n) for c, n in zip(label.classes, counts, strict=True)}
+            merge = " or merge rare classes into a broader one in the feature product" if label.multiclass else ""
             raise LabelError(
                 f"Product '{spec.product}': label '{spec.label_column}' has only {minority} row(s) of class "
-                f"{minority_class!r}; {spec.cv_folds}-fold cross-validation needs at least {spec.cv_folds} "
-                f"(better {10 * spec.cv_folds}). Add data or lower `ml.cvFolds` in {spec.where}."
+                f"{rare[0]!r}; {spec.cv_folds}-fold cross-validation needs at least {spec.cv_folds} rows of every "
+                f"class (better {10 * spec.cv_folds}); class counts: {shown}. Add data, lower `ml.cvFolds` in "
+                f"{spec.where}{merge}."
             )
     elif len(frame) < 2 * spec.cv_folds:
         raise LabelError(
@@ -233,7 +288,7 @@ def prepare_training_data(frame: pd.DataFrame, spec: LearningSpec) -> TrainingDa
     if spec.max_training_rows is not None and len(X) > spec.max_training_rows:
         keep = stratified_subsample(label.y, spec.max_training_rows, spec.seed, stratify=spec.task == Task.CLASSIFICATION)
         X = X.iloc[keep].reset_index(drop=True)
-        label = LabelEncoding(label.y[keep], label.negative, label.positive)
+        label = label.subset(keep)
     return TrainingData(X=X, label=label, features=features, n_rows_available=n_available)
 
 

@@ -49,6 +49,7 @@ def learning_spec(contract: Contract, *, seed: int = 42, max_training_rows: int 
         exclude_columns=ml.exclude_columns,
         task=Task(ml.task),
         primary_metric=ml.primary_metric,
+        positive_label=ml.positive_label,
         threshold_policy=ThresholdPolicy.from_contract(ml.threshold_policy, where=where),
         champion_margin=ml.champion_margin,
         cv_folds=ml.cv_folds,
@@ -110,8 +111,9 @@ def train_product(
     say(f"training on {contract.domain}.{product} v{manifest.version} ({len(frame):,} rows)")
     reg = registry(mesh)
     current = reg.champion(product)
+    multiclass = _has_many_classes(frame, spec)
     plan = default_zoo(spec.task, len(frame), include_keras=include_keras, profile=profile,
-                       names=list(candidates) if candidates else None)
+                       names=list(candidates) if candidates else None, multiclass=multiclass)
     report = train_and_evaluate(
         frame, spec, plan, progress=say, training_data={product: str(manifest.version)},
         current_champion=current.card if current is not None else None,
@@ -128,6 +130,13 @@ def train_product(
         say(f"model {product} v{version.version} registered; champion stays v{current.version if current else '?'}"
             f" ({decision.reason if decision else ''})")
     return TrainOutcome(report, version, decision, promote, reg.champion(product))
+
+
+def _has_many_classes(frame: pd.DataFrame, spec: LearningSpec) -> bool:
+    """Whether the label of a classification product has 3+ classes (the multi-class zoo runs)."""
+    if spec.task != Task.CLASSIFICATION or spec.label_column not in frame.columns:
+        return False
+    return int(frame[spec.label_column].nunique(dropna=True)) > 2
 
 
 def score_product(
@@ -155,26 +164,50 @@ def score_product(
     champion = reg.champion(product)
     if champion is None:
         raise RegistryError(f"Model '{product}' has no champion yet: train it first (`mesh train {product}`).")
+    card = champion.card
+    _check_positive_label(spec, card, champion.version)
     model = reg.load(product, champion.version)
     manifest = mesh.catalog.manifest(product)
     dataset = pq.ParquetDataset(mesh.catalog.verified_file_paths(manifest), filesystem=mesh.lake.fs)
-    card = champion.card
 
     def batches() -> Iterator[pa.RecordBatch]:
         for fragment in dataset.fragments:
             yield from fragment.to_batches(batch_size=batch_rows)
 
     say = progress or (lambda _m: None)
-    say(f"scoring {product} v{manifest.version} with {card.candidate} (model v{champion.version}, "
-        f"threshold {card.threshold:.3f})" if card.threshold is not None else f"scoring {product}")
+    classes = card.classes if card.multiclass else None
+    decision = (f"{len(classes)} classes: predicted class = the most probable one" if classes is not None
+                else f"threshold {card.threshold:.3f}" if card.threshold is not None else "")
+    say(f"scoring {product} v{manifest.version} with {card.candidate} (model v{champion.version}"
+        + (f", {decision})" if decision else ")"))
     scored = score_batches(model, batches(), spec, card.threshold, f"{product}/{card.candidate}",
-                           champion.version, extra={"features_version": manifest.version})
+                           champion.version, extra={"features_version": manifest.version}, classes=classes)
     metadata = {"model": {"name": product, "version": champion.version, "candidate": card.candidate,
-                          "threshold": card.threshold, "metrics": card.metrics},
+                          "threshold": card.threshold, "metrics": card.metrics,
+                          **({"classes": list(classes)} if classes is not None else {}),
+                          **({"positive_label": card.positive_label} if card.positive_label is not None else {})},
                 "scored_product": {"product": product, "version": manifest.version}}
     inputs = {product: manifest.version}
     return mesh.publish(target, scored, inputs=inputs, metadata=json.loads(json.dumps(metadata, default=str)),
                         progress=progress)
+
+
+def _check_positive_label(spec: LearningSpec, card: Any, version: int) -> None:
+    """The champion's positive class must still be the one the contract declares: its
+    probabilities are of that class, and ``predicted_label`` means it."""
+    if spec.positive_label is None or card.multiclass or card.positive_label is None:
+        return
+    if card.positive_label == spec.positive_label or str(card.positive_label) == str(spec.positive_label):
+        return
+    yaml_words = {True: {"yes", "y", "true", "on"}, False: {"no", "n", "false", "off"}}
+    if isinstance(spec.positive_label, bool) and isinstance(card.positive_label, str) \
+            and card.positive_label.strip().lower() in yaml_words[spec.positive_label]:
+        return  # an unquoted YAML `Yes` matched the label's spelling at training time
+    raise RegistryError(
+        f"Model '{spec.product}' v{version} was trained with positive class {card.positive_label!r}, but "
+        f"`ml.positiveLabel` in {spec.where} now says {spec.positive_label!r}: its probabilities are of the old "
+        f"class. Retrain (`mesh train {spec.product}`) before scoring."
+    )
 
 
 def _undeclared(contract: Contract, field: str) -> SpecError:
@@ -323,6 +356,7 @@ def drift_against_champion(mesh: Mesh, product: str, *, sample_rows: int = 200_0
         from threadpoolctl import threadpool_limits
 
         model = reg.load(product, champion.version)
+        column = (lambda p: p.max(axis=1)) if champion.card.multiclass else (lambda p: p[:, 1])
         with threadpool_limits(limits=1):  # OpenMP threads spin-wait on a busy 2-core machine
-            predictions_psi = psi_numeric(model.predict_proba(reference)[:, 1], model.predict_proba(current)[:, 1])
+            predictions_psi = psi_numeric(column(model.predict_proba(reference)), column(model.predict_proba(current)))
     return ChampionDrift(product, reference_version, manifest.version, features, predictions_psi)

@@ -26,7 +26,7 @@ from datamesh.contracts import ThresholdPolicy as ContractThresholdPolicy
 from datamesh.errors import did_you_mean
 from ml.choices import Task  # noqa: F401 - re-exported; lives in a module without scikit-learn
 from ml.errors import FeatureError, LabelError, SpecError
-from ml.metrics import metric_info
+from ml.metrics import DEFAULT_MULTICLASS_METRIC, MULTICLASS_METRICS, metric_info
 
 __all__ = [
     "DEFAULT_TASK",
@@ -150,8 +150,12 @@ class LearningSpec:
 
     ``feature_columns=None`` means every column except the id, the label and
     ``exclude_columns``. ``primary_metric=None`` means ``roc_auc`` for
-    classification and ``rmse`` for regression. ``positive_label`` is needed
-    only when the label is neither boolean nor 0/1.
+    classification, ``f1_macro`` for a multi-class label and ``rmse`` for
+    regression. ``positive_label`` (the contract's ``ml.positiveLabel``) is
+    needed only when a two-class label is neither boolean nor 0/1.
+    ``multiclass`` is set by training when the label turns out to have 3+
+    classes (:meth:`as_multiclass`); ``metric_is_default`` records whether
+    the metric was chosen by default (so that switch may change it).
     """
 
     product: str
@@ -168,6 +172,8 @@ class LearningSpec:
     seed: int = 42
     max_training_rows: int | None = None
     contract_path: str | None = None
+    multiclass: bool = False
+    metric_is_default: bool | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         where = self.where
@@ -192,11 +198,22 @@ class LearningSpec:
                 f"{[t.value for t in Task]}." + did_you_mean(str(self.task), [t.value for t in Task])
             ) from None
         object.__setattr__(self, "task", task)
-        metric = self.primary_metric or _DEFAULT_METRIC[task]
+        multiclass = bool(self.multiclass) and task == Task.CLASSIFICATION
+        object.__setattr__(self, "multiclass", multiclass)
+        default = DEFAULT_MULTICLASS_METRIC if multiclass else _DEFAULT_METRIC[task]
+        if self.metric_is_default is None or self.primary_metric not in (None, default):
+            object.__setattr__(self, "metric_is_default", self.primary_metric is None)
+        metric = self.primary_metric or default
         try:
             metric = metric_info(metric, task).name
         except SpecError as exc:
             raise SpecError(f"Product '{self.product}', `ml.primaryMetric` in {where}: {exc}") from None
+        if multiclass and metric not in MULTICLASS_METRICS:
+            raise SpecError(
+                f"Product '{self.product}': `ml.primaryMetric` {metric!r} in {where} is for two-class labels, but "
+                f"label '{self.label_column}' has 3 or more classes; use one of {sorted(MULTICLASS_METRICS)} "
+                f"(or remove it: the default for multi-class labels is {DEFAULT_MULTICLASS_METRIC})."
+            )
         object.__setattr__(self, "primary_metric", metric)
         if self.feature_columns is not None:
             object.__setattr__(self, "feature_columns", tuple(self.feature_columns))
@@ -221,6 +238,14 @@ class LearningSpec:
                 f"Product '{self.product}': max_training_rows={self.max_training_rows} in {where}; "
                 f"expected at least {10 * self.cv_folds} (10 rows per fold) or null for all rows."
             )
+
+    def as_multiclass(self) -> LearningSpec:
+        """This spec for a label of 3+ classes: decisions by argmax, the default metric
+        :data:`~ml.metrics.DEFAULT_MULTICLASS_METRIC` unless the contract named one."""
+        if self.multiclass:
+            return self
+        metric = None if self.metric_is_default else self.primary_metric
+        return dataclasses.replace(self, multiclass=True, primary_metric=metric, metric_is_default=None)
 
     @property
     def where(self) -> str:

@@ -52,10 +52,10 @@ from ml.evaluation import (
     rank,
     score_ensemble,
 )
-from ml.metrics import confusion_counts
+from ml.metrics import BINARY_METRICS, confusion_counts
 from ml.preparation import TrainingData, prepare_training_data
 from ml.spec import FeatureSet, LearningSpec, Task
-from ml.zoo import Candidate, ZooPlan, candidate_by_name, default_zoo, with_members
+from ml.zoo import Candidate, LabelKind, ZooPlan, all_candidates, candidate_by_name, default_zoo, with_members
 
 __all__ = [
     "DEFAULT_PLOTS",
@@ -72,6 +72,7 @@ __all__ = [
     "refit",
     "rescore_champion",
     "resolve_candidates",
+    "spec_for_label",
     "train_and_evaluate",
 ]
 
@@ -162,6 +163,7 @@ class TrainingReport:
     training_data: Mapping[str, str] = field(default_factory=dict)
     positive_label: Any = None
     negative_label: Any = None
+    classes: tuple[Any, ...] = ()
     n_rows: int = 0
     n_rows_available: int = 0
     seconds: float = 0.0
@@ -187,6 +189,14 @@ class TrainingReport:
         """The :class:`ModelCard` of the best model, ready for the registry."""
         assert self.best.candidate is not None
         policy = self.spec.threshold_policy
+        threshold_policy: dict[str, Any] = {**policy.to_dict(), "policy": policy.describe(), **(
+            {"satisfied": self.best.threshold.satisfied, "note": self.best.threshold.note}
+            if self.best.threshold is not None else {}
+        )}
+        if self.spec.multiclass:
+            threshold_policy = {**policy.to_dict(), "policy": "argmax", "applied": False,
+                                "note": _ARGMAX_NOTE.format(k=len(self.classes), policy=policy.describe())}
+        kind = "regression" if self.spec.task == Task.REGRESSION else "multiclass" if self.spec.multiclass else "binary"
         return ModelCard(
             model_name=model_name or self.spec.product,
             product=self.spec.product,
@@ -197,10 +207,7 @@ class TrainingReport:
             metrics={k: float(v) for k, v in self.best.metrics.items()},
             primary_metric=self.spec.metric,
             threshold=self.threshold,
-            threshold_policy={**policy.to_dict(), "policy": policy.describe(), **(
-                {"satisfied": self.best.threshold.satisfied, "note": self.best.threshold.note}
-                if self.best.threshold is not None else {}
-            )},
+            threshold_policy=threshold_policy,
             training_data=dict(self.training_data),
             id_column=self.spec.id_column,
             label_column=self.spec.label_column,
@@ -219,24 +226,29 @@ class TrainingReport:
             learning_curve=self.learning_curve.to_dict() if self.learning_curve else None,
             feature_importance=[dataclasses.asdict(f) for f in self.importances],
             notes=list(self.notes),
+            label_kind=kind,
+            classes=list(self.classes),
+            class_metrics={k: dict(v) for k, v in self.best.per_class.items()},
+            confusion_matrix=[list(row) for row in self.best.confusion] if self.best.confusion is not None else None,
         )
 
 
 def resolve_candidates(
-    candidates: ZooPlan | Sequence[Candidate | str] | None, task: Task, n_rows: int
+    candidates: ZooPlan | Sequence[Candidate | str] | None, task: Task, n_rows: int, *, multiclass: bool = False
 ) -> ZooPlan:
     """Turn the ``candidates`` argument into a plan: None -> the full default
-    zoo; names -> those candidates of the full default zoo."""
+    zoo; names -> those candidates of the full default zoo (the multi-class
+    zoo with ``multiclass``)."""
     if candidates is None:
-        return default_zoo(task, n_rows)
+        return default_zoo(task, n_rows, multiclass=multiclass)
     if isinstance(candidates, ZooPlan):
         plan = candidates
     else:
-        full = {c.name: c for c in default_zoo(task, n_rows).candidates}
+        full = {c.name: c for c in default_zoo(task, n_rows, multiclass=multiclass).candidates}
         chosen = []
         for c in candidates:
             if isinstance(c, str):
-                chosen.append(full[c] if c in full else candidate_by_name(c, task))
+                chosen.append(full[c] if c in full else candidate_by_name(c, task, multiclass=multiclass))
             else:
                 chosen.append(c)
         plan = ZooPlan(tuple(chosen))
@@ -245,6 +257,14 @@ def resolve_candidates(
     wrong = [c.name for c in plan.candidates if c.task != task]
     if wrong:
         raise SpecError(f"Candidates {wrong} are not for task {task}.")
+    if task == Task.CLASSIFICATION:
+        kind = LabelKind.MULTICLASS if multiclass else LabelKind.BINARY
+        unfit = [c.name for c in plan.candidates if kind not in c.label_kinds]
+        if unfit:
+            raise SpecError(
+                f"Candidates {unfit} do not take {'multi-class' if multiclass else 'two-class'} labels; "
+                f"choose from {[c.name for c in all_candidates(task, multiclass=multiclass)]}."
+            )
     names = plan.names()
     if len(set(names)) != len(names):
         raise SpecError(f"Candidate names must be unique; got {names}.")
@@ -319,7 +339,8 @@ def _train_and_evaluate(
         phase = now
 
     data = prepare_training_data(frame, spec)
-    plan = resolve_candidates(candidates, spec.task, len(data.y))
+    spec = spec_for_label(spec, data)
+    plan = resolve_candidates(candidates, spec.task, len(data.y), multiclass=spec.multiclass)
     key = evaluation_key(data, spec, training_data)
     folds = make_folds(data.y, spec.task, spec.cv_folds, spec.seed)
     say(
@@ -337,7 +358,7 @@ def _train_and_evaluate(
         lap("diagnostics")
     results = tuple(dataclasses.replace(r, first_fold_model=None) for r in evaluated)  # free the fold models
     best = next(r for r in results if r.name == chosen.best.name)
-    comparison = tuple(comparison_table(results, spec.metric, spec.task))
+    comparison = tuple(comparison_table(results, spec.metric, spec.task, multiclass=spec.multiclass))
     drawn = PlotSet()
     if selection is not PlotSelection.NONE:
         drawn = draw_plots(results, best, comparison, explanation, data, spec, every_candidate=selection is PlotSelection.ALL)
@@ -349,6 +370,9 @@ def _train_and_evaluate(
         say(f"champion decision: {'promote' if decision.promote else 'keep'} ({decision.reason})")
     seconds = time.perf_counter() - start
     say(f"{spec.product}: best {best.name} {spec.metric} {best.score(spec.metric):.4f}; done in {seconds:.1f} s")
+    label_notes: tuple[str, ...] = ()
+    if spec.multiclass:
+        label_notes = (_ARGMAX_NOTE.format(k=len(data.label.classes), policy=spec.threshold_policy.describe()),)
     return TrainingReport(
         spec=spec,
         results=results,
@@ -365,12 +389,34 @@ def _train_and_evaluate(
         training_data=dict(training_data or {}),
         positive_label=data.label.positive,
         negative_label=data.label.negative,
+        classes=data.label.classes,
         n_rows=len(data.y),
         n_rows_available=data.n_rows_available,
         seconds=seconds,
         timings=timings,
-        notes=(*chosen.notes, *explanation.notes),
+        notes=(*label_notes, *chosen.notes, *explanation.notes),
     )
+
+
+_ARGMAX_NOTE = ("multi-class label ({k} classes): the predicted class is the most probable one (argmax), so there is "
+                "no decision threshold and the threshold policy ({policy}) is not applied")
+
+
+def spec_for_label(spec: LearningSpec, data: TrainingData) -> LearningSpec:
+    """``spec`` fitted to the label found in ``data``: :meth:`~ml.spec.LearningSpec.as_multiclass`
+    for 3+ classes; a multi-class-only primary metric on a two-class label raises
+    :class:`~ml.errors.SpecError`."""
+    if spec.task != Task.CLASSIFICATION:
+        return spec
+    if data.label.multiclass:
+        return spec.as_multiclass()
+    if spec.metric not in BINARY_METRICS:
+        raise SpecError(
+            f"Product '{spec.product}': `ml.primaryMetric` {spec.metric!r} in {spec.where} is for labels of 3 or more "
+            f"classes, but label '{spec.label_column}' has two ({list(data.label.classes)}); use one of "
+            f"{sorted(BINARY_METRICS)} (or remove it: the default is roc_auc)."
+        )
+    return spec
 
 
 # -- the steps -----------------------------------------------------------------------
@@ -491,7 +537,8 @@ def draw_plots(
     plots: dict[str, bytes] = {
         P.PlotKind.COMPARISON.filename: P.comparison_png(list(comparison), metric=metric, title=f"{spec.product}: candidates")
     }
-    labels = (str(data.label.negative), str(data.label.positive))
+    labels: tuple[str, ...] = tuple(str(c) for c in data.label.classes) if spec.multiclass else (
+        str(data.label.negative), str(data.label.positive))
     targets = [r for r in results if r.ok] if every_candidate else [best]
     candidate_plots = {result.name: _candidate_plots(result, data, spec, labels) for result in targets}
     plots.update(candidate_plots.get(best.name, {}))
@@ -510,10 +557,14 @@ def draw_plots(
 
 
 def _candidate_plots(
-    result: CandidateResult, data: TrainingData, spec: LearningSpec, labels: tuple[str, str]
+    result: CandidateResult, data: TrainingData, spec: LearningSpec, labels: tuple[str, ...]
 ) -> dict[str, bytes]:
     assert result.oof is not None
     title = f"{result.name}"
+    if spec.multiclass:
+        assert result.confusion is not None
+        return {P.PlotKind.CONFUSION_MATRIX.filename: P.normalised_confusion_png(
+            result.confusion, labels=labels, title=f"{title}: confusion (out of fold, row-normalised)")}
     if spec.task != Task.CLASSIFICATION:
         predicted = P.predicted_vs_actual_png(data.y, result.oof, title=f"{title}: out of fold")
         return {P.PlotKind.PREDICTED_VS_ACTUAL.filename: predicted}
@@ -607,7 +658,7 @@ def rescore_champion(
     folds. A result of this run with the same configuration is reused. A
     configuration the zoo cannot rebuild yields a failed result."""
     try:
-        candidate = _candidate_from_description(card.params, Task(spec.task))
+        candidate = _candidate_from_description(card.params, Task(spec.task), multiclass=spec.multiclass)
     except (MLError, KeyError, TypeError) as exc:
         return CandidateResult(
             name=card.candidate, family=card.family, status=CandidateStatus.FAILED, error=f"cannot rebuild: {exc}", key=key
@@ -636,10 +687,10 @@ def _config(candidate: Candidate) -> dict[str, Any]:
     return described
 
 
-def _candidate_from_description(description: Mapping[str, Any], task: Task) -> Candidate:
-    base = candidate_by_name(str(description["name"]), task)
+def _candidate_from_description(description: Mapping[str, Any], task: Task, *, multiclass: bool = False) -> Candidate:
+    base = candidate_by_name(str(description["name"]), task, multiclass=multiclass)
     params = dict(description.get("params", {}))
-    members = tuple(_candidate_from_description(m, task) for m in description.get("members", []))
+    members = tuple(_candidate_from_description(m, task, multiclass=multiclass) for m in description.get("members", []))
     candidate = dataclasses.replace(
         base,
         params={k: tuple(v) if isinstance(v, list) else v for k, v in params.items()},

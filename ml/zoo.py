@@ -43,6 +43,7 @@ from sklearn.ensemble import (
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import ElasticNetCV, LassoCV, LogisticRegression, RidgeCV, SGDClassifier
 from sklearn.model_selection import StratifiedKFold
+from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.svm import SVC, LinearSVC
@@ -59,8 +60,12 @@ __all__ = [
     "CATALOGUE",
     "DEFAULT_PROFILE",
     "Candidate",
+    "ANY_CLASSES",
+    "MULTICLASS_ONLY",
+    "TWO_CLASSES",
     "EnsembleKind",
     "Family",
+    "LabelKind",
     "Preprocessing",
     "Profile",
     "ZooPlan",
@@ -114,6 +119,23 @@ EVERY_PROFILE = frozenset(Profile)
 """Profiles of a candidate every profile runs."""
 
 
+class LabelKind(StrEnum):
+    """The kinds of classification label a candidate takes."""
+
+    BINARY = "binary"
+    """Two classes (the positive class is 1)."""
+    MULTICLASS = "multiclass"
+    """Three or more classes (predicted class = the most probable one)."""
+
+
+TWO_CLASSES = frozenset({LabelKind.BINARY})
+"""Label kinds of a candidate for two-class labels only (the default)."""
+ANY_CLASSES = frozenset(LabelKind)
+"""Label kinds of a candidate that takes two or more classes."""
+MULTICLASS_ONLY = frozenset({LabelKind.MULTICLASS})
+"""Label kinds of a candidate that only multi-class runs use."""
+
+
 class EnsembleKind(StrEnum):
     """Ensembles built over the best scored candidates."""
 
@@ -133,7 +155,8 @@ class Candidate:
     voting/stacking member. ``note`` records why the candidate was changed
     for this run (e.g. subsampled). ``profiles`` are the :class:`Profile`\ s
     whose zoo includes it; ``needs_keras`` marks candidates left out when
-    Keras is not wanted.
+    Keras is not wanted. ``label_kinds`` says which classification labels it
+    takes (two classes, 3+ classes or both); regression ignores it.
     """
 
     name: str
@@ -151,6 +174,7 @@ class Candidate:
     note: str = ""
     profiles: frozenset[Profile] = FULL_ONLY
     needs_keras: bool = False
+    label_kinds: frozenset[LabelKind] = TWO_CLASSES
 
     def estimator(self, seed: int) -> Any:
         """A fresh unfitted estimator (for ensembles, use :meth:`build`)."""
@@ -275,6 +299,21 @@ def calibrated_rbf_svc(
     return CalibratedClassifierCV(svc, method="sigmoid", cv=cv)
 
 
+def one_vs_rest_linear_svc(
+    *, C: float = 1.0, class_weight: str | None = "balanced", cv: int = 3, random_state: int | None = None
+) -> OneVsRestClassifier:
+    """One-vs-rest LinearSVCs, each with sigmoid calibration (probabilities renormalised over the classes)."""
+    return OneVsRestClassifier(calibrated_linear_svc(C=C, class_weight=class_weight, cv=cv, random_state=random_state))
+
+
+def one_vs_one_rbf_svc(
+    *, C: float = 1.0, gamma: str | float = "scale", class_weight: str | None = "balanced", cv: int = 3, random_state: int | None = None
+) -> CalibratedClassifierCV:
+    """RBF-kernel SVC, trained one-vs-one (libsvm's native multi-class scheme), its votes turned into
+    class probabilities by sigmoid calibration of the (one-vs-rest shaped) decision function."""
+    return calibrated_rbf_svc(C=C, gamma=gamma, class_weight=class_weight, cv=cv, random_state=random_state)
+
+
 def boosted_trees(
     *, n_estimators: int = 200, learning_rate: float = 0.5, max_depth: int = 2, class_weight: str | None = None, random_state: int | None = None
 ) -> AdaBoostClassifier:
@@ -323,24 +362,29 @@ CATALOGUE: tuple[Candidate, ...] = (
     # classification
     Candidate(
         "logistic_regression", Family.LINEAR, C, LogisticRegression, {"C": 1.0, "max_iter": 1000, "class_weight": _BALANCED},
-        profiles=EVERY_PROFILE,
-    ),
+        profiles=EVERY_PROFILE, label_kinds=ANY_CLASSES),
     Candidate(
         "logistic_elastic_net",
         Family.LINEAR,
         C,
         LogisticRegression,
-        {"C": 0.5, "l1_ratio": 0.5, "solver": "saga", "max_iter": 300, "tol": 1e-3, "class_weight": _BALANCED},
-    ),
+        {"C": 0.5, "l1_ratio": 0.5, "solver": "saga", "max_iter": 300, "tol": 1e-3, "class_weight": _BALANCED}, label_kinds=ANY_CLASSES),
     Candidate(
         "sgd_log_loss",
         Family.LINEAR,
         C,
         SGDClassifier,
-        {"loss": "log_loss", "alpha": 1e-4, "early_stopping": True, "n_iter_no_change": 5, "class_weight": _BALANCED},
-    ),
+        {"loss": "log_loss", "alpha": 1e-4, "early_stopping": True, "n_iter_no_change": 5, "class_weight": _BALANCED}, label_kinds=ANY_CLASSES),
     Candidate("linear_svc", Family.SVM, C, calibrated_linear_svc, {"C": 0.5, "class_weight": _BALANCED}),
     Candidate("svc_rbf", Family.SVM, C, calibrated_rbf_svc, {"C": 1.0, "class_weight": _BALANCED}, max_rows=5_000, heavy=True),
+    Candidate(
+        "linear_svc_ovr", Family.SVM, C, one_vs_rest_linear_svc, {"C": 0.5, "class_weight": _BALANCED},
+        label_kinds=MULTICLASS_ONLY,
+    ),
+    Candidate(
+        "svc_rbf_ovo", Family.SVM, C, one_vs_one_rbf_svc, {"C": 1.0, "class_weight": _BALANCED}, max_rows=5_000, heavy=True,
+        label_kinds=MULTICLASS_ONLY,
+    ),
     Candidate(
         "decision_tree",
         Family.TREE,
@@ -348,8 +392,7 @@ CATALOGUE: tuple[Candidate, ...] = (
         DecisionTreeClassifier,
         {"max_depth": 6, "min_samples_leaf": 20, "class_weight": _BALANCED},
         preprocessing=P.ORDINAL,
-        profiles=EVERY_PROFILE,
-    ),
+        profiles=EVERY_PROFILE, label_kinds=ANY_CLASSES),
     Candidate(
         "random_forest",
         Family.FOREST,
@@ -357,16 +400,14 @@ CATALOGUE: tuple[Candidate, ...] = (
         RandomForestClassifier,
         {"n_estimators": 200, "min_samples_leaf": 3, "max_features": "sqrt", "class_weight": "balanced_subsample", "n_jobs": -1},
         preprocessing=P.ORDINAL,
-        profiles=EVERY_PROFILE,
-    ),
+        profiles=EVERY_PROFILE, label_kinds=ANY_CLASSES),
     Candidate(
         "extra_trees",
         Family.FOREST,
         C,
         ExtraTreesClassifier,
         {"n_estimators": 200, "min_samples_leaf": 3, "max_features": "sqrt", "class_weight": _BALANCED, "n_jobs": -1},
-        preprocessing=P.ORDINAL,
-    ),
+        preprocessing=P.ORDINAL, label_kinds=ANY_CLASSES),
     Candidate(
         "adaboost",
         Family.BOOSTING,
@@ -377,8 +418,7 @@ CATALOGUE: tuple[Candidate, ...] = (
         {"n_estimators": 150, "learning_rate": 0.5, "max_depth": 2},
         preprocessing=P.ORDINAL,
         max_rows=20_000,  # sequential boosting: ~250 s for 5 folds of 50,000 rows on 2 cores
-        heavy=True,
-    ),
+        heavy=True, label_kinds=ANY_CLASSES),
     Candidate(
         "gradient_boosting",
         Family.BOOSTING,
@@ -387,8 +427,7 @@ CATALOGUE: tuple[Candidate, ...] = (
         {"n_estimators": 300, "learning_rate": 0.1, "max_depth": 3, "subsample": 0.8, "n_iter_no_change": 10, "validation_fraction": 0.1},
         preprocessing=P.ORDINAL,
         max_rows=20_000,  # use HistGradientBoosting for large data
-        heavy=True,
-    ),
+        heavy=True, label_kinds=ANY_CLASSES),
     Candidate(
         "hist_gradient_boosting",
         Family.BOOSTING,
@@ -397,6 +436,7 @@ CATALOGUE: tuple[Candidate, ...] = (
         {"max_iter": 300, "learning_rate": 0.1, "l2_regularization": 0.1, "class_weight": _BALANCED},
         preprocessing=P.NATIVE_CATEGORICAL,
         profiles=EVERY_PROFILE,
+        label_kinds=ANY_CLASSES,
     ),
     Candidate(
         "keras_mlp",
@@ -421,9 +461,8 @@ CATALOGUE: tuple[Candidate, ...] = (
         needs_keras=True,
     ),
     Candidate(
-        "soft_voting", Family.ENSEMBLE, C, _ensemble_placeholder, {"k": 3}, ensemble=EnsembleKind.VOTING, profiles=EVERY_PROFILE
-    ),
-    Candidate("stacking", Family.ENSEMBLE, C, _ensemble_placeholder, {"k": 3, "cv": 5}, ensemble=EnsembleKind.STACKING),
+        "soft_voting", Family.ENSEMBLE, C, _ensemble_placeholder, {"k": 3}, ensemble=EnsembleKind.VOTING, profiles=EVERY_PROFILE, label_kinds=ANY_CLASSES),
+    Candidate("stacking", Family.ENSEMBLE, C, _ensemble_placeholder, {"k": 3, "cv": 5}, ensemble=EnsembleKind.STACKING, label_kinds=ANY_CLASSES),
 )
 """Every candidate the zoo knows, per task in the order they run (heaviest
 last but the ensembles, which run over the others' results)."""
@@ -435,11 +474,18 @@ def _with_n_jobs(candidate: Candidate, n_jobs: int) -> Candidate:
     return dataclasses.replace(candidate, params={**candidate.params, "n_jobs": n_jobs})
 
 
-def all_candidates(task: Task | str, *, n_jobs: int = -1) -> list[Candidate]:
+def _takes(candidate: Candidate, multiclass: bool) -> bool:
+    if candidate.task != Task.CLASSIFICATION:
+        return True
+    return (LabelKind.MULTICLASS if multiclass else LabelKind.BINARY) in candidate.label_kinds
+
+
+def all_candidates(task: Task | str, *, n_jobs: int = -1, multiclass: bool = False) -> list[Candidate]:
     """Every candidate of :data:`CATALOGUE` for ``task``, in run order
-    (``n_jobs`` sets the worker threads of the forests)."""
+    (``n_jobs`` sets the worker threads of the forests); with ``multiclass``
+    those that take labels of 3+ classes, otherwise those for two classes."""
     task = Task(str(task))
-    return [_with_n_jobs(c, n_jobs) for c in CATALOGUE if c.task == task]
+    return [_with_n_jobs(c, n_jobs) for c in CATALOGUE if c.task == task and _takes(c, multiclass)]
 
 
 def _left_out_because(candidate: Candidate, profile: Profile, include_keras: bool) -> str | None:
@@ -458,6 +504,7 @@ def candidates(
     names: Sequence[str] | None = None,
     *,
     n_jobs: int = -1,
+    multiclass: bool = False,
 ) -> tuple[Candidate, ...]:
     """The catalogue's candidates for ``task``: the one lookup of the zoo.
 
@@ -470,13 +517,19 @@ def candidates(
     """
     task = _task_named(task)
     profile = profile_named(profile)
-    known = {c.name: c for c in all_candidates(task, n_jobs=n_jobs)}
+    known = {c.name: c for c in all_candidates(task, n_jobs=n_jobs, multiclass=multiclass)}
     if names is None:
         return tuple(c for c in known.values() if _left_out_because(c, profile, include_keras) is None)
     chosen: list[Candidate] = []
+    kind = "multi-class " if multiclass else ""
     for name in names:
         if name not in known:
-            raise SpecError(f"Unknown {task} candidate '{name}'; known: {sorted(known)}." + did_you_mean(name, known))
+            other = {c.name for c in all_candidates(task, n_jobs=n_jobs, multiclass=not multiclass)}
+            why = ""
+            if task == Task.CLASSIFICATION and name in other:
+                why = (f" '{name}' is for {'two-class' if multiclass else 'multi-class'} labels only.")
+            raise SpecError(f"Unknown {kind}{task} candidate '{name}';{why} known: {sorted(known)}."
+                            + ("" if why else did_you_mean(name, known)))
         candidate = known[name]
         if candidate.needs_keras and not include_keras:
             raise SpecError(f"Candidate '{name}' needs Keras, but include_keras=False: drop it or allow Keras.")
@@ -516,6 +569,7 @@ def default_zoo(
     names: Sequence[str] | None = None,
     n_jobs: int = -1,
     heavy_row_limit: int = 1_000_000,
+    multiclass: bool = False,
 ) -> ZooPlan:
     """Choose the candidates for ``task`` on ``n_rows`` training rows.
 
@@ -528,12 +582,12 @@ def default_zoo(
     skipped, the subsampling still applies).
     """
     profile = profile_named(profile)
-    chosen = candidates(task, profile, include_keras, names, n_jobs=n_jobs)
+    chosen = candidates(task, profile, include_keras, names, n_jobs=n_jobs, multiclass=multiclass)
     if names is not None:
         return ZooPlan(tuple(_sized(c, n_rows) for c in chosen))
     planned: list[Candidate] = []
     skipped: list[tuple[str, str]] = []
-    for candidate in all_candidates(task, n_jobs=n_jobs):
+    for candidate in all_candidates(task, n_jobs=n_jobs, multiclass=multiclass):
         reason = _left_out_because(candidate, profile, include_keras)
         if reason is None and candidate.heavy and n_rows > heavy_row_limit:
             reason = f"heavy candidate skipped above {heavy_row_limit:,} rows ({n_rows:,} rows)"
@@ -555,10 +609,10 @@ def _sized(candidate: Candidate, n_rows: int) -> Candidate:
     )
 
 
-def candidate_by_name(name: str, task: Task | str, *, n_jobs: int = -1) -> Candidate:
+def candidate_by_name(name: str, task: Task | str, *, n_jobs: int = -1, multiclass: bool = False) -> Candidate:
     """The zoo's candidate called ``name`` (ensembles come without members);
     :func:`candidates` with one name."""
-    (candidate,) = candidates(task, names=[name], n_jobs=n_jobs)
+    (candidate,) = candidates(task, names=[name], n_jobs=n_jobs, multiclass=multiclass)
     return candidate
 
 

@@ -47,9 +47,11 @@ def test_null_labels(frame: pd.DataFrame, spec: LearningSpec) -> None:
         prepare_training_data(frame, spec)
 
 
-def test_more_than_two_classes(frame: pd.DataFrame, spec: LearningSpec) -> None:
-    with pytest.raises(LabelError, match="3 classes.*only binary"):
-        prepare_training_data(frame.assign(churned=frame["plan"]), spec)
+def test_more_than_two_classes_are_encoded_as_sorted_class_indices(frame: pd.DataFrame, spec: LearningSpec) -> None:
+    data = prepare_training_data(frame.assign(churned=frame["plan"]), spec)
+    assert data.label.multiclass and data.label.classes == ("basic", "enterprise", "pro")
+    assert data.label.positive is None and set(data.y) == {0, 1, 2}
+    assert (np.asarray(data.label.classes, dtype=object)[data.y] == frame["plan"].to_numpy()).all()
 
 
 def test_string_label_needs_positive_label(frame: pd.DataFrame, spec: LearningSpec) -> None:
