@@ -101,8 +101,8 @@ class MeshDbtTranslator(DagsterDbtTranslator):
 
 
 def dbt_test_description(test: Mapping[str, Any]) -> str:
-    """What a dbt data test checks, from its test metadata: ``relationships`` of ``customer_id``
-    to ``stg_crm__customers.customer_id`` reads as such, not as "No description provided"."""
+    """What a dbt data test checks, from its test metadata: a ``relationships`` test of a column to
+    another model's key reads as such, not as "No description provided"."""
     meta = test.get("test_metadata") or {}
     kwargs = {k: v for k, v in (meta.get("kwargs") or {}).items() if k not in ("model", "column_name")}
     column = (meta.get("kwargs") or {}).get("column_name") or test.get("column_name")
