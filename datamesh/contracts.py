@@ -171,12 +171,19 @@ def _fmt(value: float | None) -> str:
 
 
 class Column(_Model):
+    """One column. ``physicalName`` (ODCS) is the column's name in the files published as the product
+    (``CustomerID``); ``name`` stays the product's snake_case name. ``trueValues`` / ``falseValues`` (boolean
+    columns) are the words a CSV file writes for true and false, compared without regard to case."""
+
     name: str
     type: ColumnType
+    physical_name: str | None = Field(default=None, alias="physicalName")
     required: bool = False
     unique: bool = False
     description: str = ""
     classification: Classification = Classification.INTERNAL
+    true_values: tuple[str, ...] | None = Field(default=None, alias="trueValues")
+    false_values: tuple[str, ...] | None = Field(default=None, alias="falseValues")
     quality: tuple[QualityRule, ...] = ()
 
     @field_validator("name")
@@ -184,11 +191,128 @@ class Column(_Model):
     def _valid_name(cls, v: str) -> str:
         return validate_name(v, kind="column name")
 
+    @field_validator("physical_name")
+    @classmethod
+    def _valid_physical_name(cls, v: str | None) -> str | None:
+        if v is not None and (not v.strip() or v != v.strip() or any(c in v for c in "\r\n")):
+            raise ValueError(f"physicalName {v!r} must be the file's column name as its header writes it: "
+                             "not empty, no leading or trailing whitespace, no line break")
+        return v
+
+    @field_validator("true_values", "false_values", mode="before")
+    @classmethod
+    def _tokens_as_text(cls, v: Any) -> Any:
+        return _boolean_tokens(v)
+
     @model_validator(mode="after")
     def _rules_fit_the_type(self) -> Column:
         for rule in self.quality:
             _check_rule_type(rule, self.name, self.type)
+        _check_boolean_tokens(self)
         return self
+
+    @property
+    def source_name(self) -> str:
+        """The column's name in a published file: ``physicalName`` if given, else ``name``."""
+        return self.physical_name or self.name
+
+
+#: What PyYAML makes of an unquoted yes/no/on/off/true/false: the words it may have been (compared without case).
+_YAML_BOOLEAN_WORDS = {True: ("true", "yes", "on"), False: ("false", "no", "off")}
+
+
+def _boolean_tokens(value: Any) -> Any:
+    """``trueValues: [Yes, Y, 1]`` as YAML reads it (``[True, 'Y', 1]``) back to words: ``['true', 'yes', 'on',
+    'Y', '1']`` (an unquoted Yes is a YAML boolean; every word YAML reads as that boolean is accepted)."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        return value
+    out: list[Any] = []
+    for item in value:
+        if isinstance(item, bool):
+            out.extend(_YAML_BOOLEAN_WORDS[item])
+        elif isinstance(item, int):
+            out.append(str(item))
+        else:
+            out.append(item)
+    return out
+
+
+def _check_boolean_tokens(column: Column) -> None:
+    if column.true_values is None and column.false_values is None:
+        return
+    if column.type != ColumnType.BOOLEAN:
+        raise ValueError(f"trueValues/falseValues apply to boolean columns; '{column.name}' is {column.type.value}")
+    seen: dict[str, str] = {}
+    for field, tokens in (("trueValues", column.true_values), ("falseValues", column.false_values)):
+        if tokens is not None and not tokens:
+            raise ValueError(f"{field} of column '{column.name}' is empty; list the words, like {field}: ['Yes', 'Y']")
+        for token in tokens or ():
+            if not token.strip():
+                raise ValueError(f"{field} of column '{column.name}' has an empty word; an empty cell is null")
+            other = seen.get(token.strip().lower())
+            if other is not None and other != field:
+                raise ValueError(f"column '{column.name}': {token!r} is in both trueValues and falseValues")
+            seen[token.strip().lower()] = field
+
+
+class CsvDialect(_Model):
+    """The ``csv`` block: how the product's CSV files are written. ``nullValues`` are the cells read as null
+    (compared exactly; a cell of only whitespace is also null in a column that is not a string). A UTF-8 byte
+    order mark is always accepted."""
+
+    delimiter: str = ","
+    quote: str = '"'
+    encoding: str = "utf-8"
+    null_values: tuple[str, ...] = Field(default=("",), alias="nullValues")
+
+    @field_validator("delimiter", "quote")
+    @classmethod
+    def _one_character(cls, v: str, info: Any) -> str:
+        if not isinstance(v, str) or len(v) != 1 or v in "\r\n":
+            raise ValueError(f"csv.{info.field_name} must be one character (like ',' or ';' or a tab written \"\\t\"), "
+                             f"got {v!r}")
+        return v
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(v)
+        except (LookupError, TypeError):
+            raise ValueError(f"csv.encoding {v!r} is not a known text encoding (e.g. utf-8, latin-1, cp1252)") from None
+        return v
+
+    @field_validator("null_values", mode="before")
+    @classmethod
+    def _null_values_as_text(cls, v: Any) -> Any:
+        if isinstance(v, list | tuple) and any(item is None for item in v):
+            raise ValueError("csv.nullValues has an unquoted null, which YAML reads as no value; quote the "
+                             "words, like nullValues: ['', 'NULL', 'N/A']")
+        if isinstance(v, list | tuple):
+            return [str(item) if isinstance(item, int | float) and not isinstance(item, bool) else item for item in v]
+        return v
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CsvDialect:
+        if self.delimiter == self.quote:
+            raise ValueError(f"csv.delimiter and csv.quote are both {self.delimiter!r}; they must differ")
+        return self
+
+
+def _check_physical_names(columns: Iterable[Column]) -> None:
+    """No two columns read the same file column (``physicalName``, or the name of a column without one)."""
+    by_source: dict[str, list[str]] = {}
+    for col in columns:
+        by_source.setdefault(col.source_name, []).append(col.name)
+    for source, cols in by_source.items():
+        if len(cols) > 1:
+            raise ValueError(f"columns {', '.join(repr(c) for c in cols)} all read the file column '{source}' "
+                             "(physicalName, or the name of a column without one); each file column maps to one "
+                             "product column")
 
 
 _NUMBER_TYPES = "int32, int64, double or decimal(p,s)"
@@ -355,6 +479,7 @@ class Contract(_Model):
     lineage: Lineage = Field(default_factory=Lineage)
     ml: MLSection | None = None
     tags: tuple[str, ...] = ()
+    csv: CsvDialect | None = None
     source_path: Path | None = Field(default=None, exclude=True)
 
     @field_validator("id")
@@ -382,6 +507,7 @@ class Contract(_Model):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"duplicate column names: {dupes}")
+        _check_physical_names(self.columns)
         known = set(names)
 
         def check(col: str, where: str) -> None:
@@ -618,7 +744,7 @@ def _location(loc: tuple[Any, ...], raw: Any) -> str:
 _NESTED: dict[str, type[BaseModel]] = {
     "columns": Column, "quality": QualityRule, "owner": Owner, "description": Description,
     "slaProperties": SlaProperty, "lineage": Lineage, "ml": MLSection, "thresholdPolicy": ThresholdPolicy,
-    "segments": SegmentsSection, "anomalies": AnomaliesSection,
+    "segments": SegmentsSection, "anomalies": AnomaliesSection, "csv": CsvDialect,
 }
 
 

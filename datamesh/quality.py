@@ -29,6 +29,7 @@ from datamesh.errors import PublishError, QualityError, QueryError, SchemaMismat
 from datamesh.names import quote_ident
 from datamesh.sql_guard import ensure_single_select, lock_down
 from datamesh.storage import Lake
+from datamesh.types import ColumnType
 
 _NOTHING_PUBLISHED = "Nothing was published; the previous version is still served."
 _FILE_IN_ERROR = re.compile(r'file "([^"]+)"')
@@ -54,17 +55,32 @@ def schema_differences(contract: Contract, schema: pa.Schema) -> list[str]:
     expected = contract.arrow_schema()
     problems: list[str] = []
     actual_names = schema.names
-    for field in expected:
+    for field, col in zip(expected, contract.columns, strict=True):
         if field.name not in actual_names:
-            problems.append(f"missing column '{field.name}' (expected {field.type})")
+            problems.append(f"missing column '{field.name}' (expected {_type_text(col.type)})")
         else:
             got = schema.field(field.name).type
-            if not got.equals(field.type):
-                problems.append(f"column '{field.name}' has type {got}, expected {field.type}")
+            if not got.equals(field.type) and not _same_contract_type(got, col.type):
+                problems.append(f"column '{field.name}' has type {got}, expected {_type_text(col.type)}")
     for name in actual_names:
         if name not in expected.names:
             problems.append(f"extra column '{name}' not in the contract")
     return problems
+
+
+def _type_text(kind: ColumnType) -> str:
+    """'timestamptz (timestamp[us, tz=UTC])': the contract's type and, where it reads differently, Arrow's."""
+    arrow = str(kind.arrow)
+    return kind.value if arrow == kind.value else f"{kind.value} ({arrow})"
+
+
+def _same_contract_type(got: pa.DataType, kind: ColumnType) -> bool:
+    """``got`` is another spelling of ``kind``: ``large_string`` for string, a UTC time zone spelt ``+00:00``,
+    ``Etc/UTC`` or ``Z`` for timestamptz (:meth:`ColumnType.from_arrow`); a cast makes it the contract's type."""
+    try:
+        return ColumnType.from_arrow(got) == kind
+    except ValueError:
+        return False
 
 
 def check_schema(contract: Contract, schema: pa.Schema, where: str) -> None:
