@@ -73,6 +73,42 @@ def contract_export(product: Annotated[str, typer.Argument(help="Product id")]) 
     typer.echo(yaml.safe_dump(doc, sort_keys=False))
 
 
+@contract_app.command("infer")
+@handled
+def contract_infer(
+    file: Annotated[Path, typer.Argument(help="A CSV or Parquet file to draft the contract from")],
+    product_id: Annotated[str | None, typer.Option("--id", help="Product id (default: the file name in snake_case)")] = None,
+    domain: Annotated[str | None, typer.Option(help="Domain of the product (default: unassigned)")] = None,
+    owner_team: Annotated[str | None, typer.Option(help="Owning team (default: unassigned)")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the draft here instead of to stdout")] = None,
+    file_format: Annotated[str | None, typer.Option("--format", help="parquet or csv (default: by suffix)")] = None,
+) -> None:
+    """Draft a contract (YAML) from a CSV or Parquet file, with a comment on every guess.
+
+    Guesses snake_case column names (the file's names kept as physicalName),
+    types (int64, double, decimal, boolean incl. Yes/No words, date, timestamp,
+    timestamptz, string), required columns, a primary-key candidate,
+    accepted values and ranges (as warnings), and the csv block (delimiter).
+    Large files are sampled (the first 100,000 rows). The draft validates, and
+    `mesh publish` of the same file under it succeeds; review it before use.
+
+    Example: `mesh contract infer exports/Customers.csv --id customers --domain crm --out data_products/crm/customers.yaml`
+    """
+    from datamesh.contracts import parse_contract
+    from datamesh.infer import infer_contract
+
+    draft = infer_contract(file, product_id=product_id, domain=domain, owner_team=owner_team, file_format=file_format)
+    text = draft.yaml()
+    parse_contract(yaml.safe_load(text), out or Path(f"{draft.domain}/{draft.product_id}.yaml"))  # the draft validates
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    say(("wrote", "green"), f" {out}: {len(draft.columns)} columns guessed from {draft.rows:,} rows of {file.name}"
+        + (" (a sample)" if draft.sampled else ""))
+
+
 @dbt_app.command("sources")
 @handled
 def dbt_sources() -> None:
