@@ -80,6 +80,15 @@ class Draft:
     primary_key_comment: str
     csv: dict[str, Any] | None
     csv_comment: str
+    #: The ``ml`` block drafted for ``--label`` (keys in contract spelling), with a comment per key.
+    ml: dict[str, tuple[Any, str]] | None = None
+    #: The label's classes (sorted) when it is a classification label.
+    classes: list[Any] | None = None
+
+    @property
+    def label_column(self) -> DraftColumn | None:
+        name = self.ml["labelColumn"][0] if self.ml else None
+        return next((c for c in self.columns if c.name == name), None)
 
     def yaml(self) -> str:
         sample = (f"the first {self.rows:,} rows (a sample; the file has more)" if self.sampled
@@ -91,45 +100,49 @@ class Draft:
             "apiVersion: datamesh/v1",
             "kind: DataProduct",
             f"id: {self.product_id}",
-            f"name: {_scalar(self.product_id.replace('_', ' ').title())}",
+            f"name: {yaml_scalar(self.product_id.replace('_', ' ').title())}",
             f"domain: {self.domain}",
             "version: 0.1.0",
             "status: draft",
             "description:",
-            f"  purpose: {_scalar(f'Drafted from {self.source.name}; say what the product is for.')}",
-            f"  grain: {_scalar(f'One row per {self.primary_key}.' if self.primary_key else 'One row per <what>.')}",
+            f"  purpose: {yaml_scalar(f'Drafted from {self.source.name}; say what the product is for.')}",
+            f"  grain: {yaml_scalar(f'One row per {self.primary_key}.' if self.primary_key else 'One row per <what>.')}",
             "owner:",
-            f"  team: {_scalar(self.owner_team)}",
-            f"  contact: {_scalar(self.owner_team + '@example.com')}",
+            f"  team: {yaml_scalar(self.owner_team)}",
+            f"  contact: {yaml_scalar(self.owner_team + '@example.com')}",
         ]
         if self.csv:
             lines.append(f"csv:  # guessed: {self.csv_comment}")
-            lines += [f"  {key}: {_scalar(value)}" for key, value in self.csv.items()]
+            lines += [f"  {key}: {yaml_scalar(value)}" for key, value in self.csv.items()]
         lines.append("columns:")
         for col in self.columns:
             lines.append(f"  - name: {col.name}")
             if col.physical_name:
-                lines.append(f"    physicalName: {_scalar(col.physical_name)}")
-            lines.append(f"    type: {_scalar(col.type.value)}  # guessed: {col.comment}")
+                lines.append(f"    physicalName: {yaml_scalar(col.physical_name)}")
+            lines.append(f"    type: {yaml_scalar(col.type.value)}  # guessed: {col.comment}")
             if col.required:
                 lines.append(f"    required: true  # guessed: no empty cells in {self.rows:,} rows")
             if col.true_values:
-                lines.append(f"    trueValues: {_scalar(list(col.true_values))}")
-                lines.append(f"    falseValues: {_scalar(list(col.false_values or ()))}")
+                lines.append(f"    trueValues: {yaml_scalar(list(col.true_values))}")
+                lines.append(f"    falseValues: {yaml_scalar(list(col.false_values or ()))}")
             if col.rules:
                 lines.append("    quality:")
                 for rule, comment in col.rules:
                     first, *rest = rule.items()
-                    lines.append(f"      - {first[0]}: {_scalar(first[1])}  # guessed: {comment}")
-                    lines += [f"        {key}: {_scalar(value)}" for key, value in rest]
+                    lines.append(f"      - {first[0]}: {yaml_scalar(first[1])}  # guessed: {comment}")
+                    lines += [f"        {key}: {yaml_scalar(value)}" for key, value in rest]
         if self.primary_key:
             lines.append(f"primaryKey: [{self.primary_key}]  # guessed: {self.primary_key_comment}")
         else:
             lines.append(f"# primaryKey: no column is unique and never empty in {self.rows:,} rows.")
+        if self.ml:
+            lines.append("ml:  # for the label named with --label")
+            for key, (value, comment) in self.ml.items():
+                lines.append(f"  {key}: {yaml_scalar(value)}" + (f"  # guessed: {comment}" if comment else ""))
         return "\n".join(lines) + "\n"
 
 
-def _scalar(value: Any) -> str:
+def yaml_scalar(value: Any) -> str:
     """``value`` as one line of YAML flow (quoted where YAML would read it as something else: 'Yes', '1')."""
     text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10_000).strip()
     return text.removesuffix("\n...").removesuffix("...").strip()
@@ -137,8 +150,12 @@ def _scalar(value: Any) -> str:
 
 def infer_contract(path: Path | str, *, product_id: str | None = None, domain: str | None = None,
                    owner_team: str | None = None, file_format: str | None = None,
-                   sample_rows: int = SAMPLE_ROWS) -> Draft:
-    """Draft a contract for the CSV or Parquet file ``path`` (see the module docs)."""
+                   sample_rows: int = SAMPLE_ROWS, label: str | None = None,
+                   predictions: str | None = None) -> Draft:
+    """Draft a contract for the CSV or Parquet file ``path`` (see the module docs). With ``label`` (a
+    column, by the file's name or the product's), an ``ml`` block makes it labelled training data:
+    the task, the id column (the primary key), the label and, for a two-class text label, the
+    positive class; ``predictions`` names the product its scores are published as."""
     path = Path(path)
     if not path.is_file():
         raise PublishError(f"Cannot draft a contract: {path} is not a file.")
@@ -164,9 +181,77 @@ def infer_contract(path: Path | str, *, product_id: str | None = None, domain: s
     if sampled:
         for col in columns:
             col.comment += f" (in a sample of {rows:,} rows)"
-    return Draft(product_id=pid, domain=domain or "unassigned", owner_team=owner_team or "unassigned",
-                 source=path, rows=total if not sampled else rows, sampled=sampled, columns=columns,
-                 primary_key=pk, primary_key_comment=pk_comment, csv=csv_block, csv_comment=csv_comment)
+    draft = Draft(product_id=pid, domain=domain or "unassigned", owner_team=owner_team or "unassigned",
+                  source=path, rows=total if not sampled else rows, sampled=sampled, columns=columns,
+                  primary_key=pk, primary_key_comment=pk_comment, csv=csv_block, csv_comment=csv_comment)
+    if label is not None:
+        index = _label_index(path, label, table.schema.names, names)
+        _add_ml_block(draft, columns[index], table.column(index).combine_chunks(), predictions)
+    return draft
+
+
+#: Values that name the positive class of a two-class text label when one of them is among its values.
+_POSITIVE_WORDS = ("yes", "y", "true", "t", "1", "positive", "pos", "churn", "churned", "converted", "won",
+                   "fraud", "default", "defaulted", "left", "cancelled", "canceled")
+#: A whole-number label with at most this many values is classes, not a quantity.
+MAX_INTEGER_CLASSES = 20
+MAX_TEXT_CLASSES = 50
+
+
+def _label_index(path: Path, label: str, physical: list[str], names: list[str]) -> int:
+    for candidates in (names, physical):
+        if label in candidates:
+            return candidates.index(label)
+    lowered = [n.lower() for n in physical]
+    if label.lower() in lowered:
+        return lowered.index(label.lower())
+    from datamesh.errors import did_you_mean
+
+    raise PublishError(f"Cannot draft the ml block: {path.name} has no column '{label}' (the label named with "
+                       f"--label); its columns are {', '.join(physical)}." + did_you_mean(label, physical))
+
+
+def _add_ml_block(draft: Draft, col: DraftColumn, cells: pa.Array, predictions: str | None) -> None:
+    """The ``ml`` block of labelled training data whose label is ``col`` (``cells``: its values)."""
+    if draft.primary_key is None:
+        raise PublishError(f"Cannot draft the ml block of {draft.source.name}: ml.idColumn needs a column that is "
+                           "unique and never empty, and none is in the file. Add an id column and draft again.")
+    if draft.primary_key == col.name:
+        raise PublishError(f"Cannot use '{col.name}' as the label: it is the id column (unique in every row).")
+    values = cells.cast(pa.string()) if not pa.types.is_string(cells.type) else cells
+    stripped = pc.utf8_trim_whitespace(values.drop_null())
+    counts = {str(v["values"]): int(v["counts"]) for v in pc.value_counts(pc.filter(stripped, pc.not_equal(stripped, "")))
+              .to_pylist()}
+    shown = ", ".join(f"{k} ({n:,})" for k, n in sorted(counts.items(), key=lambda kv: -kv[1])[:6])
+    ml: dict[str, tuple[Any, str]] = {}
+    if col.type == ColumnType.BOOLEAN:
+        ml["task"] = ("classification", f"a two-class label: {shown}")
+        draft.classes = [False, True]
+    elif col.type == ColumnType.STRING and len(counts) <= MAX_TEXT_CLASSES:
+        ml["task"] = ("classification", f"{len(counts)} classes: {shown}")
+        draft.classes = sorted(counts)
+    elif col.type in (ColumnType.INT64, ColumnType.INT32) and len(counts) <= MAX_INTEGER_CLASSES:
+        ml["task"] = ("classification", f"{len(counts)} whole-number classes: {shown}")
+        draft.classes = sorted(int(v) for v in counts)
+    elif col.type.is_numeric:
+        ml["task"] = ("regression", f"a number with {len(counts):,} distinct values")
+    else:
+        raise PublishError(f"Cannot use '{(col.physical_name or col.name)}' as a label: it is {col.type.value} with "
+                           f"{len(counts):,} distinct values; a label is a class (at most {MAX_TEXT_CLASSES} values) "
+                           "or a number.")
+    ml["idColumn"] = (draft.primary_key, "")
+    ml["labelColumn"] = (col.name, "")
+    if ml["task"][0] == "classification" and len(counts) < 2:
+        raise PublishError(f"Cannot use '{(col.physical_name or col.name)}' as a label: it has {len(counts)} value(s) ({shown}); a "
+                           "classifier needs at least two classes.")
+    if col.type == ColumnType.STRING and len(counts) == 2:
+        named = [v for v in counts if v.lower() in _POSITIVE_WORDS]
+        positive = named[0] if len(named) == 1 else min(counts, key=lambda v: (counts[v], v))
+        why = f"'{positive}' names the positive class" if len(named) == 1 else f"'{positive}' is the rarer class"
+        ml["positiveLabel"] = (positive, f"{why}; the model predicts the probability of '{positive}'")
+    if predictions:
+        ml["predictionsProduct"] = (predictions, "the product its scores are published as")
+    draft.ml = ml
 
 
 # -- reading a sample --------------------------------------------------------------------------

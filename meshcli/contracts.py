@@ -82,6 +82,10 @@ def contract_infer(
     owner_team: Annotated[str | None, typer.Option(help="Owning team (default: unassigned)")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the draft here instead of to stdout")] = None,
     file_format: Annotated[str | None, typer.Option("--format", help="parquet or csv (default: by suffix)")] = None,
+    label: Annotated[str | None, typer.Option(help="The label column (file or product name): adds an ml block "
+                                               "and drafts the predictions product's contract too")] = None,
+    predictions: Annotated[str | None, typer.Option(help="Id of the predictions product (default: "
+                                                     "<id>_predictions; with --label)")] = None,
 ) -> None:
     """Draft a contract (YAML) from a CSV or Parquet file, with a comment on every guess.
 
@@ -92,21 +96,41 @@ def contract_infer(
     Large files are sampled (the first 100,000 rows). The draft validates, and
     `mesh publish` of the same file under it succeeds; review it before use.
 
+    With `--label Churn`, the draft is labelled training data (an ml block:
+    task, id column, label, the positive class of a two-class text label) and
+    the contract of its predictions product is drafted beside it, so that
+    publish, `mesh train` and scoring need no edit.
+
     Example: `mesh contract infer exports/Customers.csv --id customers --domain crm --out data_products/crm/customers.yaml`
+
+    Example: `mesh contract infer telco.csv --id telco --domain crm --label Churn --out data_products/crm/telco.yaml`
     """
     from datamesh.contracts import parse_contract
     from datamesh.infer import infer_contract
 
-    draft = infer_contract(file, product_id=product_id, domain=domain, owner_team=owner_team, file_format=file_format)
-    text = draft.yaml()
-    parse_contract(yaml.safe_load(text), out or Path(f"{draft.domain}/{draft.product_id}.yaml"))  # the draft validates
-    if out is None:
-        typer.echo(text, nl=False)
-        return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
-    say(("wrote", "green"), f" {out}: {len(draft.columns)} columns guessed from {draft.rows:,} rows of {file.name}"
-        + (" (a sample)" if draft.sampled else ""))
+    if predictions is not None and label is None:
+        raise typer.BadParameter("--predictions names the scores of a label: give --label too")
+    draft = infer_contract(file, product_id=product_id, domain=domain, owner_team=owner_team, file_format=file_format,
+                           label=label, predictions=predictions)
+    documents = [(out, draft.yaml())]
+    if draft.ml is not None:
+        from ml.drafts import predictions_contract_yaml
+
+        target = predictions or f"{draft.product_id}_predictions"
+        draft.ml["predictionsProduct"] = (target, "the product its scores are published as")
+        documents = [(out, draft.yaml()),
+                     (None if out is None else out.with_name(f"{target}.yaml"), predictions_contract_yaml(draft, target))]
+    for path, text in documents:  # every draft validates before anything is written
+        parse_contract(yaml.safe_load(text), path or Path(f"{draft.domain}/draft.yaml"))
+    for path, text in documents:
+        if path is None:
+            typer.echo(("---\n" if text is not documents[0][1] else "") + text, nl=False)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        what = (f"{len(draft.columns)} columns guessed from {draft.rows:,} rows of {file.name}"
+                + (" (a sample)" if draft.sampled else "")) if text is documents[0][1] else "the predictions product"
+        say(("wrote", "green"), f" {path}: {what}")
 
 
 @dbt_app.command("sources")

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.text import Text
 
 from meshcli.app import app, handled, mesh_from_settings
-from meshcli.render import OutputFormat, console, metric_cells, print_demo_summary, print_rows, print_table, progress, say
+from meshcli.render import OutputFormat, metric_cells, print_demo_summary, print_rows, print_table, progress, say
 from ml.choices import DEFAULT_PROFILE, Profile
 
 
@@ -49,6 +48,21 @@ def demo(
                                max_training_rows=max_training_rows)
     print_demo_summary(summary)
     say(f"full log of this run: {log_path}")
+
+
+def print_candidates(card: Any, title: str) -> None:  # noqa: ANN401 (an ml.card.ModelCard)
+    """The cross-validated comparison of a model card's candidates, the ones that ran; the skipped in one line."""
+    metrics = [m for m in (card.primary_metric, "pr_auc", "f1", "roc_auc_ovr", "accuracy", "log_loss", "brier",
+                           "mae", "r2") if any(m in row for row in card.comparison)]
+    metrics = list(dict.fromkeys(metrics))
+    ran = [row for row in card.comparison if row.get("status") != "skipped"]
+    status = ["status"] if any(row.get("status") != "ok" for row in ran) else []  # only when one failed
+    print_table(f"{title} (cross-validated on {card.n_training_rows:,} rows)", ["candidate", *status, *metrics],
+                [[str(row.get("candidate")), *([str(row.get("status", ""))] if status else []),
+                  *metric_cells(row, metrics)] for row in ran], right=set(metrics))
+    skipped = [str(row.get("candidate")) for row in card.comparison if row.get("status") == "skipped"]
+    if skipped:
+        say(f"not run (outside the profile or without Keras): {', '.join(skipped)}")
 
 
 @app.command()
@@ -102,7 +116,7 @@ def train(
     mesh = mesh_from_settings()
     outcome = train_product(mesh, product, candidates=candidate or None, profile=profile, include_keras=keras,
                             seed=seed, progress=progress)
-    console.print(Text(outcome.report.comparison_markdown))
+    print_candidates(outcome.model_version.card, f"Candidates of model v{outcome.model_version.version}")
     c = mesh.contract(product)
     if score and c.ml is not None and c.ml.predictions_product and c.ml.predictions_product in mesh.contracts:
         manifest = score_product(mesh, product, progress=progress)
@@ -136,15 +150,4 @@ def models(
     print_rows(["version", "champion", "candidate", "cv metric", "trained on", "threshold", "created_at"], rows,
                 OutputFormat.TABLE, title=f"Models of {product}")
     if comparison and champion is not None:
-        card = champion.card
-        metrics = [m for m in (card.primary_metric, "pr_auc", "f1", "roc_auc_ovr", "accuracy", "log_loss", "brier", "mae", "r2")
-                   if any(m in row for row in card.comparison)]
-        ran = [row for row in card.comparison if row.get("status") != "skipped"]
-        status = ["status"] if any(row.get("status") != "ok" for row in ran) else []  # only when one failed
-        print_table(f"Candidates of model v{champion.version} (cross-validated on {card.n_training_rows:,} rows)",
-                    ["candidate", *status, *metrics],
-                    [[str(row.get("candidate")), *([str(row.get("status", ""))] if status else []),
-                      *metric_cells(row, metrics)] for row in ran], right=set(metrics))
-        skipped = [str(row.get("candidate")) for row in card.comparison if row.get("status") == "skipped"]
-        if skipped:
-            say(f"not run (outside the profile or without Keras): {', '.join(skipped)}")
+        print_candidates(champion.card, f"Candidates of model v{champion.version}")

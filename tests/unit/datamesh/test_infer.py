@@ -142,3 +142,55 @@ def cli(mesh, contracts_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     yield invoke
     get_settings.cache_clear()
+
+
+LABELLED = (
+    "AccountID,Seats,Spend,Plan,Outcome,Single\n"
+    "a1,3,10.5,basic,Won,x\n" "a2,40,99.1,pro,Lost,x\n" "a3,7,12.25,basic,Lost,x\n"
+    "a4,120,450.75,enterprise,Won,x\n" "a5,9,15.5,basic,Lost,x\n" "a6,33,80.0,pro,Lost,x\n"
+)
+
+
+def test_label_drafts_an_ml_block(tmp_path: Path) -> None:
+    path = _write(tmp_path / "accounts.csv", LABELLED)
+    two = infer_contract(path, product_id="accounts", domain="sales", label="Outcome")
+    ml = {k: v for k, (v, _comment) in two.ml.items()}
+    # Two words that are not yes/no: a word that names an event (won) is the positive class; the comment says why.
+    assert ml == {"task": "classification", "idColumn": "account_id", "labelColumn": "outcome",
+                  "positiveLabel": "Won"}
+    assert "names the positive class" in two.ml["positiveLabel"][1]
+    tiers = _write(tmp_path / "tiers.csv", "Id,Tier\n1,gold\n2,silver\n3,silver\n4,silver\n")
+    assert infer_contract(tiers, label="Tier").ml["positiveLabel"] == ("gold", "'gold' is the rarer class; the "
+                                                                      "model predicts the probability of 'gold'")
+    assert parse_contract(yaml.safe_load(two.yaml()), tmp_path / "accounts.yaml").ml.positive_label == "Won"
+    three = infer_contract(path, product_id="accounts", domain="sales", label="plan", predictions="plan_scores")
+    assert three.ml["task"][0] == "classification" and "positiveLabel" not in three.ml
+    assert three.classes == ["basic", "enterprise", "pro"] and three.ml["predictionsProduct"][0] == "plan_scores"
+    number = infer_contract(path, product_id="accounts", domain="sales", label="Spend")
+    assert number.ml["task"][0] == "regression" and "positiveLabel" not in number.ml
+
+
+def test_label_errors_name_the_column_and_what_to_do(tmp_path: Path) -> None:
+    from datamesh.errors import PublishError
+
+    path = _write(tmp_path / "accounts.csv", LABELLED)
+    with pytest.raises(PublishError, match=r"no column 'Outcomes'.*Outcome"):
+        infer_contract(path, label="Outcomes")
+    with pytest.raises(PublishError, match="it is the id column"):
+        infer_contract(path, label="AccountID")
+    with pytest.raises(PublishError, match="at least two classes"):
+        infer_contract(path, label="Single")
+
+
+def test_the_predictions_contract_holds_what_scoring_writes(tmp_path: Path) -> None:
+    from ml.drafts import predictions_contract_yaml
+
+    path = _write(tmp_path / "accounts.csv", LABELLED)
+    for label, predicted, threshold in (("Outcome", "boolean", True), ("Plan", "string", False),
+                                        ("Spend", None, False)):
+        draft = infer_contract(path, product_id="accounts", domain="sales", label=label)
+        contract = parse_contract(yaml.safe_load(predictions_contract_yaml(draft, "scores")), tmp_path / "s.yaml")
+        types = {c.name: c.type.value for c in contract.columns}
+        assert types.get("predicted_label") == predicted, (label, types)
+        assert ("threshold" in types) is threshold and ("prediction" in types) is (predicted is None)
+        assert contract.primary_key == ("account_id",) and contract.lineage.inputs == ("accounts",)
