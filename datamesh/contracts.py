@@ -239,13 +239,20 @@ def _boolean_tokens(value: Any) -> Any:
     return out
 
 
+#: The words a CSV writes for true and false in a boolean column without ``trueValues`` / ``falseValues``.
+DEFAULT_TRUE_WORDS, DEFAULT_FALSE_WORDS = ("true", "1"), ("false", "0")
+
+
 def _check_boolean_tokens(column: Column) -> None:
     if column.true_values is None and column.false_values is None:
         return
     if column.type != ColumnType.BOOLEAN:
         raise ValueError(f"trueValues/falseValues apply to boolean columns; '{column.name}' is {column.type.value}")
     seen: dict[str, str] = {}
-    for field, tokens in (("trueValues", column.true_values), ("falseValues", column.false_values)):
+    # A list left out keeps its defaults, which then must not collide with the other list's words.
+    words = (("trueValues", column.true_values if column.true_values is not None else DEFAULT_TRUE_WORDS),
+             ("falseValues", column.false_values if column.false_values is not None else DEFAULT_FALSE_WORDS))
+    for field, tokens in words:
         if tokens is not None and not tokens:
             raise ValueError(f"{field} of column '{column.name}' is empty; list the words, like {field}: ['Yes', 'Y']")
         for token in tokens or ():
@@ -253,7 +260,8 @@ def _check_boolean_tokens(column: Column) -> None:
                 raise ValueError(f"{field} of column '{column.name}' has an empty word; an empty cell is null")
             other = seen.get(token.strip().lower())
             if other is not None and other != field:
-                raise ValueError(f"column '{column.name}': {token!r} is in both trueValues and falseValues")
+                raise ValueError(f"column '{column.name}': {token!r} is in both trueValues and falseValues "
+                                 "(a list left out means its defaults: true, 1 / false, 0); give both lists")
             seen[token.strip().lower()] = field
 
 
@@ -313,6 +321,19 @@ def _check_physical_names(columns: Iterable[Column]) -> None:
             raise ValueError(f"columns {', '.join(repr(c) for c in cols)} all read the file column '{source}' "
                              "(physicalName, or the name of a column without one); each file column maps to one "
                              "product column")
+
+
+def _check_null_markers(contract: Contract) -> None:
+    """A word of a boolean column that is also a null marker would silently read as null."""
+    markers = {m.strip().lower() for m in (contract.csv.null_values if contract.csv else ("",))}
+    for col in contract.columns:
+        if col.type != ColumnType.BOOLEAN:
+            continue
+        words = [*(col.true_values or DEFAULT_TRUE_WORDS), *(col.false_values or DEFAULT_FALSE_WORDS)]
+        clash = sorted({w for w in words if w.strip().lower() in markers})
+        if clash:
+            raise ValueError(f"column '{col.name}': {', '.join(repr(w) for w in clash)} is both a boolean word and "
+                             "a null marker (csv.nullValues), so such cells would read as null; remove it from one")
 
 
 _NUMBER_TYPES = "int32, int64, double or decimal(p,s)"
@@ -508,6 +529,7 @@ class Contract(_Model):
         if dupes:
             raise ValueError(f"duplicate column names: {dupes}")
         _check_physical_names(self.columns)
+        _check_null_markers(self)
         known = set(names)
 
         def check(col: str, where: str) -> None:

@@ -41,8 +41,9 @@ MAX_ACCEPTED_VALUES = 12
 _DELIMITERS = ",;\t|"
 #: true word -> false word, compared lowercased: the pairs a boolean column may be written with.
 _BOOLEAN_PAIRS = {"true": "false", "yes": "no", "y": "n", "t": "f"}
-_INT = re.compile(r"[+-]?\d+")
-_NUMBER = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+)")
+# ASCII digits only, and no leading '+': what the CSV reader accepts as a number (not Python's int()).
+_INT = re.compile(r"-?[0-9]+")
+_NUMBER = re.compile(r"-?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)")
 _FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TIME = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?")
@@ -244,6 +245,10 @@ def _add_ml_block(draft: Draft, col: DraftColumn, cells: pa.Array, predictions: 
     if ml["task"][0] == "classification" and len(counts) < 2:
         raise PublishError(f"Cannot use '{(col.physical_name or col.name)}' as a label: it has {len(counts)} value(s) ({shown}); a "
                            "classifier needs at least two classes.")
+    if col.type in (ColumnType.INT64, ColumnType.INT32) and len(counts) == 2 and set(counts) != {"0", "1"}:
+        positive = str(max(int(v) for v in counts))
+        ml["positiveLabel"] = (int(positive), f"the larger of the two values; the model predicts the probability "
+                                              f"of {positive}")
     if col.type == ColumnType.STRING and len(counts) == 2:
         named = [v for v in counts if v.lower() in _POSITIVE_WORDS]
         positive = named[0] if len(named) == 1 else min(counts, key=lambda v: (counts[v], v))
@@ -410,7 +415,7 @@ def _guess(distinct: list[str], name: str) -> tuple[ColumnType, str, Any]:
         if all(-(2**63) <= int(v) < 2**63 for v in distinct):
             return ColumnType.INT64, "whole numbers", None
         return ColumnType.STRING, "whole numbers too large for int64 (kept as text)", None
-    if all(_NUMBER.fullmatch(v) for v in distinct):
+    if all(_NUMBER.fullmatch(v) for v in distinct) and _casts(distinct, pa.float64()):
         scale = max(len(v.split(".")[1]) if "." in v else 0 for v in distinct)
         whole = max(len(v.lstrip("+-").split(".")[0].lstrip("0") or "0") for v in distinct)
         words = set(snake_case(name).split("_"))
@@ -419,7 +424,7 @@ def _guess(distinct: list[str], name: str) -> tuple[ColumnType, str, Any]:
             return (ColumnType.decimal(precision, scale),
                     f"amounts with up to {scale} decimals and {whole} digits before the point", None)
         return ColumnType.DOUBLE, "numbers with a decimal point", None
-    if all(_FLOAT.fullmatch(v) for v in distinct):
+    if all(_FLOAT.fullmatch(v) for v in distinct) and _casts(distinct, pa.float64()):
         return ColumnType.DOUBLE, "numbers", None
     if all(_DATE.fullmatch(v) for v in distinct) and _casts(distinct, pa.date32()):
         return ColumnType.DATE, "dates (YYYY-MM-DD)", None

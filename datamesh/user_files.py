@@ -48,7 +48,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from datamesh.contracts import Column, ColumnType, Contract, CsvDialect
+from datamesh.contracts import DEFAULT_FALSE_WORDS, DEFAULT_TRUE_WORDS, Column, ColumnType, Contract, CsvDialect
 from datamesh.errors import PublishError, SchemaMismatchError, did_you_mean
 
 #: Rows per record batch when streaming a Parquet file.
@@ -184,8 +184,11 @@ def _parquet_plan(contract: Contract, path: Path, schema: pa.Schema) -> list[_Pa
 
 
 def _converts(got: pa.DataType, kind: ColumnType) -> bool:
-    """Types read without loss as ``kind``: large strings as strings; times of any unit, and for
+    """Types read without loss as ``kind``: dictionary-encoded values as their values; large strings as
+    strings; times of any unit, and for
     ``timestamptz`` any time zone (an Arrow instant is stored in UTC: the zone is only its display)."""
+    if pa.types.is_dictionary(got):  # e.g. a pandas category column: its values are what counts
+        return _converts(got.value_type, kind) or got.value_type == kind.arrow
     if kind == ColumnType.STRING:
         return pa.types.is_large_string(got)
     if pa.types.is_timestamp(got):
@@ -350,6 +353,12 @@ def read_csv_header(contract: Contract, path: Path) -> list[str]:
         raise PublishError(
             f"Product '{contract.id}': file {path} has no header line. The first line must name the columns: {expected}."
         )
+    broken = [i for i, h in enumerate(header, start=1) if "\n" in h or "\r" in h]
+    if broken:  # the data would then start inside the header (a quoted line break), a row off
+        raise SchemaMismatchError(
+            f"Product '{contract.id}': file {path}: header column {broken[0]} holds a line break inside quotes "
+            f"({header[broken[0] - 1]!r}). A column name is one line; fix the header and publish again."
+        )
     names = [h.strip() for h in header]
     blanks = [str(i) for i, n in enumerate(names, start=1) if not n]
     if blanks:
@@ -452,12 +461,9 @@ def _typed(col: Column, text: pa.Array, dialect: CsvDialect) -> pa.Array:
     return _cast_each(cells, lambda a: a.cast(kind.arrow))
 
 
-_DEFAULT_TRUE, _DEFAULT_FALSE = ("true", "1"), ("false", "0")
-
-
 def boolean_words(col: Column) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The words a CSV writes for true and for false in ``col`` (compared without regard to case)."""
-    return col.true_values or _DEFAULT_TRUE, col.false_values or _DEFAULT_FALSE
+    return col.true_values or DEFAULT_TRUE_WORDS, col.false_values or DEFAULT_FALSE_WORDS
 
 
 def _booleans(col: Column, cells: pa.Array) -> pa.Array:

@@ -86,6 +86,7 @@ def contract_infer(
                                                "and drafts the predictions product's contract too")] = None,
     predictions: Annotated[str | None, typer.Option(help="Id of the predictions product (default: "
                                                      "<id>_predictions; with --label)")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite files that exist")] = False,
 ) -> None:
     """Draft a contract (YAML) from a CSV or Parquet file, with a comment on every guess.
 
@@ -117,11 +118,17 @@ def contract_infer(
         from ml.drafts import predictions_contract_yaml
 
         target = predictions or f"{draft.product_id}_predictions"
+        if target == draft.product_id:
+            raise typer.BadParameter(f"the predictions product needs an id of its own, not '{target}'",
+                                     param_hint="--predictions")
         draft.ml["predictionsProduct"] = (target, "the product its scores are published as")
         documents = [(out, draft.yaml()),
                      (None if out is None else out.with_name(f"{target}.yaml"), predictions_contract_yaml(draft, target))]
-    for path, text in documents:  # every draft validates before anything is written
+    for path, text in documents:  # every draft validates, and nothing is overwritten, before anything is written
         parse_contract(yaml.safe_load(text), path or Path(f"{draft.domain}/draft.yaml"))
+        if path is not None and path.exists() and not force:
+            raise typer.BadParameter(f"{path} exists; choose another --out, or --force to overwrite it",
+                                     param_hint="--out")
     for path, text in documents:
         if path is None:
             typer.echo(("---\n" if text is not documents[0][1] else "") + text, nl=False)

@@ -195,8 +195,17 @@ def score_product(
 def _check_positive_label(spec: LearningSpec, card: Any, version: int) -> None:
     """The champion's positive class must still be the one the contract declares: its
     probabilities are of that class, and ``predicted_label`` means it."""
-    if spec.positive_label is None or card.multiclass or card.positive_label is None:
+    if card.multiclass or card.positive_label is None:
         return
+    if spec.positive_label is None:
+        if card.positive_label is True or str(card.positive_label).strip().lower() in ("1", "true"):
+            return  # the default positive class of a boolean or 0/1 label, named explicitly at training time
+        raise RegistryError(
+            f"Model '{spec.product}' v{version} was trained with positive class {card.positive_label!r}, but "
+            f"{spec.where} no longer sets `ml.positiveLabel`, so the default (true / 1) would be meant: its "
+            f"probabilities are of the old class. Put `positiveLabel: {card.positive_label!r}` back, or retrain "
+            f"(`mesh train {spec.product}`) before scoring."
+        )
     if card.positive_label == spec.positive_label or str(card.positive_label) == str(spec.positive_label):
         return
     yaml_words = {True: {"yes", "y", "true", "on"}, False: {"no", "n", "false", "off"}}

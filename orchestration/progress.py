@@ -84,9 +84,9 @@ def output_to(log_path: Path) -> Iterator[IO[str]]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
-    saved = {fd: os.dup(fd) for fd in (1, 2)}
-    terminal = os.fdopen(os.dup(saved[2]), "w", buffering=1)
-    with log_path.open("a") as log:
+    with log_path.open("a") as log:  # opened first: a log that cannot be opened leaks no descriptor
+        saved = {fd: os.dup(fd) for fd in (1, 2)}
+        terminal = os.fdopen(os.dup(saved[2]), "w", buffering=1)
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         try:

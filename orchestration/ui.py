@@ -44,7 +44,8 @@ STOP_GRACE_SECONDS = 20.0
 _DIE_WITH_PARENT = ("import ctypes, os, signal, sys\n"
                     "try:\n    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG\n"
                     "except (OSError, AttributeError):\n    pass\n"
-                    "os.execv(sys.executable, [sys.executable, '-m', *sys.argv[1:]])\n")
+                    "if os.getppid() != int(sys.argv[1]):\n    sys.exit(1)  # the supervisor died before prctl\n"
+                    "os.execv(sys.executable, [sys.executable, '-m', *sys.argv[2:]])\n")
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -132,7 +133,7 @@ class Supervisor:
     def _spawn(self, name: str, args: list[str], log) -> None:  # noqa: ANN001
         env = {**os.environ, "DAGSTER_HOME": str(self.home), "DO_NOT_TRACK": "1"}
         self.children[name] = subprocess.Popen(
-            [sys.executable, "-c", _DIE_WITH_PARENT, *args], env=env, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *args], env=env, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own group: stopping it stops what it started (code servers, runs)
         )

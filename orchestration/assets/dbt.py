@@ -176,13 +176,17 @@ def build_dbt_assets(contracts: ContractRegistry) -> dg.AssetsDefinition:
             "lake_url": settings.lake_url, "contracts_dir": str(settings.contracts_dir),
             "actor": mart_actor(settings, contracts), "run_id": settings.run_id,
         }))
-        invocation = dbt.cli(["build"], context=context, target_path=target)
+        invocation = dbt.cli(["build"], context=context, target_path=target, raise_on_error=False)
         # The events wait for the build's end (dbt's log still streams to the compute log): only then
-        # does dbt release its DuckDB working file, where the views' column types are to be read.
+        # does dbt release its DuckDB working file, where the views' column types are to be read. A
+        # failed build still records what it built and every check result before the step fails.
         events = list(invocation.stream())
         types = view_column_types(dbt_duckdb_path())
         manifest = invocation.manifest
         for event in events:
             yield with_column_types(event, types, manifest)
+        error = invocation.get_error()
+        if error is not None:
+            raise error
 
     return dbt_models

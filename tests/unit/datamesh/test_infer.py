@@ -194,3 +194,31 @@ def test_the_predictions_contract_holds_what_scoring_writes(tmp_path: Path) -> N
         assert types.get("predicted_label") == predicted, (label, types)
         assert ("threshold" in types) is threshold and ("prediction" in types) is (predicted is None)
         assert contract.primary_key == ("account_id",) and contract.lineage.inputs == ("accounts",)
+
+
+def test_cli_infer_never_overwrites_a_file_or_itself(cli, tmp_path: Path) -> None:  # noqa: ANN001
+    path = _write(tmp_path / "accounts.csv", LABELLED)
+    out = tmp_path / "out" / "accounts.yaml"
+    scores = out.with_name("accounts_predictions.yaml")
+    scores.parent.mkdir(parents=True)
+    scores.write_text("EXISTING")
+    result = cli("contract", "infer", str(path), "--id", "accounts", "--label", "Outcome", "--out", str(out))
+    assert result.exit_code != 0 and "exists" in result.output
+    assert scores.read_text() == "EXISTING" and not out.exists()  # nothing written, not even the first draft
+    result = cli("contract", "infer", str(path), "--id", "accounts", "--label", "Outcome", "--predictions",
+                 "accounts", "--out", str(tmp_path / "other" / "accounts.yaml"))
+    assert result.exit_code != 0 and "id of its own" in result.output
+    result = cli("contract", "infer", str(path), "--id", "accounts", "--label", "Outcome", "--out", str(out), "--force")
+    assert result.exit_code == 0 and "predictionsProduct" in out.read_text() and "EXISTING" not in scores.read_text()
+
+
+def test_drafts_publish_what_they_guess(tmp_path: Path) -> None:
+    # '+5' is no int64 for the CSV reader (a double is) and non-ASCII digits no number: the guess is what reads.
+    text = "Id,Delta,Wide,Klass\n1,+5,\uff11\uff12,1\n2,-3,\uff13,2\n3,+1,\uff14,2\n"
+    path = _write(tmp_path / "odd.csv", text)
+    draft = infer_contract(path, product_id="odd", domain="crm", label="Klass")
+    cols = {c.name: c.type.value for c in draft.columns}
+    assert cols["delta"] == "double" and cols["wide"] == "string", cols
+    # A two-class whole-number label other than 0/1 names its positive class.
+    assert draft.ml["positiveLabel"][0] == 2
+    assert _publish(tmp_path, path, draft.yaml(), "odd") == 3

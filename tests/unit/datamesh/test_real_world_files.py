@@ -288,3 +288,30 @@ def test_publish_through_the_mesh_with_physical_names(tmp_path: Path, contracts_
     with mesh.session() as s:
         rows = s.sql("select customer_id, country, partner, total_spend from customers order by 1").fetchall()
     assert rows == [("A1", "NA", True, Decimal("29.85")), ("A2", "DE", False, None)]
+
+
+
+def test_a_header_with_a_quoted_line_break_is_refused(tmp_path: Path) -> None:
+    """csv reads the quoted break as part of the name; the CSV reader would skip one line only and
+    take the rest of the header for a row."""
+    contract = _contract([{"name": "name", "type": "string"}])
+    path = _write(tmp_path / "broken.csv", '"name\n "\nalice\nbob\n')
+    assert "line break inside quotes" in _error(contract, path, SchemaMismatchError)
+
+
+def test_boolean_words_may_not_collide_with_defaults_or_null_markers() -> None:
+    with pytest.raises(ContractError, match="in both trueValues and falseValues"):
+        _contract([{"name": "flag", "type": "boolean", "trueValues": ["0"]}])
+    with pytest.raises(ContractError, match="both a boolean word and a null marker"):
+        _contract([{"name": "flag", "type": "boolean", "trueValues": ["Y"], "falseValues": ["N"]}],
+                  csv={"nullValues": ["", "N"]})
+
+
+def test_dictionary_encoded_parquet_strings_are_read_as_their_values(tmp_path: Path) -> None:
+    """pandas writes a category column dictionary-encoded; `infer` drafts it as string, so it must publish."""
+    path = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"id": ["a", "b", "c"], "plan": pa.array(["x", "y", "x"]).dictionary_encode()}), path)
+    contract = _contract([{"name": "id", "type": "string"}, {"name": "plan", "type": "string"}])
+    read = read_user_file(contract, path)
+    table = read if isinstance(read, pa.Table) else pa.Table.from_batches(list(read))
+    assert table.schema.field("plan").type == pa.string() and table.column("plan").to_pylist() == ["x", "y", "x"]

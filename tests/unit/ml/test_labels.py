@@ -127,6 +127,11 @@ def test_scoring_refuses_a_champion_trained_on_another_positive_label(tmp_path: 
     changed = _mesh_at(tmp_path)
     with pytest.raises(RegistryError, match="trained with positive class 'Yes'.*now says 'No'.*Retrain"):
         score_product(changed, "subscribers")
+    # Removed altogether, the default (true / 1) would be meant: the champion's scores are of 'Yes', refused too.
+    path.write_text(path.read_text().replace('  positiveLabel: "No"\n', ""))
+    assert "positiveLabel" not in path.read_text()
+    with pytest.raises(RegistryError, match="no longer sets `ml.positiveLabel`"):
+        score_product(_mesh_at(tmp_path), "subscribers")
 
 
 def _mesh_at(tmp_path: Path):  # noqa: ANN202
