@@ -173,7 +173,7 @@ def ui_ready(base_url: str) -> tuple[bool, str]:
 
 # --- session fixtures ---------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium_path() -> str:
     path = shutil.which("chromium")
     if path is None:
@@ -182,7 +182,7 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
@@ -200,7 +200,7 @@ class Expected:
         return self.checks[key]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def expected() -> Expected:
     # Imported before the demo and the UI start: the import derives the dbt sources and parses the
     # project if needed, once, instead of three processes doing it at the same time.
@@ -216,7 +216,7 @@ def expected() -> Expected:
     return Expected(group_sizes=sizes, checks=checks, contracts=contracts)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def mesh_ui(chromium_path: str, artifacts: Path, expected: Expected,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshUI]:
     """A small demo recorded in a fresh instance, and the UI serving that instance."""
@@ -286,7 +286,7 @@ def mesh_ui(chromium_path: str, artifacts: Path, expected: Expected,
             stop_process_group(proc)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(chromium_path: str) -> Iterator[Any]:
     from playwright.sync_api import expect, sync_playwright
 
