@@ -271,40 +271,20 @@ def score_predictions(
     calibration curve) of out-of-fold predictions. A multi-class spec takes
     an n x K probability matrix and gets no threshold: the decision is the
     most probable class."""
+    outcome: dict[str, Any]
     if spec.multiclass:
         names = list(classes) if len(classes) == oof.shape[1] else list(range(oof.shape[1]))
         confusion = normalised_confusion(y, oof, len(names))
-        return CandidateResult(
-            name=candidate.name,
-            family=str(candidate.family),
-            status=CandidateStatus.OK,
-            candidate=candidate,
-            oof=oof,
-            metrics=multiclass_metrics(y, oof, names),
-            note=candidate.note,
-            key=key,
-            per_class=per_class_metrics(y, oof, names),
-            confusion=tuple(tuple(row) for row in confusion),
-        )
-    if spec.task == Task.CLASSIFICATION:
+        outcome = {"metrics": multiclass_metrics(y, oof, names), "per_class": per_class_metrics(y, oof, names),
+                   "confusion": tuple(tuple(row) for row in confusion)}
+    elif spec.task == Task.CLASSIFICATION:
         choice = choose_threshold(y, oof, spec.threshold_policy)
-        metrics = classification_metrics(y, oof, choice.threshold)
-        curve = calibration(y, oof)
+        outcome = {"metrics": classification_metrics(y, oof, choice.threshold), "threshold": choice,
+                   "calibration": calibration(y, oof)}
     else:
-        choice, curve = None, None
-        metrics = regression_metrics(y, oof)
-    return CandidateResult(
-        name=candidate.name,
-        family=str(candidate.family),
-        status=CandidateStatus.OK,
-        candidate=candidate,
-        oof=oof,
-        metrics=metrics,
-        threshold=choice,
-        calibration=curve,
-        note=candidate.note,
-        key=key,
-    )
+        outcome = {"metrics": regression_metrics(y, oof)}
+    return CandidateResult(name=candidate.name, family=str(candidate.family), status=CandidateStatus.OK,
+                           candidate=candidate, oof=oof, note=candidate.note, key=key, **outcome)
 
 
 def score_ensemble(

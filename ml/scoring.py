@@ -102,21 +102,20 @@ def score_batches(
     """
     classification = spec.task == Task.CLASSIFICATION
     multiclass = classification and classes is not None and len(classes) > 2
-    if multiclass:
-        yield from _score_multiclass(model, batches, spec, list(classes or ()), model_name, model_version, extra,
-                                     scored_at=scored_at, n_threads=n_threads)
-        return
-    if classification and threshold is None:
+    if classification and not multiclass and threshold is None:
         raise SpecError(f"Scoring '{model_name}' for product '{spec.product}' needs a threshold (from the model card).")
-    cut = float(threshold) if threshold is not None else float("nan")
     extra = dict(extra or {})
     clash = [k for k in extra if k in RESERVED or k == spec.id_column]
     if clash:
         raise SpecError(f"Extra column(s) {clash} clash with the prediction columns {[spec.id_column, *RESERVED]}.")
     features = model_features(model)
     needed = [spec.id_column, *[f for f in features if f != spec.id_column]]
-    when = (scored_at or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
-    stamp = np.datetime64(when, "us")
+    stamp = np.datetime64((scored_at or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None), "us")
+    if multiclass:
+        yield from _score_multiclass(model, batches, spec, list(classes or ()), model_name, model_version, extra,
+                                     needed=needed, stamp=stamp, n_threads=n_threads)
+        return
+    cut = float(threshold) if threshold is not None else float("nan")
     final = model.steps[-1][1] if hasattr(model, "steps") else None
     has_uncertainty = final is not None and hasattr(final, "predict_uncertainty")
     schema: pa.Schema | None = None
@@ -170,18 +169,13 @@ def _score_multiclass(
     classes: list[Any],
     model_name: str,
     model_version: int | str,
-    extra: Mapping[str, Any] | None,
+    extra: dict[str, Any],
     *,
-    scored_at: datetime | None,
+    needed: list[str],
+    stamp: np.datetime64,
     n_threads: int | None,
 ) -> Iterator[pa.RecordBatch]:
-    extra = dict(extra or {})
-    clash = [k for k in extra if k in RESERVED or k == spec.id_column]
-    if clash:
-        raise SpecError(f"Extra column(s) {clash} clash with the prediction columns {[spec.id_column, *RESERVED]}.")
-    features = model_features(model)
-    needed = [spec.id_column, *[f for f in features if f != spec.id_column]]
-    stamp = np.datetime64((scored_at or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None), "us")
+    """Multi-class scoring of :func:`score_batches` (``extra`` checked, ``needed`` columns, one ``stamp``)."""
     names = _class_array(classes)
     codes = np.asarray(getattr(model, "classes_", np.arange(len(classes)))).astype(np.int64)
     if codes.min() < 0 or codes.max() >= len(classes):
