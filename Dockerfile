@@ -23,7 +23,7 @@ WORKDIR /opt/datamesh
 
 # Third-party packages: exactly the lock file, in a layer of their own.
 COPY requirements.lock ./
-RUN uv pip install --system -r requirements.lock
+RUN uv pip install --system --compile-bytecode -r requirements.lock
 
 # The project, editable like `make install` (datamesh.paths finds data_products/
 # and sql/ beside the package); its dependencies are all in the lock already.

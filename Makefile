@@ -5,7 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
+# The stamp names the lock, the project and this recipe's version (bump it when the recipe changes).
+STAMP := $(VENV)/.installed-$(shell (cat requirements.lock pyproject.toml; echo bytecode-1) | sha1sum | cut -c1-12)
 CUSTOMERS ?= 50000
 SEED ?= 42
 export DO_NOT_TRACK := 1
@@ -21,8 +22,11 @@ $(STAMP): requirements.lock pyproject.toml
 	@$(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version}"'
 	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet uv==0.13.8
 	@echo "installing pinned dependencies (first time: a few minutes, ~3 GB) ..."
-	$(BIN)/uv pip install --quiet -p $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet -p $(BIN)/python --compile-bytecode -r requirements.lock
 	$(BIN)/uv pip install --quiet -p $(BIN)/python --no-deps -e .
+	@# Bytecode once, at install: where PYTHONDONTWRITEBYTECODE is set, every process (dbt's and Dagster's
+	@# too) would otherwise compile pandas, scikit-learn and Dagster from source each time it starts.
+	@$(BIN)/python -m compileall -q -j 0 $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') >/dev/null
 	@rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP) ## Create .venv and install the pinned dependencies

@@ -14,8 +14,12 @@ Configured in ``sql/profiles.yml``::
     plugins:
       - module: datamesh.dbt_plugin
         alias: mesh
-        config:
-          context_file: "{{ env_var('DBT_TARGET_PATH', 'target') }}/mesh_context.json"
+
+The run context file is ``$DBT_TARGET_PATH/mesh_context.json`` (``target/``
+when dbt runs with its default target path), found at run time rather than
+rendered into the profile: a profile that named each run's folder would differ
+on every run, and dbt re-parses the whole project when its profile changes.
+A ``context_file`` in the plugin's ``config`` overrides the location.
 
 The plugin is an edge: it builds its settings once, from the ``MESH_*``
 environment dbt runs in, overridden by the run's context file when an
@@ -36,6 +40,7 @@ from dbt.adapters.duckdb.plugins import BasePlugin
 from dbt.adapters.duckdb.utils import TargetConfig
 from duckdb import DuckDBPyConnection
 
+from datamesh.dbt_sources import CONTEXT_FILE
 from datamesh.duckdb_engine import configure_s3, load_iceberg
 from datamesh.errors import PlatformError, SettingsError, VersionNotFoundError
 from datamesh.names import quote_ident
@@ -50,6 +55,11 @@ _CONTEXT_KEYS = ("lake_url", "contracts_dir", "actor", "run_id")
 #: macros/mesh_staging_location.sql through env_var as well).
 STAGING_ENV = "MESH_DBT_STAGING_DIR"
 STAGING_DEFAULT = "target/mesh_staging"
+
+
+def context_file(plugin_config: dict[str, Any]) -> str:
+    """Where this dbt invocation's run context is: the plugin config's ``context_file``, else dbt's target folder."""
+    return str(plugin_config.get("context_file") or Path(os.environ.get("DBT_TARGET_PATH") or "target") / CONTEXT_FILE)
 
 
 def read_context(path: str | None) -> dict[str, str]:
@@ -68,7 +78,7 @@ def read_context(path: str | None) -> dict[str, str]:
 class Plugin(BasePlugin):
     def initialize(self, plugin_config: dict[str, Any]) -> None:
         try:
-            settings = build_settings(**read_context(plugin_config.get("context_file")))
+            settings = build_settings(**read_context(context_file(plugin_config)))
             self.mesh = Mesh.from_settings(settings)
         except PlatformError as exc:
             raise RuntimeError(f"mesh dbt plugin: {exc}") from None

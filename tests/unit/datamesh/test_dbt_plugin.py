@@ -30,3 +30,19 @@ def test_a_malformed_context_is_a_clear_error(tmp_path: Path, content: str) -> N
     path.write_text(content)
     with pytest.raises(SettingsError, match="context"):
         read_context(str(path))
+
+
+def test_the_context_file_is_in_dbts_target_folder_not_in_the_profile(monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path: Path) -> None:
+    """The profile names no per-run path (dbt would re-parse the project on every run): the plugin finds
+    the run's context in $DBT_TARGET_PATH, dbt's default target folder without it, or its explicit config."""
+    from datamesh.dbt_plugin import context_file
+    from datamesh.paths import DBT_PROJECT_DIR
+
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "run-1"))
+    assert context_file({}) == str(tmp_path / "run-1" / CONTEXT_FILE)
+    assert context_file({"context_file": "/elsewhere/c.json"}) == "/elsewhere/c.json"
+    monkeypatch.delenv("DBT_TARGET_PATH")
+    assert context_file({}) == str(Path("target") / CONTEXT_FILE)
+    profile = (DBT_PROJECT_DIR / "profiles.yml").read_text()
+    assert "env_var('DBT_TARGET_PATH'" not in profile
