@@ -40,14 +40,15 @@ def repeated_contract_checks(name: str, sql: str, properties: dict[str, Any], co
 
     A mart named like a contract is that product: every column test its contract
     covers is repeated. A model over a source passes columns through unchanged
-    (``column`` or ``column as new_name``): their tests are repeated too, except the
-    model's own grain key (first column, unique + not_null by the house style).
+    (``column`` or ``column as new_name``): their tests are repeated too, its grain
+    key's ``unique`` + ``not_null`` included (decision 0041: the source's contract
+    ran them at publish on exactly the files the staging view reads).
     """
     if name in contracts:
-        contract, is_product = contracts.get(name), True
+        contract = contracts.get(name)
         renamed = {column: column for column in contract.column_names}
     elif (source := _SOURCE.search(sql)) is not None and source.group(1) in contracts:
-        contract, is_product = contracts.get(source.group(1)), False
+        contract = contracts.get(source.group(1))
         renamed = {
             alias or column: column
             for column, alias in _PASSED_THROUGH.findall(sql)
@@ -57,11 +58,9 @@ def repeated_contract_checks(name: str, sql: str, properties: dict[str, Any], co
         return []
     covered = contract_checked_tests(contract)
     found = []
-    for position, column in enumerate(_entry(properties, name).get("columns", [])):
+    for column in _entry(properties, name).get("columns", []):
         upstream = renamed.get(column["name"])
         repeated = _test_names(column) & covered.get(upstream, set())
-        if position == 0 and not is_product:
-            repeated -= {"unique", "not_null"}
         found += [f"{name}.{column['name']}: {test} (checked by the contract of '{contract.id}')"
                   for test in sorted(repeated)]
     return found
@@ -93,12 +92,16 @@ def test_models_end_with_select_from_final_or_renamed(model: Path) -> None:
 
 @pytest.mark.parametrize("model", OWN_MODELS, ids=lambda p: p.stem)
 def test_primary_keys_are_tested_unique_and_not_null(model: Path) -> None:
-    """By dbt, or, for a mart that is a product, by the product's contract at publish."""
+    """By dbt, or by a contract at publish: the product's for a mart that is one, the source product's
+    for a staging model whose key is the source's primary key, passed through."""
     first = _documented(model)["columns"][0]
-    if model.stem in CONTRACTS:
-        contract = CONTRACTS.get(model.stem)
-        assert contract.primary_key == (first["name"],), f"{model.stem}: the contract's primary key comes first"
-        assert {"unique", "not_null"} <= contract_checked_tests(contract)[first["name"]]
+    source = _SOURCE.search(model.read_text())
+    owner = model.stem if model.stem in CONTRACTS else source.group(1) if source and source.group(1) in CONTRACTS \
+        else None
+    if owner is not None and CONTRACTS.get(owner).primary_key == (first["name"],):
+        assert {"unique", "not_null"} <= contract_checked_tests(CONTRACTS.get(owner))[first["name"]]
+    elif model.stem in CONTRACTS:
+        raise AssertionError(f"{model.stem}: the contract's primary key comes first")
     else:
         assert {"unique", "not_null"} <= _test_names(first), f"{model.stem}.{first['name']}"
 
@@ -131,12 +134,14 @@ def _properties(name: str, columns: dict[str, list[Any]]) -> dict[str, Any]:
 def test_repeated_checks_are_found_through_renames() -> None:
     accepted = {"accepted_values": {"arguments": {"values": ["succeeded", "failed", "refunded"]}}}
     properties = _properties("stg_billing__payments", {
-        "payment_id": ["unique", "not_null"],  # the model's grain: allowed
+        "payment_id": ["unique", "not_null"],  # the source's primary key: its contract checks both
         "customer_id": ["not_null", {"relationships": {}}],
         "payment_status": [accepted],
         "is_failed": ["not_null"],  # derived: not a contract column
     })
     assert repeated_contract_checks("stg_billing__payments", _STAGING_SQL, properties, CONTRACTS) == [
+        "stg_billing__payments.payment_id: not_null (checked by the contract of 'payments')",
+        "stg_billing__payments.payment_id: unique (checked by the contract of 'payments')",
         "stg_billing__payments.customer_id: not_null (checked by the contract of 'payments')",
         "stg_billing__payments.payment_status: accepted_values (checked by the contract of 'payments')",
     ]
