@@ -13,7 +13,7 @@ from datamesh.paths import CONTRACTS_DIR, DBT_PROJECT_DIR
 from orchestration.assets.dbt import build_dbt_assets
 from orchestration.assets.ml import build_ml_assets, build_ml_checks
 from orchestration.assets.sources import build_source_assets
-from orchestration.checks import build_contract_checks, build_query_latency_check
+from orchestration.checks import build_contract_checks, build_query_latency_checks
 from orchestration.resources import dbt_executable, dbt_project
 
 
@@ -42,7 +42,7 @@ def build_definitions_parts(contracts: ContractRegistry) -> tuple[list, list]:  
     assets: list = [build_source_assets(contracts), build_dbt_assets(contracts), *build_ml_assets(contracts)]
     dbt_built = dbt_model_names(DBT_PROJECT_DIR)
     checks = [build_contract_checks(c) for c in contracts if c.id in dbt_built] + build_ml_checks(contracts)
-    checks += [build_query_latency_check(c) for c in contracts if c.query_latency_ms is not None]
+    checks.append(build_query_latency_checks([c for c in contracts if c.query_latency_ms is not None]))
     return assets, checks
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from datamesh.contracts import ContractRegistry
 from datamesh.paths import CONTRACTS_DIR
-from orchestration.checks import QUERY_LATENCY_CHECK, build_query_latency_check, query_latency_check_key
+from orchestration.checks import QUERY_LATENCY_CHECK, build_query_latency_checks, query_latency_check_key
 from orchestration.products import spec_for
 from orchestration.resources import MeshResource
 from tests.conftest import widgets_table
@@ -21,7 +21,7 @@ ERROR_TARGET = "  - property: queryLatency\n    value: 0.000001\n    unit: ms\n 
 def run_check(tmp_path: Path, root: Path, product: str) -> dg.AssetCheckEvaluation:
     contracts = ContractRegistry.from_dir(root)
     contract = contracts.get(product)
-    check = build_query_latency_check(contract)
+    check = build_query_latency_checks([contract])
     result = dg.materialize(
         [spec_for(contract, deps=[], computed_by="python"), check], selection=dg.AssetSelection.checks(check),
         resources={"mesh": MeshResource(lake_url=str(tmp_path / "lake"), contracts_dir=str(root))})
@@ -94,3 +94,19 @@ def test_every_product_with_a_target_has_a_non_blocking_latency_check() -> None:
     assert checks == targeted and targeted == {f"{c.domain}/{c.id}" for c in contracts}
     for contract in contracts:
         assert not graph.get_check_spec(query_latency_check_key(contract)).blocking
+
+
+def test_one_op_times_every_product_and_only_the_selected_ones(tmp_path: Path, lake: Path) -> None:
+    """One step and one session for all the products' checks; a run that selects one check runs that one."""
+    contracts = ContractRegistry.from_dir(lake)
+    chosen = [contracts.get("widgets"), contracts.get("widget_orders")]
+    check = build_query_latency_checks(chosen)
+    specs = [spec_for(c, deps=[], computed_by="python") for c in chosen]
+    resources = {"mesh": MeshResource(lake_url=str(tmp_path / "lake"), contracts_dir=str(lake))}
+    both = dg.materialize([*specs, check], selection=dg.AssetSelection.checks(check), resources=resources)
+    assert {(e.asset_key.path[-1], e.passed) for e in both.get_asset_check_evaluations()} == {
+        ("widgets", False), ("widget_orders", True)}
+    assert len([e for e in both.all_events if e.event_type_value == "STEP_SUCCESS"]) == 1
+    one = dg.materialize([*specs, check], resources=resources,
+                         selection=dg.AssetSelection.checks(query_latency_check_key(chosen[1])))
+    assert [e.asset_key.path[-1] for e in one.get_asset_check_evaluations()] == ["widget_orders"]
