@@ -129,7 +129,8 @@ class CandidateResult:
     and support and ``confusion`` the row-normalised confusion matrix of the
     argmax decisions (rows actual, columns predicted). ``first_fold_model`` is the
     model fitted on the first fold when :func:`cross_validate` was asked to
-    keep it (for permutation importance); reports drop it.
+    keep it (for permutation importance; a soft-voting ensemble's is assembled from its
+    members' first-fold models); reports drop it.
     """
 
     name: str
@@ -300,10 +301,11 @@ def score_ensemble(
     ``StackingClassifier`` builds its meta-features with inner CV instead).
     """
     start = time.perf_counter()
+    first_fold_model = _voting_first_fold_model(ensemble, members, data, folds, spec)
     if spec.multiclass:
         return dataclasses.replace(
             _score_multiclass_ensemble(ensemble, members, data, folds, spec, key),
-            seconds=time.perf_counter() - start,
+            seconds=time.perf_counter() - start, first_fold_model=first_fold_model,
         )
     matrix = np.column_stack([m.oof for m in members if m.oof is not None])
     if ensemble.ensemble == EnsembleKind.VOTING:
@@ -319,7 +321,52 @@ def score_ensemble(
         score_predictions(ensemble, oof, data.y, spec, key=key),
         seconds=time.perf_counter() - start,  # the members' own fits are counted on their rows
         note=f"members: {', '.join(m.name for m in members)}; scored from {how}",
+        first_fold_model=first_fold_model,
     )
+
+
+def _voting_first_fold_model(
+    ensemble: Candidate, members: Sequence[CandidateResult], data: TrainingData, folds: Folds, spec: LearningSpec
+) -> Any:
+    """The soft-voting ensemble fitted on the first fold's training rows, assembled from its
+    members' first-fold models (kept by :func:`cross_validate`) instead of fitted again: the
+    permutation importance of :func:`ml.training.explain` runs on it.
+
+    It is the model ``fit_candidate(ensemble, <fold 1 rows>)`` returns: ``VotingClassifier.fit``
+    fits a clone of each member's ``(features, estimator)`` steps, built by the same
+    :meth:`Candidate.build` with the same seed, on the same rows, after the same column cast
+    (``FrameCaster`` only checks and remembers the column names), with the labels encoded by a
+    ``LabelEncoder`` (the label's int64 codes 0..K-1 map to themselves). Returns None (fit it
+    then) for stacking, a member without a kept model, Keras members (not bit-for-bit
+    reproducible) and any fit a ``max_rows`` cap would subsample.
+    """
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import LabelEncoder
+    from sklearn.utils import Bunch
+
+    if ensemble.ensemble != EnsembleKind.VOTING or not folds.splits or not members:
+        return None
+    train = folds.splits[0][0]
+    caps = [ensemble.max_rows, *(m.candidate.max_rows for m in members if m.candidate is not None)]
+    fitted = [m.first_fold_model for m in members]
+    if (
+        any(m.candidate is None or m.candidate.needs_keras for m in members)
+        or any(cap is not None and len(train) > cap for cap in caps)
+        or [m.name for m in members] != [c.name for c in ensemble.members]
+        or not all(isinstance(f, Pipeline) and len(f.steps) == 3 and f.steps[0][0] == "prepare" for f in fitted)
+    ):
+        return None
+    model = ensemble.build(data.features, spec.seed, spec.product)
+    voting = model.steps[-1][1]
+    estimators = [f[1:] for f in fitted]  # each member's fitted (features, estimator) steps
+    voting.le_ = LabelEncoder().fit(data.y[train])
+    voting.classes_ = voting.le_.classes_
+    voting.estimators_ = estimators
+    voting.named_estimators_ = Bunch(**{name: est for (name, _), est in zip(voting.estimators, estimators, strict=True)})
+    if hasattr(estimators[-1], "feature_names_in_"):
+        voting.feature_names_in_ = estimators[-1].feature_names_in_
+    model.steps[0] = ("prepare", fitted[0].steps[0][1])
+    return model
 
 
 def _score_multiclass_ensemble(

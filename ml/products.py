@@ -114,9 +114,9 @@ def train_product(
     multiclass = _has_many_classes(frame, spec)
     plan = default_zoo(spec.task, len(frame), include_keras=include_keras, profile=profile,
                        names=list(candidates) if candidates else None, multiclass=multiclass)
-    report = train_and_evaluate(
+    report = train_and_evaluate(  # plots="best": the registry stores the best model's plots only
         frame, spec, plan, progress=say, training_data={product: str(manifest.version)},
-        current_champion=current.card if current is not None else None,
+        current_champion=current.card if current is not None else None, plots="best",
     )
     card = report.model_card(model_name=product)
     version = reg.register(product, report.model, card, report.plots)
@@ -348,17 +348,21 @@ def drift_against_champion(mesh: Mesh, product: str, *, sample_rows: int = 200_0
         return None
     reference_version = int(champion.card.training_data.get(product, 0))
     current, manifest = load_frame(mesh, product)
+    # The latest version is often the one the champion was trained on: read and predict it once.
+    same = reference_version == manifest.version
     try:
-        reference, _ = load_frame(mesh, product, reference_version)
+        reference = current if same else load_frame(mesh, product, reference_version)[0]
     except Exception as exc:  # noqa: BLE001 - the training version may have been removed by retention
         raise RegistryError(
             f"Drift of '{product}': the champion was trained on version {reference_version}, which is no longer "
             f"readable ({exc}). Retrain to get a champion on a current version."
         ) from None
-    if len(reference) > sample_rows:
-        reference = reference.sample(sample_rows, random_state=0)
     if len(current) > sample_rows:
         current = current.sample(sample_rows, random_state=0)
+    if same:
+        reference = current  # the same rows, sampled the same way
+    elif len(reference) > sample_rows:
+        reference = reference.sample(sample_rows, random_state=0)
     features = drift_report(reference, current, champion.card.feature_columns)
     predictions_psi = None
     if champion.card.task == Task.CLASSIFICATION:
@@ -367,5 +371,7 @@ def drift_against_champion(mesh: Mesh, product: str, *, sample_rows: int = 200_0
         model = reg.load(product, champion.version)
         column = (lambda p: p.max(axis=1)) if champion.card.multiclass else (lambda p: p[:, 1])
         with threadpool_limits(limits=1):  # OpenMP threads spin-wait on a busy 2-core machine
-            predictions_psi = psi_numeric(column(model.predict_proba(reference)), column(model.predict_proba(current)))
+            current_p = column(model.predict_proba(current))
+            reference_p = current_p if same else column(model.predict_proba(reference))
+        predictions_psi = psi_numeric(reference_p, current_p)
     return ChampionDrift(product, reference_version, manifest.version, features, predictions_psi)

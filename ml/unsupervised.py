@@ -112,8 +112,10 @@ def _segment(
         labels = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(sample)
         scores[k] = float(silhouette_score(sample, labels)) if len(set(labels)) > 1 else -1.0
     best_k = max(scores, key=lambda k: (scores[k], -k))
-    model = Pipeline([*_scaler(columns, product), ("kmeans", KMeans(n_clusters=best_k, n_init=4, random_state=seed))])
-    labels = model.fit_predict(frame)
+    # The scaler fitted above on every row is the one a fresh pipeline would fit: reuse it and its output.
+    kmeans = KMeans(n_clusters=best_k, n_init=4, random_state=seed)
+    labels = kmeans.fit_predict(scaled)
+    model = Pipeline([*prep.steps, ("kmeans", kmeans)])
     sizes = {int(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True), strict=True)}
     profile = frame[columns].astype("float64").groupby(labels).mean()
     profile.index.name = "segment"

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +19,8 @@ from ml.evaluation import (
 from ml.preparation import prepare_training_data
 from ml.spec import LearningSpec, Task
 from ml.zoo import Candidate, Family, candidate_by_name, with_members
+
+from .conftest import churn_frame
 
 
 def _broken(**_: object) -> object:
@@ -142,3 +146,39 @@ def test_results_are_immutable_and_carry_timing_and_warnings(frame: pd.DataFrame
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.note = "changed"  # type: ignore[misc]
     assert dataclasses.replace(result, first_fold_model=None).metrics == result.metrics
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_soft_voting_first_fold_model_is_the_fitted_one(classes: int) -> None:
+    """The voting ensemble's first-fold model (for permutation importance) is assembled from the
+    members' first-fold models; it predicts exactly what fitting the ensemble on that fold does.
+    (One forest thread: with several, predict_proba sums the trees in thread order, so even one
+    fitted forest differs from itself by an ulp between calls.)"""
+    from ml.evaluation import fit_candidate, permutation_importances
+
+    frame = churn_frame(240, seed=3)
+    if classes == 3:
+        frame["churned"] = np.where(frame["x0"] > 0.5, "gold", np.where(frame["churned"], "silver", "bronze"))
+    spec = LearningSpec(product="churn_features", id_column="customer_id", label_column="churned", cv_folds=3)
+    data = prepare_training_data(frame, spec)
+    if classes == 3:
+        spec = spec.as_multiclass()
+    folds = make_folds(data.y, spec.task, spec.cv_folds, spec.seed)
+    multiclass = classes == 3
+    names = ("logistic_regression", "random_forest", "decision_tree")
+    members = [candidate_by_name(n, "classification", n_jobs=1, multiclass=multiclass) for n in names]
+    members[1] = dataclasses.replace(members[1], params={**members[1].params, "n_estimators": 10})  # quick
+    results = [cross_validate(m, data, folds, spec, keep_first_fold_model=True) for m in members]
+    voting = with_members(candidate_by_name("soft_voting", "classification", n_jobs=1, multiclass=multiclass), members)
+    assembled = score_ensemble(voting, results, data, folds, spec).first_fold_model
+    assert assembled is not None
+    train, test = folds.splits[0]
+    fitted = fit_candidate(voting, data.X.iloc[train], data.y[train], spec, data.features)
+    X_test = data.X.iloc[test]
+    assert np.array_equal(assembled.predict_proba(X_test), fitted.predict_proba(X_test))
+    assert np.array_equal(assembled.predict(X_test), fitted.predict(X_test))
+    assert list(assembled.classes_) == list(fitted.classes_)
+    assert permutation_importances(assembled, data, test, spec) == permutation_importances(fitted, data, test, spec)
+    # without the members' kept models (or for stacking) there is none: explain() fits one
+    assert score_ensemble(voting, [dataclasses.replace(r, first_fold_model=None) for r in results],
+                          data, folds, spec).first_fold_model is None

@@ -285,3 +285,25 @@ def test_positive_label_on_a_multiclass_label_is_a_clear_error() -> None:
     spec = LearningSpec("accounts", "account_id", "plan", positive_label="pro", cv_folds=3)
     with pytest.raises(LabelError, match="positiveLabel.*'pro'.*has 3 classes.*Remove `ml.positiveLabel`"):
         prepare_training_data(frame, spec)
+
+
+def test_drift_on_the_training_version_reads_and_predicts_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The champion's training version is the latest: drift reads it once and predicts it once
+    (the reference and current samples are the same rows), and nothing moved."""
+    import ml.products as products
+
+    mesh = _mesh(tmp_path)
+    mesh.publish("accounts", accounts_table())
+    products.train_product(mesh, "accounts", candidates=["logistic_regression"], include_keras=False)
+    reads: list[int | None] = []
+    real = products.load_frame
+
+    def counting(m: object, product: str, version: int | None = None) -> object:
+        reads.append(version)
+        return real(m, product, version)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(products, "load_frame", counting)
+    report = products.drift_against_champion(mesh, "accounts")
+    assert report is not None and reads == [None]
+    assert report.reference_version == report.current_version
+    assert report.max_psi == 0.0 and report.predictions_psi == 0.0

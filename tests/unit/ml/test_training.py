@@ -192,18 +192,29 @@ def _steps_input(names: list[str]) -> tuple[Any, ...]:
     return spec, data, folds, plan, evaluation_key(data, spec)
 
 
-def test_steps_are_functions_returning_their_results() -> None:
+def test_steps_are_functions_returning_their_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ml.training
     from ml.training import choose_best, draw_plots, evaluate_candidates, explain, refit
 
     spec, data, folds, plan, key = _steps_input(["logistic_regression", "decision_tree", "soft_voting"])
     results = evaluate_candidates(plan, data, folds, spec, key=key)
     assert [r.name for r in results] == ["logistic_regression", "decision_tree", "soft_voting"]
-    assert results[0].first_fold_model is not None and results[2].first_fold_model is None
+    # the voting ensemble's first-fold model is assembled from its members' (no refit)
+    assert results[0].first_fold_model is not None and results[2].first_fold_model is not None
     ranked = choose_best(results, spec)
     assert [r.metrics["roc_auc"] for r in ranked] == sorted((r.metrics["roc_auc"] for r in results), reverse=True)
     chosen = refit(ranked, data, spec)
     assert chosen.best is ranked[0] and chosen.notes == ()
+    fits: list[str] = []
+    real_fit = ml.training.fit_candidate
+
+    def counting_fit(candidate: Candidate, *args: Any) -> Any:
+        fits.append(candidate.name)
+        return real_fit(candidate, *args)
+
+    monkeypatch.setattr(ml.training, "fit_candidate", counting_fit)
     explanation = explain(chosen.best, data, folds, spec)
+    assert fits == []  # permutation importance reuses the kept first-fold model, whichever candidate won
     assert len(explanation.importances) == 6 and explanation.learning_curve is not None and explanation.notes == ()
     drawn = draw_plots(results, chosen.best, [{"candidate": r.name, "roc_auc": r.metrics["roc_auc"]} for r in results],
                        explanation, data, spec, every_candidate=False)
