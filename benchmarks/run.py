@@ -16,6 +16,9 @@ machines are noisy. Sections:
 * ``tpch``      — TPC-H at ``--tpch-sf`` (default 1) on the native stack: the 22 queries in Trino vs
   DuckDB over the same Iceberg products, each result checked against the official answer
   (shipped for SF 0.01, 0.1 and 1)
+* ``versus``    — the whole demo vs the hand-written script of the same work (``benchmarks/versus.py``,
+  ``benchmarks/baseline.py``), interleaved processes at ``--customers``: per stage, total wall/CPU
+  ratios, peak RSS, and whether the outputs (ROC-AUCs, thresholds, probabilities) are equal
 
 Example: ``python -m benchmarks.run --customers 50000 --sections publish,ml``
 """
@@ -42,7 +45,7 @@ import pyarrow.parquet as pq
 
 from datamesh.paths import PROJECT_ROOT
 
-SECTIONS = ("pipeline", "publish", "s3", "trino", "trino-small", "ml", "scoring", "tpch", "ui")
+SECTIONS = ("pipeline", "publish", "s3", "trino", "trino-small", "ml", "scoring", "tpch", "ui", "versus")
 
 
 def say(message: str) -> None:
@@ -483,6 +486,11 @@ def main(argv: list[str] | None = None) -> int:
             report["ui"] = bench_ui_section(args.source_lake or lake, work, args.customers, max(2, args.repeats // 2))
         elif section == "ml":
             report["ml"] = bench_ml(args.customers, lake, args.profile, max(1, args.repeats // 2))
+        elif section == "versus":
+            from benchmarks.versus import side_by_side, table
+
+            report["versus"] = side_by_side(args.customers, 42, max(1, args.repeats // 2))
+            say(table(report["versus"]))
         report.setdefault("section_seconds", {})[section] = round(time.perf_counter() - t0, 1)
     report["peak_rss_mib"] = {k: round(v) for k, v in peak_rss_mib().items()}
     args.out.mkdir(parents=True, exist_ok=True)
