@@ -16,6 +16,8 @@ machines are noisy. Sections:
 * ``tpch``      — TPC-H at ``--tpch-sf`` (default 1) on the native stack: the 22 queries in Trino vs
   DuckDB over the same Iceberg products, each result checked against the official answer
   (shipped for SF 0.01, 0.1 and 1)
+* ``cli``       — `mesh --help`, `products`, `describe`, a small `query` and `models` in fresh processes
+  (median, p95) against their targets (0.5 / 1.5 / 1.5 / 1.5 / 2 s), on the pipeline's lake
 * ``versus``    — the whole demo vs the hand-written script of the same work (``benchmarks/versus.py``,
   ``benchmarks/baseline.py``), interleaved processes at ``--customers``: per stage, total wall/CPU
   ratios, peak RSS, and whether the outputs (ROC-AUCs, thresholds, probabilities) are equal
@@ -45,7 +47,7 @@ import pyarrow.parquet as pq
 
 from datamesh.paths import PROJECT_ROOT
 
-SECTIONS = ("pipeline", "publish", "s3", "trino", "trino-small", "ml", "scoring", "tpch", "ui", "versus")
+SECTIONS = ("pipeline", "publish", "s3", "trino", "trino-small", "ml", "scoring", "tpch", "ui", "versus", "cli")
 
 
 def say(message: str) -> None:
@@ -486,6 +488,10 @@ def main(argv: list[str] | None = None) -> int:
             report["ui"] = bench_ui_section(args.source_lake or lake, work, args.customers, max(2, args.repeats // 2))
         elif section == "ml":
             report["ml"] = bench_ml(args.customers, lake, args.profile, max(1, args.repeats // 2))
+        elif section == "cli":
+            from benchmarks.cli import bench_cli
+
+            report["cli"] = bench_cli({"MESH_LAKE_URL": args.source_lake or lake}, args.repeats)
         elif section == "versus":
             from benchmarks.versus import side_by_side, table
 

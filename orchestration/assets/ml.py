@@ -187,23 +187,42 @@ def build_predictions_asset(training: Contract, predictions: Contract) -> dg.Ass
 
         platform = mesh.mesh(context.run_id).acting_for(predictions.domain)
         manifest = score_product(platform, training.id, predictions_product=predictions.id, progress=context.log.info)
-        relation = f"{predictions.domain}.{predictions.id}"
-        with platform.session() as s:
-            if regression:
-                mean, p10, p90 = s.sql(f"select avg(prediction), quantile_cont(prediction, 0.1), "
-                                       f"quantile_cont(prediction, 0.9) from {relation}").fetchone()
-                stats = {"mean_prediction": float(mean or 0), "p10_prediction": float(p10 or 0),
-                         "p90_prediction": float(p90 or 0)}
-            else:
-                positives, mean_p = s.sql(
-                    f"select count_if(predicted_label), avg(probability) from {relation}").fetchone()
-                stats = {"predicted_positive": int(positives or 0), "mean_probability": float(mean_p or 0.0)}
+        stats = prediction_stats(platform, manifest, regression)
         uri = platform.lake.uri(platform.catalog.paths_for(predictions).prefix)
         yield materialize_result(predictions, manifest, uri, extra={
             **stats, "model": dg.MetadataValue.json(manifest.metadata.get("model", {})),
         })
 
     return score
+
+
+def prediction_stats(platform: Any, manifest: Any, regression: bool) -> dict[str, Any]:  # noqa: ANN401
+    """Summary numbers of the version just published, from its verified files' one or two columns
+    (not a DuckDB session, which would register and verify every product of the lake first)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    paths = platform.catalog.verified_file_paths(manifest)
+    columns = ["prediction"] if regression else ["predicted_label", "probability"]
+    table = pq.ParquetDataset(paths, filesystem=platform.lake.fs).read(columns=columns)
+    if regression:
+        values = table.column("prediction").drop_null().to_numpy()
+        if len(values) == 0:
+            return {"mean_prediction": 0.0, "p10_prediction": 0.0, "p90_prediction": 0.0}
+        p10, p90 = np.quantile(values, [0.1, 0.9])
+        return {"mean_prediction": float(values.mean()), "p10_prediction": float(p10), "p90_prediction": float(p90)}
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    probabilities = table.column("probability").drop_null().to_numpy()
+    stats: dict[str, Any] = {"mean_probability": float(probabilities.mean()) if len(probabilities) else 0.0}
+    labels = table.column("predicted_label")
+    if pa.types.is_boolean(labels.type):
+        stats["predicted_positive"] = int(pc.sum(labels).as_py() or 0)
+    else:  # a multi-class model: the predicted label is the class
+        counts = pc.value_counts(labels).to_pylist()
+        stats["predicted_by_class"] = dg.MetadataValue.json({str(c["values"]): int(c["counts"]) for c in counts})
+    return stats
 
 
 def build_segments_asset(source: Contract, output: Contract, contracts: ContractRegistry) -> dg.AssetsDefinition:

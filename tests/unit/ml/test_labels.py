@@ -67,6 +67,11 @@ def test_yes_no_label_trains_with_the_positive_label_and_scores_it(tmp_path: Pat
     # probability is P(churn = Yes): higher for the rows that did churn
     assert scores.loc[scores.is_yes, "probability"].mean() > scores.loc[~scores.is_yes, "probability"].mean() + 0.2
     assert (scores.predicted_label == (scores.probability >= card.threshold)).all()
+    from orchestration.assets.ml import prediction_stats  # the scoring asset's metadata, from the published files
+
+    stats = prediction_stats(mesh, mesh.catalog.manifest("subscriber_scores"), regression=False)
+    assert stats["predicted_positive"] == int(scores.predicted_label.sum())
+    assert stats["mean_probability"] == pytest.approx(scores.probability.mean(), abs=1e-12)
 
 
 def test_positive_label_no_flips_the_classes(tmp_path: Path) -> None:
@@ -184,6 +189,10 @@ def test_three_plans_train_score_and_keep_the_champion(tmp_path: Path) -> None:
     assert set(scored.predicted_label) <= {"basic", "pro", "enterprise"}
     assert scored.probability.between(1 / 3, 1.0).all()
     assert (scored.predicted_label == truth.reindex(scored.index)).mean() > 0.8
+    from orchestration.assets.ml import prediction_stats
+
+    stats = prediction_stats(mesh, manifest, regression=False)
+    assert stats["predicted_by_class"].value == scored.predicted_label.value_counts().to_dict()
 
     again = train_product(mesh, "accounts", candidates=["logistic_regression", "random_forest"], include_keras=False)
     assert again.decision is not None and not again.promoted and again.decision.metric == "f1_macro"
