@@ -205,6 +205,10 @@ class TableStore:
         props: dict[str, str] = {"warehouse": self.uri_of(self.lake.path("products"))}
         if self._uri.startswith("sqlite:///"):
             self.lake.fs.create_dir(self.lake.path("_catalog"), recursive=True)
+        if not self.lake.is_s3:
+            # Local metadata through fsspec's local file system: Iceberg's default FileIO imports
+            # pyarrow.dataset and with it pandas (half a second of every CLI call that reads a product).
+            props["py-io-impl"] = "pyiceberg.io.fsspec.FsspecFileIO"
         if self.lake.is_s3 and self.lake.s3 is not None:
             s3 = self.lake.s3
             props.update({"s3.region": s3.region, "s3.access-key-id": s3.access_key_id or "",
