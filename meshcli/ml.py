@@ -34,12 +34,12 @@ def demo(
 
     from meshcli.render import StepLines
     from orchestration.demo import run_demo
-    from orchestration.instance import DEFAULT_DAGSTER_HOME
+    from orchestration.instance import dagster_home
     from orchestration.progress import listening, output_to
 
     # Dagster's engine log, dbt's build log and library warnings go to a file; the terminal gets
     # one line per step. The path is printed first so a failure can be read in full.
-    log_path = DEFAULT_DAGSTER_HOME / "demo-logs" / f"demo-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    log_path = dagster_home() / "demo-logs" / f"demo-{time.strftime('%Y%m%d-%H%M%S')}.log"
     progress(f"full log: {log_path}")
     with output_to(log_path) as terminal:
         lines = StepLines(Console(file=terminal, markup=False, highlight=False))
@@ -79,14 +79,11 @@ def ui(
 
     Example: `mesh ui --port 3000`
     """
-    import os
-    from pathlib import Path
-
     from datamesh.settings import get_settings
-    from orchestration.instance import DEFAULT_DAGSTER_HOME
+    from orchestration.instance import dagster_home as instance_home
     from orchestration.ui import Supervisor
 
-    home = Path(dagster_home or os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
+    home = instance_home(dagster_home)
     if not get_settings().automation:
         progress("schedules and sensors are off on this machine (MESH_AUTOMATION=true switches them on)")
     raise typer.Exit(code=Supervisor(home=home, port=port, say=progress).run_until_stopped())

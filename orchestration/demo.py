@@ -35,7 +35,7 @@ def run_demo(*, customers: int = 50_000, seed: int = 42, lake_url: str | None = 
     in a run context file); nothing is passed through the environment.
     ``profile`` is the demo's own choice of zoo profile (see :func:`demo_run_config`).
     The run is recorded in the persistent instance at ``dagster_home`` (default
-    ``.dagster_home``, the one ``make ui`` opens), so the UI shows it.
+    ``$DAGSTER_HOME``, else ``.dagster_home``: the one ``mesh ui`` opens), so the UI shows it.
     """
     chosen = profile_named(profile)
     settings = build_settings(lake_url=lake_url)
@@ -49,9 +49,10 @@ def run_demo(*, customers: int = 50_000, seed: int = 42, lake_url: str | None = 
     job = defs.resolve_implicit_global_asset_job_def()
     progress(f"code location loaded in {time.perf_counter() - started:.1f}s; materialising "
              f"{len(list(defs.resolve_asset_graph().get_all_asset_keys()))} assets in-process into {settings.lake_url}")
-    from orchestration.instance import DEFAULT_DAGSTER_HOME, persistent_instance
+    from orchestration.instance import dagster_home as instance_home
+    from orchestration.instance import persistent_instance
 
-    home = dagster_home or DEFAULT_DAGSTER_HOME
+    home = instance_home(dagster_home)
     instance = persistent_instance(home)
     run_config = demo_run_config(contracts, settings, customers=customers, seed=seed, profile=chosen,
                                  max_training_rows=max_training_rows)

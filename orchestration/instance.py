@@ -14,6 +14,14 @@ DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
 _TEMPLATE = Path(__file__).with_name("dagster.yaml")
 
 
+def dagster_home(explicit: Path | str | None = None) -> Path:
+    """The instance folder: ``explicit``, else ``$DAGSTER_HOME`` (Dagster's own variable, read when called),
+    else ``.dagster_home`` in the project: the demo, its log and ``mesh ui`` all use the same one."""
+    import os
+
+    return Path(explicit or os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
+
+
 def persistent_instance(home: Path = DEFAULT_DAGSTER_HOME) -> dg.DagsterInstance:
     """The instance in ``home``, created from the committed ``orchestration/dagster.yaml`` on first use."""
     home.mkdir(parents=True, exist_ok=True)
