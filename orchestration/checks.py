@@ -1,16 +1,14 @@
 """Asset checks derived from contracts, beyond what a publish records.
 
-* ``mart_contract_checks``: the contract rules of products built outside our
-  publishing assets (dbt marts), surfaced by one op. The publish recorded
-  every rule's result over exactly the committed files; these checks surface
-  the latest version's results in Dagster. Error rules are blocking: a failure
-  stops downstream assets.
+* ``<product>_contract_checks``: the contract rules of products built outside
+  our publishing assets (dbt marts). The publish recorded every rule's result
+  over exactly the committed files; these checks surface the latest version's
+  results in Dagster. Error rules are blocking: a failure stops downstream assets.
 * ``query_latency``: on every product whose contract has a ``queryLatency``
-  target, the p95 of a full-column scan and a primary-key lookup of the
+  target (all run by one op, ``query_latency_probes``, in one session), the p95 of a full-column scan and a primary-key lookup of the
   latest version (``datamesh/slo.py``), in DuckDB and, when the settings name
-  a Trino host, in Trino; one op, ``query_latency_probes``, times them all in
-  one session. Non-blocking (a slow query never stops the data); a missed
-  target is a warning unless the contract's ``queryLatency`` says
+  a Trino host, in Trino. Non-blocking (a slow query never stops the data);
+  a missed target is a warning unless the contract's ``queryLatency`` says
   ``severity: error``.
 """
 
@@ -26,21 +24,16 @@ from orchestration.resources import MeshResource
 QUERY_LATENCY_CHECK = "query_latency"
 
 
-def build_contract_checks(contracts: list[Contract]) -> dg.AssetChecksDefinition:
-    """The contract rules of these products (dbt's marts), all surfaced by one op from their manifests."""
-
-    @dg.multi_asset_check(specs=[s for c in contracts for s in check_specs(c)], name="mart_contract_checks",
-                          can_subset=True)
+def build_contract_checks(contract: Contract) -> dg.AssetChecksDefinition:
+    @dg.multi_asset_check(specs=check_specs(contract), name=f"{contract.id}_contract_checks", can_subset=True)
     def contract_checks(context: dg.AssetCheckExecutionContext, mesh: MeshResource):
-        """Contract rules of each product's latest version, as recorded by its publish."""
+        """Contract rules of the latest version, as recorded by its publish."""
         platform = mesh.mesh()
-        selected = context.selected_asset_check_keys
-        for contract in contracts:
-            if not any(key.asset_key == asset_key(contract) for key in selected):
-                continue
-            for result in check_results(contract, platform.catalog.manifest(contract.id)):
-                if dg.AssetCheckKey(asset_key(contract), result.check_name or "") in selected:
-                    yield result
+        manifest = platform.catalog.manifest(contract.id)
+        selected = {k.name for k in context.selected_asset_check_keys}
+        for result in check_results(contract, manifest):
+            if result.check_name in selected:
+                yield result
 
     return contract_checks
 

@@ -41,7 +41,7 @@ def build_definitions_parts(contracts: ContractRegistry) -> tuple[list, list]:  
     prepare_dbt(contracts)
     assets: list = [build_source_assets(contracts), build_dbt_assets(contracts), *build_ml_assets(contracts)]
     dbt_built = dbt_model_names(DBT_PROJECT_DIR)
-    checks = [build_contract_checks([c for c in contracts if c.id in dbt_built]), *build_ml_checks(contracts)]
+    checks = [build_contract_checks(c) for c in contracts if c.id in dbt_built] + build_ml_checks(contracts)
     checks.append(build_query_latency_checks([c for c in contracts if c.query_latency_ms is not None]))
     return assets, checks
 
