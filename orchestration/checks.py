@@ -5,11 +5,12 @@
   over exactly the committed files; these checks surface the latest version's
   results in Dagster. Error rules are blocking: a failure stops downstream assets.
 * ``query_latency``: on every product whose contract has a ``queryLatency``
-  target (all run by one op, ``query_latency_probes``, in one session), the p95 of a full-column scan and a primary-key lookup of the
+  target, the p95 of a full-column scan and a primary-key lookup of the
   latest version (``datamesh/slo.py``), in DuckDB and, when the settings name
-  a Trino host, in Trino. Non-blocking (a slow query never stops the data);
-  a missed target is a warning unless the contract's ``queryLatency`` says
-  ``severity: error``.
+  a Trino host, in Trino; one op per asset step (``<step>_query_latency``)
+  times that step's products in one session. Non-blocking (a slow query never
+  stops the data); a missed target is a warning unless the contract's
+  ``queryLatency`` says ``severity: error``.
 """
 
 # No `from __future__ import annotations`: Dagster reads these annotations at definition time.
@@ -42,12 +43,15 @@ def query_latency_check_key(contract: Contract) -> dg.AssetCheckKey:
     return dg.AssetCheckKey(asset_key(contract), QUERY_LATENCY_CHECK)
 
 
-def build_query_latency_checks(contracts: list[Contract]) -> dg.AssetChecksDefinition:
-    """One ``query_latency`` check per product with a ``queryLatency`` target, all run by one op.
+def build_query_latency_checks(contracts: list[Contract], name: str) -> dg.AssetChecksDefinition:
+    """One ``query_latency`` check per product with a ``queryLatency`` target, all run by one op ``name``.
 
-    One op opens the mesh and one read-only DuckDB session for every product it
-    times (a session registers every product's view and verifies its files),
-    instead of a step, a mesh and a session per product. A run that
+    Give it the products of one asset step (the loader groups them so): the op
+    waits for nothing else, so a failed step elsewhere skips no product's check.
+    It opens the mesh and one read-only DuckDB session (which registers every
+    product's view and verifies its files) for all of them, instead of a step,
+    a mesh and a session per product. A product that cannot be measured gets a
+    failed check of its own; the others are still timed. A run that
     materializes only some products runs only their checks.
     """
     specs = [dg.AssetCheckSpec(
@@ -57,10 +61,12 @@ def build_query_latency_checks(contracts: list[Contract]) -> dg.AssetChecksDefin
         for c in contracts]
     by_key = {query_latency_check_key(c): c for c in contracts}
 
-    @dg.multi_asset_check(specs=specs, name="query_latency_probes", can_subset=True)
+    @dg.multi_asset_check(specs=specs, name=name, can_subset=True)
     def query_latency_probes(context: dg.AssetCheckExecutionContext, mesh: MeshResource):
         """Time the scan and lookup probes of each product's latest version against its contract's queryLatency."""
-        from datamesh.errors import VersionNotFoundError
+        import duckdb
+
+        from datamesh.errors import PlatformError, VersionNotFoundError
         from datamesh.slo import measure
         from datamesh.trino import TrinoClient
 
@@ -75,6 +81,10 @@ def build_query_latency_checks(contracts: list[Contract]) -> dg.AssetChecksDefin
                 except VersionNotFoundError as exc:
                     yield dg.AssetCheckResult(asset_key=key.asset_key, check_name=key.name, passed=True,
                                               description=f"not measured: {exc}")
+                except (PlatformError, duckdb.Error, OSError) as exc:
+                    yield dg.AssetCheckResult(asset_key=key.asset_key, check_name=key.name, passed=False,
+                                              severity=dg.AssetCheckSeverity.WARN,
+                                              description=f"could not be measured: {exc}")
 
     return query_latency_probes
 

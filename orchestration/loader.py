@@ -14,6 +14,7 @@ from orchestration.assets.dbt import build_dbt_assets
 from orchestration.assets.ml import build_ml_assets, build_ml_checks
 from orchestration.assets.sources import build_source_assets
 from orchestration.checks import build_contract_checks, build_query_latency_checks
+from orchestration.products import asset_key
 from orchestration.resources import dbt_executable, dbt_project
 
 
@@ -42,7 +43,11 @@ def build_definitions_parts(contracts: ContractRegistry) -> tuple[list, list]:  
     assets: list = [build_source_assets(contracts), build_dbt_assets(contracts), *build_ml_assets(contracts)]
     dbt_built = dbt_model_names(DBT_PROJECT_DIR)
     checks = [build_contract_checks(c) for c in contracts if c.id in dbt_built] + build_ml_checks(contracts)
-    checks.append(build_query_latency_checks([c for c in contracts if c.query_latency_ms is not None]))
+    targeted = [c for c in contracts if c.query_latency_ms is not None]
+    for definition in assets:  # one latency op per asset step: it waits for that step alone
+        group = [c for c in targeted if asset_key(c) in definition.keys]
+        if group:
+            checks.append(build_query_latency_checks(group, name=f"{definition.node_def.name}_query_latency"))
     return assets, checks
 
 

@@ -21,7 +21,7 @@ ERROR_TARGET = "  - property: queryLatency\n    value: 0.000001\n    unit: ms\n 
 def run_check(tmp_path: Path, root: Path, product: str) -> dg.AssetCheckEvaluation:
     contracts = ContractRegistry.from_dir(root)
     contract = contracts.get(product)
-    check = build_query_latency_checks([contract])
+    check = build_query_latency_checks([contract], name="shop_query_latency")
     result = dg.materialize(
         [spec_for(contract, deps=[], computed_by="python"), check], selection=dg.AssetSelection.checks(check),
         resources={"mesh": MeshResource(lake_url=str(tmp_path / "lake"), contracts_dir=str(root))})
@@ -100,7 +100,7 @@ def test_one_op_times_every_product_and_only_the_selected_ones(tmp_path: Path, l
     """One step and one session for all the products' checks; a run that selects one check runs that one."""
     contracts = ContractRegistry.from_dir(lake)
     chosen = [contracts.get("widgets"), contracts.get("widget_orders")]
-    check = build_query_latency_checks(chosen)
+    check = build_query_latency_checks(chosen, name="shop_query_latency")
     specs = [spec_for(c, deps=[], computed_by="python") for c in chosen]
     resources = {"mesh": MeshResource(lake_url=str(tmp_path / "lake"), contracts_dir=str(lake))}
     both = dg.materialize([*specs, check], selection=dg.AssetSelection.checks(check), resources=resources)
@@ -110,3 +110,39 @@ def test_one_op_times_every_product_and_only_the_selected_ones(tmp_path: Path, l
     one = dg.materialize([*specs, check], resources=resources,
                          selection=dg.AssetSelection.checks(query_latency_check_key(chosen[1])))
     assert [e.asset_key.path[-1] for e in one.get_asset_check_evaluations()] == ["widget_orders"]
+
+
+def test_a_product_that_cannot_be_read_fails_its_own_check_only(tmp_path: Path, lake: Path) -> None:
+    """A tampered product's check fails with the reason; the other products in the same op are still timed."""
+    from datamesh.platform import Mesh
+    from datamesh.settings import Settings
+
+    mesh = Mesh.from_settings(Settings(lake_url=str(tmp_path / "lake"), contracts_dir=lake))
+    (path,) = mesh.catalog.verified_file_paths(mesh.catalog.manifest("widgets"))
+    Path(path).write_bytes(b"not parquet any more")
+    contracts = ContractRegistry.from_dir(lake)
+    chosen = [contracts.get("widgets"), contracts.get("widget_orders")]
+    check = build_query_latency_checks(chosen, name="shop_query_latency")
+    result = dg.materialize([*(spec_for(c, deps=[], computed_by="python") for c in chosen), check],
+                            selection=dg.AssetSelection.checks(check),
+                            resources={"mesh": MeshResource(lake_url=str(tmp_path / "lake"), contracts_dir=str(lake))})
+    assert result.success
+    by_product = {e.asset_key.path[-1]: e for e in result.get_asset_check_evaluations()}
+    assert not by_product["widgets"].passed and "could not be measured" in by_product["widgets"].description
+    assert "widgets" in by_product["widgets"].description
+    assert by_product["widget_orders"].passed
+
+
+def test_latency_ops_wait_for_one_asset_step_each() -> None:
+    """A failed step elsewhere must not skip a product's latency check: each op times one step's products."""
+    from orchestration.definitions import defs
+
+    latency_ops = [c for c in defs.asset_checks or [] if c.node_def.name.endswith("_query_latency")]
+    covered = set()
+    for op in latency_ops:
+        steps = {defs.resolve_assets_def(k.asset_key).node_def.name for k in op.check_keys}
+        assert steps == {op.node_def.name.removesuffix("_query_latency")}, op.node_def.name
+        covered |= {k for k in op.check_keys if k.name == QUERY_LATENCY_CHECK}
+    graph = defs.resolve_asset_graph()
+    assert covered == {k for k in graph.asset_check_keys if k.name == QUERY_LATENCY_CHECK}
+    assert {op.node_def.name for op in latency_ops} >= {"demo_sources_query_latency", "dbt_models_query_latency"}
