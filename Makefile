@@ -26,7 +26,8 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/uv pip install --quiet -p $(BIN)/python --no-deps -e .
 	@# Bytecode once, at install: where PYTHONDONTWRITEBYTECODE is set, every process (dbt's and Dagster's
 	@# too) would otherwise compile pandas, scikit-learn and Dagster from source each time it starts.
-	@$(BIN)/python -m compileall -q -j 0 $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') >/dev/null
+	@$(BIN)/python -m compileall -q -j 0 $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
+	  || echo "warning: some files in site-packages did not compile to bytecode (listed above); they compile at each start"
 	@rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP) ## Create .venv and install the pinned dependencies

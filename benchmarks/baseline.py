@@ -404,12 +404,38 @@ def run_zoo(frame: pd.DataFrame, learning: Learning, seed: int) -> ZooOutcome:
                 continue
             built = with_members(ensemble, [m.candidate for m in members])
             oof = np.column_stack([m.oof for m in members]).mean(axis=1)  # soft voting (the fast/full zoos' only one)
-            results.append(score_oof(ensemble.name, built, oof, data.y, learning))
+            scored = score_oof(ensemble.name, built, oof, data.y, learning)
+            scored.first_fold_model = voting_from_members(built, members, data, splits, learning, seed)
+            results.append(scored)
         best = ranked(results, learning.metric)[0]
         model = fit(best.candidate, data.X, data.y, data, learning, seed)
         importances = permutation(best, data, splits, learning, seed)
         curve = learning_curve(best, data, learning, seed)
     return ZooOutcome(results, best, model, data, importances, curve)
+
+
+def voting_from_members(built: Any, members: list[Scored], data: Prepared, splits: list[Any], learning: Learning,
+                        seed: int) -> Any:
+    """The soft-voting model of the first fold, put together from the members' first-fold models (what
+    ``VotingClassifier.fit`` on those rows would fit again), as anyone who kept them would do."""
+    from sklearn.preprocessing import LabelEncoder
+    from sklearn.utils import Bunch
+
+    fitted = [m.first_fold_model for m in members]
+    caps = [built.max_rows, *(m.candidate.max_rows for m in members)]
+    if any(f is None for f in fitted) or any(cap is not None and len(splits[0][0]) > cap for cap in caps):
+        return None  # a subsampled fit: fit the ensemble itself
+    model = built.build(data.features, seed, learning.product)
+    voting = model.steps[-1][1]
+    estimators = [f[1:] for f in fitted]
+    voting.le_ = LabelEncoder().fit(data.y[splits[0][0]])
+    voting.classes_ = voting.le_.classes_
+    voting.estimators_ = estimators
+    voting.named_estimators_ = Bunch(**{name: est for (name, _), est in zip(voting.estimators, estimators, strict=True)})
+    if hasattr(estimators[-1], "feature_names_in_"):
+        voting.feature_names_in_ = estimators[-1].feature_names_in_
+    model.steps[0] = ("prepare", fitted[0].steps[0][1])
+    return model
 
 
 def permutation(best: Scored, data: Prepared, splits: list[Any], learning: Learning, seed: int,
@@ -491,8 +517,8 @@ def segments(frame: pd.DataFrame, columns: list[str], seed: int, product: str) -
         labels = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(sample)
         scores[k] = float(silhouette_score(sample, labels)) if len(set(labels)) > 1 else -1.0
     best_k = max(scores, key=lambda k: (scores[k], -k))
-    model = Pipeline([*_scaler(columns, product), ("kmeans", KMeans(n_clusters=best_k, n_init=4, random_state=seed))])
-    return {"labels": np.asarray(model.fit_predict(frame), dtype=np.int32), "k": best_k, "silhouette": scores}
+    labels = KMeans(n_clusters=best_k, n_init=4, random_state=seed).fit_predict(prep.transform(frame))
+    return {"labels": np.asarray(labels, dtype=np.int32), "k": best_k, "silhouette": scores}
 
 
 def anomalies(frame: pd.DataFrame, columns: list[str], seed: int, product: str, percentile: float) -> dict[str, Any]:

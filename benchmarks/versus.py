@@ -87,12 +87,12 @@ class ChildRun:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def measure(cmd: list[str], env: Mapping[str, str], log: Path) -> ChildRun:
+def measure(cmd: list[str], env: Mapping[str, str], log: Path, cwd: Path = PROJECT_ROOT) -> ChildRun:
     """Run ``cmd``; its wall time, CPU (user + sys, with the children it waited for) and peak RSS."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=dict(env), stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+        proc = subprocess.Popen(cmd, env=dict(env), stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -119,10 +119,21 @@ def platform_env(work: Path) -> dict[str, str]:
     return env
 
 
-def run_platform(customers: int, seed: int, work: Path) -> ChildRun:
+def run_platform(customers: int, seed: int, work: Path, checkout: Path = PROJECT_ROOT, cold: bool = False) -> ChildRun:
+    """The demo from ``checkout`` (another worktree: an earlier commit), in this environment.
+
+    ``cold`` gives the child an empty bytecode cache it may not write to, as every
+    process had before ``make install`` compiled the dependencies (decision 0017).
+    """
     lake, summary = work / "lake", work / "platform.json"
     cmd = [PYTHON, "-c", PLATFORM_CHILD, str(customers), str(seed), str(lake), str(work / "dagster"), str(summary)]
-    run = measure(cmd, platform_env(work), work / "platform.log")
+    env = platform_env(work)
+    if checkout != PROJECT_ROOT:
+        env["PYTHONPATH"] = str(checkout)
+    if cold:
+        (work / "no-bytecode").mkdir(parents=True, exist_ok=True)
+        env.update(PYTHONPYCACHEPREFIX=str(work / "no-bytecode"), PYTHONDONTWRITEBYTECODE="1")
+    run = measure(cmd, env, work / "platform.log", cwd=checkout)
     if run.returncode != 0:
         raise SystemExit(f"the platform demo failed; see {work / 'platform.log'}")
     run.summary = json.loads(summary.read_text())
@@ -153,8 +164,8 @@ Every check also says whether the values are bit-identical."""
 
 def _close(a: Any, b: Any) -> tuple[bool, bool]:
     """(within TOLERANCE, bit-identical) of two numbers or None."""
-    if a is None or b is None:
-        return a is b, a is b
+    if a is None or b is None:  # a number missing on either side (both: nothing was computed) is a difference
+        return False, False
     return abs(float(a) - float(b)) <= TOLERANCE, a == b
 
 
@@ -276,11 +287,14 @@ def _ratio(ours: float, base: float) -> float | None:
     return round(ours / base, 3) if base > 0 else None
 
 
-def side_by_side(customers: int, seed: int, repeats: int, keep: bool = False) -> dict[str, Any]:
-    """Interleaved runs (baseline, platform, ...), the per-stage table, totals and the equality checks."""
+def side_by_side(customers: int, seed: int, repeats: int, keep: bool = False, before: Path | None = None,
+                 before_cold: bool = False) -> dict[str, Any]:
+    """Interleaved runs (baseline, platform[, the platform from ``before``], ...), the per-stage table,
+    totals and the equality checks."""
     root = Path(tempfile.mkdtemp(prefix="versus-"))
     base_runs: list[ChildRun] = []
     plat_runs: list[ChildRun] = []
+    before_runs: list[ChildRun] = []
     checks: list[Check] = []
     say(f"working folder {root}" + (" (kept)" if keep else ""))
     try:
@@ -294,23 +308,34 @@ def side_by_side(customers: int, seed: int, repeats: int, keep: bool = False) ->
                 checks = compare_outputs(base.summary, str(root / f"platform-{i}" / "lake"))
             base_runs.append(base)
             plat_runs.append(plat)
+            if before is not None:
+                say(f"  before: the platform from {before}" + (" without bytecode" if before_cold else ""))
+                before_runs.append(run_platform(customers, seed, root / f"before-{i}", before, before_cold))
+                say(f"  before {before_runs[-1].wall_s:.1f} s wall, {before_runs[-1].cpu_s:.1f} s CPU")
             if not keep and i > 0:
-                shutil.rmtree(root / f"baseline-{i}", ignore_errors=True)
-                shutil.rmtree(root / f"platform-{i}", ignore_errors=True)
+                for kind in ("baseline", "platform", "before"):
+                    shutil.rmtree(root / f"{kind}-{i}", ignore_errors=True)
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
-    return report(customers, seed, base_runs, plat_runs, checks)
+    result = report(customers, seed, base_runs, plat_runs, checks, before_runs)
+    if before is not None:
+        result["before"] = {"checkout": str(before), "without_bytecode": before_cold}
+    return result
 
 
 def report(customers: int, seed: int, base_runs: list[ChildRun], plat_runs: list[ChildRun],
-           checks: list[Check]) -> dict[str, Any]:
+           checks: list[Check], before_runs: list[ChildRun] | None = None) -> dict[str, Any]:
     plat_stages = [platform_stage_seconds(r.summary) for r in plat_runs]
+    before_stages = [platform_stage_seconds(r.summary) for r in before_runs or []]
     stages: dict[str, Any] = {}
     for stage in ("code_location_load", *STAGE_STEPS, "other_steps"):
         ours = _median([s[stage] for s in plat_stages])
         base = _median([r.summary["stages"].get(stage, {}).get("wall_s", 0.0) for r in base_runs])
         stages[stage] = {"platform_s": round(ours, 2), "baseline_s": round(base, 2), "ratio": _ratio(ours, base)}
+        if before_stages:
+            was = _median([s[stage] for s in before_stages])
+            stages[stage].update(before_s=round(was, 2), before_ratio=_ratio(was, base))
     total = {
         "platform_wall_s": round(_median([r.wall_s for r in plat_runs]), 1),
         "baseline_wall_s": round(_median([r.wall_s for r in base_runs]), 1),
@@ -321,6 +346,12 @@ def report(customers: int, seed: int, base_runs: list[ChildRun], plat_runs: list
     }
     total["wall_ratio"] = _ratio(total["platform_wall_s"], total["baseline_wall_s"])
     total["cpu_ratio"] = _ratio(total["platform_cpu_s"], total["baseline_cpu_s"])
+    if before_runs:
+        total.update(before_wall_s=round(_median([r.wall_s for r in before_runs]), 1),
+                     before_cpu_s=round(_median([r.cpu_s for r in before_runs]), 1),
+                     before_peak_rss_mib=round(max(r.peak_rss_mib for r in before_runs)))
+        total["before_wall_ratio"] = _ratio(total["before_wall_s"], total["baseline_wall_s"])
+        total["before_cpu_ratio"] = _ratio(total["before_cpu_s"], total["baseline_cpu_s"])
     features, scoring = stages["features"], stages["scoring"]
     verdicts = {
         "features_within_2x_plus_5s": features["platform_s"] <= 2 * features["baseline_s"] + 5,
@@ -330,17 +361,28 @@ def report(customers: int, seed: int, base_runs: list[ChildRun], plat_runs: list
             "targets": TARGETS, "verdicts": verdicts, "outputs_equal": all(c.equal for c in checks),
             "checks": [c.__dict__ for c in checks],
             "runs": {"baseline": [r.__dict__ | {"summary": None} for r in base_runs],
-                     "platform": [r.__dict__ | {"summary": None} for r in plat_runs]}}
+                     "platform": [r.__dict__ | {"summary": None} for r in plat_runs],
+                     "before": [r.__dict__ | {"summary": None} for r in before_runs or []]}}
+
+
+def _r(ratio: float | None) -> str:
+    return f"{ratio:.2f}" if ratio is not None else "-"
 
 
 def table(result: Mapping[str, Any]) -> str:
-    lines = [f"mesh demo vs hand-written baseline, {result['customers']:,} customers, seed {result['seed']}, "
-             f"median of {result['repeats']}",
-             f"{'stage':<20}{'platform s':>12}{'baseline s':>12}{'ratio':>8}"]
-    for stage, row in result["stages"].items():
-        ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
-        lines.append(f"{stage:<20}{row['platform_s']:>12.2f}{row['baseline_s']:>12.2f}{ratio:>8}")
     t = result["total"]
+    was = "before_wall_s" in t
+    lines = [f"mesh demo vs hand-written baseline, {result['customers']:,} customers, seed {result['seed']}, "
+             f"median of {result['repeats']}" + (f"; before = {result['before']['checkout']}" if was else ""),
+             f"{'stage':<20}{'platform s':>12}{'baseline s':>12}{'ratio':>8}"
+             + (f"{'before s':>10}{'ratio':>8}" if was else "")]
+    for stage, row in result["stages"].items():
+        lines.append(f"{stage:<20}{row['platform_s']:>12.2f}{row['baseline_s']:>12.2f}{_r(row['ratio']):>8}"
+                     + (f"{row['before_s']:>10.2f}{_r(row['before_ratio']):>8}" if was else ""))
+    if was:
+        lines.append(f"{'before: total wall':<20}{t['before_wall_s']:>12.1f}{t['baseline_wall_s']:>12.1f}"
+                     f"{_r(t['before_wall_ratio']):>8}; CPU {t['before_cpu_s']:.1f} s ({_r(t['before_cpu_ratio'])}x), "
+                     f"peak RSS {t['before_peak_rss_mib']} MiB")
     lines.append(f"{'total wall':<20}{t['platform_wall_s']:>12.1f}{t['baseline_wall_s']:>12.1f}{t['wall_ratio']:>8.2f}"
                  f"   target {TARGETS['total_wall_50k']} at 50k")
     lines.append(f"{'total CPU':<20}{t['platform_cpu_s']:>12.1f}{t['baseline_cpu_s']:>12.1f}{t['cpu_ratio']:>8.2f}"
@@ -363,8 +405,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders (printed)")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "bench-results", help="where the JSON report goes")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="also run the demo from this checkout each round (e.g. a `git worktree` of an earlier "
+                             "commit) and report it beside the platform")
+    parser.add_argument("--before-cold", action="store_true",
+                        help="run --before without bytecode, as every process ran before decision 0017")
     args = parser.parse_args(argv)
-    result = side_by_side(args.customers, args.seed, args.repeats, keep=args.keep)
+    result = side_by_side(args.customers, args.seed, args.repeats, keep=args.keep, before=args.before,
+                          before_cold=args.before_cold)
     print(table(result))
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"versus-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
