@@ -110,16 +110,20 @@ def run_baseline(customers: int, seed: int, work: Path) -> ChildRun:
     return run
 
 
-def platform_env(work: Path) -> dict[str, str]:
-    """Fresh folders for everything the demo keeps: DAGSTER_HOME, dbt's DuckDB file and staging folder."""
+def platform_env(work: Path, dbt_dir: Path | None = None) -> dict[str, str]:
+    """Fresh folders for what a run keeps (DAGSTER_HOME, the lake); dbt's DuckDB file and staging folder in
+    ``dbt_dir``, shared by the runs of one kind as a user's repeated ``mesh demo`` shares them (a new path
+    every run would change dbt's profile, and dbt re-parses the whole project when its profile changes)."""
+    dbt = dbt_dir or work / "dbt"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MESH_", "DAGSTER_"))}
-    env.update(DAGSTER_HOME=str(work / "dagster"), MESH_DBT_DUCKDB_PATH=str(work / "dbt" / "mesh_dbt.duckdb"),
-               MESH_DBT_STAGING_DIR=str(work / "dbt" / "staging"), DO_NOT_TRACK="1")
-    (work / "dbt").mkdir(parents=True, exist_ok=True)
+    env.update(DAGSTER_HOME=str(work / "dagster"), MESH_DBT_DUCKDB_PATH=str(dbt / "mesh_dbt.duckdb"),
+               MESH_DBT_STAGING_DIR=str(dbt / "staging"), DO_NOT_TRACK="1")
+    dbt.mkdir(parents=True, exist_ok=True)
     return env
 
 
-def run_platform(customers: int, seed: int, work: Path, checkout: Path = PROJECT_ROOT, cold: bool = False) -> ChildRun:
+def run_platform(customers: int, seed: int, work: Path, checkout: Path = PROJECT_ROOT, cold: bool = False,
+                 dbt_dir: Path | None = None) -> ChildRun:
     """The demo from ``checkout`` (another worktree: an earlier commit), in this environment.
 
     ``cold`` gives the child an empty bytecode cache it may not write to, as every
@@ -127,7 +131,7 @@ def run_platform(customers: int, seed: int, work: Path, checkout: Path = PROJECT
     """
     lake, summary = work / "lake", work / "platform.json"
     cmd = [PYTHON, "-c", PLATFORM_CHILD, str(customers), str(seed), str(lake), str(work / "dagster"), str(summary)]
-    env = platform_env(work)
+    env = platform_env(work, dbt_dir)
     if checkout != PROJECT_ROOT:
         env["PYTHONPATH"] = str(checkout)
     if cold:
@@ -302,7 +306,7 @@ def side_by_side(customers: int, seed: int, repeats: int, keep: bool = False, be
             say(f"repeat {i + 1}/{repeats}: baseline at {customers:,} customers")
             base = run_baseline(customers, seed, root / f"baseline-{i}")
             say(f"  baseline {base.wall_s:.1f} s wall, {base.cpu_s:.1f} s CPU; platform demo")
-            plat = run_platform(customers, seed, root / f"platform-{i}")
+            plat = run_platform(customers, seed, root / f"platform-{i}", dbt_dir=root / "dbt-platform")
             say(f"  platform {plat.wall_s:.1f} s wall, {plat.cpu_s:.1f} s CPU")
             if i == 0:
                 checks = compare_outputs(base.summary, str(root / f"platform-{i}" / "lake"))
@@ -310,7 +314,8 @@ def side_by_side(customers: int, seed: int, repeats: int, keep: bool = False, be
             plat_runs.append(plat)
             if before is not None:
                 say(f"  before: the platform from {before}" + (" without bytecode" if before_cold else ""))
-                before_runs.append(run_platform(customers, seed, root / f"before-{i}", before, before_cold))
+                before_runs.append(run_platform(customers, seed, root / f"before-{i}", before, before_cold,
+                                                dbt_dir=root / "dbt-before"))
                 say(f"  before {before_runs[-1].wall_s:.1f} s wall, {before_runs[-1].cpu_s:.1f} s CPU")
             if not keep and i > 0:
                 for kind in ("baseline", "platform", "before"):

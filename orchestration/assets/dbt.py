@@ -4,6 +4,7 @@
 
 import json
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,28 @@ def with_column_types(event: Any, types: Mapping[str, list[tuple[str, str]]], ma
     return event.with_metadata({**event.metadata, "dagster/column_schema": schema})
 
 
+def keep_partial_parse(run_target: Path) -> None:
+    """Make this run's parse the one the next run starts from.
+
+    dagster-dbt copies ``target/partial_parse.msgpack`` into each run's own
+    target folder, and dbt writes its new parse there. When the parse the
+    project folder holds was made under another profile (``MESH_DBT_DUCKDB_PATH``
+    differs, say), every later run would parse the whole project again: the
+    newest parse goes back, atomically (dbt itself checks that it still fits
+    the project and the profile before using it).
+    """
+    fresh = run_target / "partial_parse.msgpack"
+    if not fresh.is_file():
+        return
+    shared = Path(dbt_project.project_dir) / "target" / fresh.name
+    staged = shared.with_name(f".{fresh.name}.{os.getpid()}")
+    try:
+        shutil.copyfile(fresh, staged)
+        os.replace(staged, shared)
+    except OSError:  # a cache: a read-only project folder only costs the next run its parse
+        staged.unlink(missing_ok=True)
+
+
 def build_dbt_assets(contracts: ContractRegistry) -> dg.AssetsDefinition:
     @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project,
                 dagster_dbt_translator=MeshDbtTranslator(contracts), name="dbt_models")
@@ -181,6 +204,7 @@ def build_dbt_assets(contracts: ContractRegistry) -> dg.AssetsDefinition:
         # does dbt release its DuckDB working file, where the views' column types are to be read. A
         # failed build still records what it built and every check result before the step fails.
         events = list(invocation.stream())
+        keep_partial_parse(target)
         types = view_column_types(dbt_duckdb_path())
         manifest = invocation.manifest
         for event in events:
