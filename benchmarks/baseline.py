@@ -42,6 +42,8 @@ pyarrow, DuckDB, pandas and scikit-learn calls written out here):
   casting every pipeline starts with and the subsampling rule, for the same reason.
 * ``ml.spec`` (``ThresholdPolicy``, ``FeatureSet``, ``column_kind``, ``Task``) —
   plain value types the zoo's builders take, and the numeric/categorical rule.
+* ``ml.evaluation.assemble_voting`` — sets a ``VotingClassifier``'s fitted attributes from members
+  already fitted on the same rows (scikit-learn has no public call for it), as the platform does.
 * ``ml.metrics`` (``choose_threshold``, ``classification_metrics``,
   ``regression_metrics``, ``metric_info``) and ``ml.drift`` (``drift_report``,
   ``psi_numeric``) — pure metric helpers, so the numbers are computed by the
@@ -418,24 +420,13 @@ def voting_from_members(built: Any, members: list[Scored], data: Prepared, split
                         seed: int) -> Any:
     """The soft-voting model of the first fold, put together from the members' first-fold models (what
     ``VotingClassifier.fit`` on those rows would fit again), as anyone who kept them would do."""
-    from sklearn.preprocessing import LabelEncoder
-    from sklearn.utils import Bunch
+    from ml.evaluation import assemble_voting
 
     fitted = [m.first_fold_model for m in members]
     caps = [built.max_rows, *(m.candidate.max_rows for m in members)]
     if any(f is None for f in fitted) or any(cap is not None and len(splits[0][0]) > cap for cap in caps):
         return None  # a subsampled fit: fit the ensemble itself
-    model = built.build(data.features, seed, learning.product)
-    voting = model.steps[-1][1]
-    estimators = [f[1:] for f in fitted]
-    voting.le_ = LabelEncoder().fit(data.y[splits[0][0]])
-    voting.classes_ = voting.le_.classes_
-    voting.estimators_ = estimators
-    voting.named_estimators_ = Bunch(**{name: est for (name, _), est in zip(voting.estimators, estimators, strict=True)})
-    if hasattr(estimators[-1], "feature_names_in_"):
-        voting.feature_names_in_ = estimators[-1].feature_names_in_
-    model.steps[0] = ("prepare", fitted[0].steps[0][1])
-    return model
+    return assemble_voting(built.build(data.features, seed, learning.product), fitted, data.y[splits[0][0]])
 
 
 def permutation(best: Scored, data: Prepared, splits: list[Any], learning: Learning, seed: int,

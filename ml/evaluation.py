@@ -341,8 +341,6 @@ def _voting_first_fold_model(
     reproducible) and any fit a ``max_rows`` cap would subsample.
     """
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import LabelEncoder
-    from sklearn.utils import Bunch
 
     if ensemble.ensemble != EnsembleKind.VOTING or not folds.splits or not members:
         return None
@@ -356,10 +354,19 @@ def _voting_first_fold_model(
         or not all(isinstance(f, Pipeline) and len(f.steps) == 3 and f.steps[0][0] == "prepare" for f in fitted)
     ):
         return None
-    model = ensemble.build(data.features, spec.seed, spec.product)
+    return assemble_voting(ensemble.build(data.features, spec.seed, spec.product), fitted, data.y[train])
+
+
+def assemble_voting(model: Any, fitted: Sequence[Any], y_train: Any) -> Any:  # noqa: ANN401
+    """An unfitted ``prepare -> VotingClassifier`` pipeline made fitted from its members' fitted
+    ``prepare -> features -> estimator`` pipelines (fitted on ``y_train``'s rows): what
+    ``VotingClassifier.fit`` on those rows would fit again, clone for clone."""
+    from sklearn.preprocessing import LabelEncoder
+    from sklearn.utils import Bunch
+
     voting = model.steps[-1][1]
     estimators = [f[1:] for f in fitted]  # each member's fitted (features, estimator) steps
-    voting.le_ = LabelEncoder().fit(data.y[train])
+    voting.le_ = LabelEncoder().fit(y_train)
     voting.classes_ = voting.le_.classes_
     voting.estimators_ = estimators
     voting.named_estimators_ = Bunch(**{name: est for (name, _), est in zip(voting.estimators, estimators, strict=True)})
