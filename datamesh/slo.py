@@ -12,7 +12,14 @@ p95 target of **each** probe, over the product's latest version:
   file. A product without a ``primaryKey``, or without rows, has no lookup.
 
 Each probe runs once to warm up (extensions, metadata and file caches), then
-``runs`` times (default 7); :func:`time.perf_counter` is read around the query
+``runs`` times (default 7), or fewer under a time ``budget`` (the Dagster
+check and ``mesh slo`` without ``--runs`` give 2 s): once a probe has taken
+the budget, warm-up included, and has at least :data:`MIN_RUNS` (3) timed
+runs, it stops if its verdict is settled, i.e. a run already missed the target
+(the p95 of fewer than 20 runs is the slowest, so more runs cannot undo a
+miss) or every run took at most half the target. A product whose scan takes
+seconds then costs a few scans, not eight; a fast probe or one near its
+target still gets every run. :func:`time.perf_counter` is read around the query
 only (sending it through the engine and fetching every row), never around the
 session set-up or the key pick. DuckDB runs it in a :class:`MeshSession` (what
 ``mesh query`` and Python readers use); Trino, when a :class:`TrinoClient` is
@@ -23,7 +30,7 @@ Percentiles are **nearest-rank**: the p-th percentile of n samples is the
 ``ceil(p / 100 * n)``-th smallest. With fewer than 20 runs the p95 is the
 slowest run (with 7 runs, p50 is the 4th of 7), so a target is met only when
 every timed run met it: deliberately strict, and why a missed target is a
-warning by default.
+warning by default. Each result says how many runs it had.
 """
 
 from __future__ import annotations
@@ -47,6 +54,10 @@ if TYPE_CHECKING:
 
 #: Timed runs of each probe (after one warm-up run).
 DEFAULT_RUNS = 7
+#: The fewest timed runs of a probe that ran out of its time budget.
+MIN_RUNS = 3
+#: Seconds a probe may take (warm-up included) before it stops at MIN_RUNS: the Dagster check's and `mesh slo`'s.
+DEFAULT_BUDGET_S = 2.0
 
 
 class Engine(str, Enum):
@@ -143,28 +154,47 @@ def pick_key(session: MeshSession, contract: Contract, relation: str) -> tuple[A
     return tuple(found) if found else None
 
 
-def _timed(run: Callable[[], list[tuple[Any, ...]]], runs: int, warmup: int) -> tuple[tuple[float, ...], list[tuple[Any, ...]]]:
+def _timed(run: Callable[[], list[tuple[Any, ...]]], runs: int, warmup: int, budget_s: float | None = None,
+           target_ms: float | None = None) -> tuple[tuple[float, ...], list[tuple[Any, ...]]]:
+    """Timed runs of ``run`` after ``warmup`` untimed ones. With a budget it stops early, after at
+    least ``min(MIN_RUNS, runs)`` timed runs, once the probe (warm-up included) has taken ``budget_s``
+    and its verdict against ``target_ms`` is settled (see the module; no target: settled)."""
     rows: list[tuple[Any, ...]] = []
+    began = time.perf_counter()
     for _ in range(warmup):
         rows = run()
-    samples = []
+    samples: list[float] = []
     for _ in range(runs):
         started = time.perf_counter()
         rows = run()
         samples.append((time.perf_counter() - started) * 1000.0)
+        if budget_s is not None and len(samples) >= min(MIN_RUNS, runs) and \
+                time.perf_counter() - began >= budget_s and _settled(samples, target_ms):
+            break
     return tuple(samples), rows
 
 
+def _settled(samples: Sequence[float], target_ms: float | None) -> bool:
+    """More runs cannot change the verdict much: one missed (p95 is the slowest), or all took at most half."""
+    slowest = max(samples)
+    return target_ms is None or slowest > target_ms or slowest <= target_ms / 2
+
+
 def measure(session: MeshSession, contract: Contract, *, trino: TrinoClient | None = None,
-            engines: Sequence[Engine] | None = None, runs: int = DEFAULT_RUNS, warmup: int = 1) -> list[LatencyResult]:
+            engines: Sequence[Engine] | None = None, runs: int = DEFAULT_RUNS, warmup: int = 1,
+            budget_s: float | None = None) -> list[LatencyResult]:
     """Time the scan and lookup probes of a product's latest version; one result per (engine, probe).
 
-    ``engines`` defaults to DuckDB, plus Trino when ``trino`` is given. A product
+    ``engines`` defaults to DuckDB, plus Trino when ``trino`` is given. Each probe
+    runs ``runs`` times after ``warmup``; with ``budget_s``, a probe whose verdict is
+    settled stops after :data:`MIN_RUNS` timed runs once it has taken that long (see the module). A product
     with no published version raises VersionNotFoundError; a broken one its own
     error (as any read of it does).
     """
     if runs < 1:
         raise ValueError(f"runs must be at least 1, got {runs}")
+    if budget_s is not None and not budget_s > 0:
+        raise ValueError(f"a time budget is a positive number of seconds, got {budget_s!r}")
     chosen = list(engines) if engines is not None else [Engine.DUCKDB, *([Engine.TRINO] if trino else [])]
     if Engine.TRINO in chosen and trino is None:
         raise TrinoError("Timing Trino needs a Trino: set MESH_TRINO_HOST and MESH_TRINO_PORT "
@@ -185,7 +215,7 @@ def measure(session: MeshSession, contract: Contract, *, trino: TrinoClient | No
         if key is not None:
             probes.append((Probe.LOOKUP, lookup_sql(contract, rel), list(key)))
         for probe, sql, params in probes:
-            samples, rows = _timed(partial(run, sql, params), runs, warmup)
+            samples, rows = _timed(partial(run, sql, params), runs, warmup, budget_s, contract.query_latency_ms)
             seen = int(rows[0][0]) if probe is Probe.SCAN and rows else len(rows)
             results.append(LatencyResult(contract.id, version, engine, probe, contract.query_latency_ms, samples, seen))
     return results
@@ -215,7 +245,7 @@ def _runner(engine: Engine, session: MeshSession, trino: TrinoClient | None, con
 
 def measure_all(session: MeshSession, contracts: Iterable[Contract], *, trino: TrinoClient | None = None,
                 engines: Sequence[Engine] | None = None, runs: int = DEFAULT_RUNS,
-                warmup: int = 1) -> tuple[list[LatencyResult], list[str]]:
+                warmup: int = 1, budget_s: float | None = None) -> tuple[list[LatencyResult], list[str]]:
     """:func:`measure` of each product that has a published version; returns (results, ids of those without one)."""
     results: list[LatencyResult] = []
     skipped: list[str] = []
@@ -223,7 +253,8 @@ def measure_all(session: MeshSession, contracts: Iterable[Contract], *, trino: T
         if contract.id in session.missing:
             skipped.append(contract.id)
             continue
-        results += measure(session, contract, trino=trino, engines=engines, runs=runs, warmup=warmup)
+        results += measure(session, contract, trino=trino, engines=engines, runs=runs, warmup=warmup,
+                           budget_s=budget_s)
     return results, skipped
 
 

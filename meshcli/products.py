@@ -282,28 +282,39 @@ class LatencyEngines(str, Enum):
     BOTH = "both"
 
 
+def runs_title(results: list, asked: int) -> str:  # noqa: ANN001
+    """"7 runs", or "3-7 runs" when a time budget cut some probes short."""
+    counts = {r.runs for r in results} or {asked}
+    low, high = min(counts), max(counts)
+    return f"{high} runs" if low == high else f"{low}-{high} runs"
+
+
 @app.command()
 @handled
 def slo(
     products: Annotated[list[str] | None, typer.Argument(help="Products (default: every published one)")] = None,
     engine: Annotated[LatencyEngines | None, typer.Option(
         help="duckdb, trino or both (default: duckdb, and trino too when MESH_TRINO_HOST is set)")] = None,
-    runs: Annotated[int | None, typer.Option(help="Timed runs of each probe, after one warm-up (default 7)",
-                                             min=1)] = None,
+    runs: Annotated[int | None, typer.Option(
+        help="Timed runs of each probe, after one warm-up, all of them (default: 7, or at least 3 for a probe "
+             "that has taken 2 s and whose verdict is settled)", min=1)] = None,
     fmt: Annotated[OutputFormat | None, typer.Option(
         "--format", "-f", help="table, csv or json (default: table on a terminal, csv when piped)")] = None,
 ) -> None:
     """Time each product's query-latency probes against the queryLatency target of its contract.
 
     Two probes over the latest version: a scan reading every column and a
-    lookup of one row by primary key. Each runs once to warm up, then
-    --runs times; p50 and p95 are nearest-rank (with 7 runs the p95 is the
-    slowest). A target is met when the p95 of each probe is at most it.
+    lookup of one row by primary key. Each runs once to warm up, then 7
+    times; a probe that has taken 2 s stops after 3 when its verdict is
+    settled (a run missed the target, or all took at most half of it).
+    --runs N times every probe exactly N times. p50 and p95 are nearest-rank
+    (with under 20 runs the p95 is the slowest). A target is met when the
+    p95 of each probe is at most it.
     Exit code 2 when any target is missed.
 
     Example: `mesh slo customers churn_features --engine both --runs 11`
     """
-    from datamesh.slo import DEFAULT_RUNS, Engine, Verdict, measure, measure_all
+    from datamesh.slo import DEFAULT_BUDGET_S, DEFAULT_RUNS, Engine, Verdict, measure, measure_all
     from datamesh.trino import TrinoClient
 
     mesh = mesh_from_settings()
@@ -313,18 +324,21 @@ def slo(
     wants_trino = Engine.TRINO in engines if engines else bool(mesh.settings.trino_host)
     trino = TrinoClient.from_settings(mesh.settings) if wants_trino else None
     n = runs or DEFAULT_RUNS
+    budget = None if runs else DEFAULT_BUDGET_S
     skipped: list[str] = []
     with mesh.session() as session:
         if contracts:
-            results = [r for c in contracts for r in measure(session, c, trino=trino, engines=engines, runs=n)]
+            results = [r for c in contracts for r in measure(session, c, trino=trino, engines=engines, runs=n,
+                                                              budget_s=budget)]
         else:
-            results, skipped = measure_all(session, mesh.contracts, trino=trino, engines=engines, runs=n)
+            results, skipped = measure_all(session, mesh.contracts, trino=trino, engines=engines, runs=n,
+                                             budget_s=budget)
     if resolve_format(fmt) is OutputFormat.TABLE:
         rows = [(r.product, r.engine.value, r.probe.value, milliseconds(r.target_ms), milliseconds(r.p50_ms),
                  milliseconds(r.p95_ms),
                  "MISSED" if r.verdict is Verdict.MISSED else r.verdict.value) for r in results]
         print_rows(["product", "engine", "probe", "target", "p50", "p95", "verdict"], rows, fmt,
-                   title=f"Query latency ({n} runs per probe, after one warm-up)")
+                   title=f"Query latency ({runs_title(results, n)} per probe, after one warm-up)")
     else:
         print_rows(["product", "version", "engine", "probe", "target_ms", "p50_ms", "p95_ms", "runs", "rows", "verdict"],
                    [(r.product, r.version, r.engine.value, r.probe.value, r.target_ms, round(r.p50_ms, 3),

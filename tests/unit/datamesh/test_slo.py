@@ -151,3 +151,66 @@ def test_bad_arguments_are_refused(latency_mesh) -> None:  # noqa: ANN001
             measure(s, latency_mesh.contract("widgets"), engines=[Engine.TRINO])
         with pytest.raises(ValueError, match="at least 1"):
             measure(s, latency_mesh.contract("widgets"), runs=0)
+        with pytest.raises(ValueError, match="positive number of seconds"):
+            measure(s, latency_mesh.contract("widgets"), budget_s=0)
+
+
+# -- the time budget --------------------------------------------------------------------------
+
+
+class FakeClock:
+    """perf_counter for _timed: each run of the probe takes the next duration (seconds)."""
+
+    def __init__(self, durations: list[float]) -> None:
+        self.now, self.durations, self.calls = 0.0, list(durations), 0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def run(self) -> list[tuple[int]]:
+        self.now += self.durations[min(self.calls, len(self.durations) - 1)]
+        self.calls += 1
+        return [(self.calls,)]
+
+
+@pytest.mark.parametrize(("each_s", "target_ms", "budget_s", "runs", "expected"), [
+    (1.0, None, None, 7, 7),         # no budget: every run
+    (1.0, 5000.0, 2.0, 7, 3),        # slow, but every run within half the target: settled at 3
+    (1.0, 500.0, 2.0, 7, 3),         # slow and missed: more runs cannot undo the miss
+    (1.0, None, 2.0, 7, 3),          # slow, no target
+    (1.0, 1500.0, 2.0, 7, 7),        # near its target (over half, within it): every run
+    (0.001, 500.0, 2.0, 7, 7),       # fast: the budget is never reached
+    (1.0, 5000.0, 2.0, 2, 2),        # fewer runs asked than MIN_RUNS
+    (0.3, 5000.0, 2.0, 7, 6),        # the budget runs out on the 6th run (1 warm-up + 6 = 2.1 s)
+])
+def test_a_slow_probe_with_a_settled_verdict_stops_at_the_budget(
+        monkeypatch: pytest.MonkeyPatch, each_s: float, target_ms: float | None, budget_s: float | None, runs: int,
+        expected: int) -> None:
+    import datamesh.slo as slo
+
+    clock = FakeClock([each_s])
+    monkeypatch.setattr(slo.time, "perf_counter", clock.perf_counter)
+    samples, rows = slo._timed(clock.run, runs, 1, budget_s, target_ms)
+    assert len(samples) == expected and clock.calls == expected + 1
+    assert samples == pytest.approx([each_s * 1000.0] * expected)
+    assert rows == [(expected + 1,)]  # the rows of the last run
+
+
+def test_a_miss_after_the_budget_stops_the_probe_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within half the target for three runs, then one run misses it: the verdict is settled there."""
+    import datamesh.slo as slo
+
+    clock = FakeClock([0.8, 0.8, 0.8, 0.8, 0.8, 3.0, 0.8, 0.8])
+    monkeypatch.setattr(slo.time, "perf_counter", clock.perf_counter)
+    samples, _ = slo._timed(clock.run, 7, 1, 2.0, 1500.0)
+    # 0.8 s is over half of 1.5 s, so runs go on until the 3 s run misses the target.
+    assert samples == pytest.approx([800.0, 800.0, 800.0, 800.0, 3000.0])
+    assert LatencyResult("p", 1, Engine.DUCKDB, Probe.SCAN, 1500.0, samples, 1).verdict is Verdict.MISSED
+
+
+def test_the_checks_budget_keeps_every_run_of_a_fast_product(latency_mesh) -> None:  # noqa: ANN001
+    from datamesh.slo import DEFAULT_BUDGET_S, DEFAULT_RUNS
+
+    with latency_mesh.session() as s:
+        results = measure(s, latency_mesh.contract("widget_orders"), budget_s=DEFAULT_BUDGET_S)
+    assert {r.runs for r in results} == {DEFAULT_RUNS}
