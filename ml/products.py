@@ -348,7 +348,7 @@ def drift_against_champion(mesh: Mesh, product: str, *, sample_rows: int = 200_0
         return None
     reference_version = int(champion.card.training_data.get(product, 0))
     current, manifest = load_frame(mesh, product)
-    # The latest version is often the one the champion was trained on: read and predict it once.
+    # The latest version is often the one the champion was trained on: read it once, predict it not at all.
     same = reference_version == manifest.version
     try:
         reference = current if same else load_frame(mesh, product, reference_version)[0]
@@ -365,13 +365,17 @@ def drift_against_champion(mesh: Mesh, product: str, *, sample_rows: int = 200_0
         reference = reference.sample(sample_rows, random_state=0)
     features = drift_report(reference, current, champion.card.feature_columns)
     predictions_psi = None
-    if champion.card.task == Task.CLASSIFICATION:
+    if champion.card.task == Task.CLASSIFICATION and same:
+        # The same rows and the same model: the predicted distribution is the reference's, PSI 0 exactly
+        # (what predicting both would give), so the model is neither loaded nor run.
+        predictions_psi = 0.0
+    elif champion.card.task == Task.CLASSIFICATION:
         from threadpoolctl import threadpool_limits
 
         model = reg.load(product, champion.version)
         column = (lambda p: p.max(axis=1)) if champion.card.multiclass else (lambda p: p[:, 1])
         with threadpool_limits(limits=1):  # OpenMP threads spin-wait on a busy 2-core machine
             current_p = column(model.predict_proba(current))
-            reference_p = current_p if same else column(model.predict_proba(reference))
+            reference_p = column(model.predict_proba(reference))
         predictions_psi = psi_numeric(reference_p, current_p)
     return ChampionDrift(product, reference_version, manifest.version, features, predictions_psi)

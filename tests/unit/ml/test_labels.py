@@ -296,9 +296,10 @@ def test_positive_label_on_a_multiclass_label_is_a_clear_error() -> None:
         prepare_training_data(frame, spec)
 
 
-def test_drift_on_the_training_version_reads_and_predicts_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The champion's training version is the latest: drift reads it once and predicts it once
-    (the reference and current samples are the same rows), and nothing moved."""
+def test_drift_on_the_training_version_reads_it_once_and_predicts_nothing(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The champion's training version is the latest: drift reads it once and neither loads nor runs
+    the model (the reference and current samples are the same rows), and nothing moved."""
     import ml.products as products
 
     mesh = _mesh(tmp_path)
@@ -312,7 +313,32 @@ def test_drift_on_the_training_version_reads_and_predicts_it_once(tmp_path: Path
         return real(m, product, version)  # type: ignore[arg-type]
 
     monkeypatch.setattr(products, "load_frame", counting)
+    loaded: list[int] = []
+    monkeypatch.setattr(products.ModelRegistry, "load", lambda self, name, version: loaded.append(version))
     report = products.drift_against_champion(mesh, "accounts")
-    assert report is not None and reads == [None]
+    assert report is not None and reads == [None] and loaded == []
     assert report.reference_version == report.current_version
     assert report.max_psi == 0.0 and report.predictions_psi == 0.0
+
+
+def test_drift_on_a_new_version_predicts_both_and_finds_the_shift(tmp_path: Path) -> None:
+    """New data under the same champion: both versions are scored, and a shifted population shows."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    import ml.products as products
+    from ml.drift import psi_numeric
+
+    mesh = _mesh(tmp_path)
+    mesh.publish("accounts", accounts_table())
+    products.train_product(mesh, "accounts", candidates=["logistic_regression"], include_keras=False)
+    later = accounts_table(seed=1)
+    shifted = later.set_column(later.schema.get_field_index("api_calls_k"), "api_calls_k",
+                               pc.multiply(later.column("api_calls_k"), 5.0))
+    mesh.publish("accounts", shifted)
+    report = products.drift_against_champion(mesh, "accounts")
+    assert report is not None and report.current_version == report.reference_version + 1
+    assert report.predictions_psi is not None and report.predictions_psi > 0
+    # a distribution against itself: what the shortcut on the training version stands for
+    same = np.random.default_rng(0).random(5000)
+    assert psi_numeric(same, same) == 0.0
