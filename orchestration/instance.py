@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
+import json
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -17,15 +18,31 @@ _TEMPLATE = Path(__file__).with_name("dagster.yaml")
 def dagster_home(explicit: Path | str | None = None) -> Path:
     """The instance folder: ``explicit``, else ``$DAGSTER_HOME`` (Dagster's own variable, read when called),
     else ``.dagster_home`` in the project: the demo, its log and ``mesh ui`` all use the same one."""
-    import os
-
     return Path(explicit or os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
 
 
+#: Where the template names the event log's folder (Dagster's own layout: ``<home>/history/runs``).
+EVENT_LOG_MARKER = '"@EVENT_LOG_DIR@"'
+
+
+def instance_config(home: Path) -> str:
+    """The committed ``orchestration/dagster.yaml`` for the instance in ``home`` (its event log folder filled in)."""
+    template = _TEMPLATE.read_text(encoding="utf-8")
+    # A JSON string is a YAML string: any character of the path stays part of the value.
+    return template.replace(EVENT_LOG_MARKER, json.dumps(str(Path(home).resolve() / "history" / "runs")))
+
+
 def persistent_instance(home: Path = DEFAULT_DAGSTER_HOME) -> dg.DagsterInstance:
-    """The instance in ``home``, created from the committed ``orchestration/dagster.yaml`` on first use."""
+    """The instance in ``home``, created from the committed ``orchestration/dagster.yaml`` on first use.
+
+    An instance folder made before the event log storage was named keeps its own
+    ``dagster.yaml`` (Dagster's default event log, slower): delete the file to
+    have it written again.
+    """
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        shutil.copyfile(_TEMPLATE, config)
+        staged = config.with_name(f".dagster.yaml.{os.getpid()}")
+        staged.write_text(instance_config(home), encoding="utf-8")
+        os.replace(staged, config)
     return dg.DagsterInstance.from_config(str(home))

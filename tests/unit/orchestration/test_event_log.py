@@ -1,0 +1,109 @@
+"""The instance's event log (orchestration/event_log.py): Dagster's SQLite event log, its connections kept open."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+from orchestration import event_log
+from orchestration.event_log import PooledSqliteEventLogStorage
+from orchestration.instance import persistent_instance
+
+
+@dg.asset(check_specs=[dg.AssetCheckSpec(f"rule_{i}", asset="widgets") for i in range(20)])
+def widgets():  # noqa: ANN201
+    yield dg.MaterializeResult(metadata={"rows": 3})
+    for i in range(20):
+        yield dg.AssetCheckResult(check_name=f"rule_{i}", passed=i != 7)
+
+
+def _connects(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SQLite databases the pooled storage opens a connection to, in order (from its engines' connect events)."""
+    opened: list[str] = []
+    real = sa.create_engine
+
+    def counting(url: str, **kwargs: object) -> sa.Engine:
+        engine = real(url, **kwargs)
+        shard = Path(str(engine.url.database)).stem
+        sa.event.listen(engine, "connect", lambda *_: opened.append(shard))
+        return engine
+
+    monkeypatch.setattr(sa, "create_engine", counting)  # event_log.py imports sqlalchemy when it makes an engine
+    return opened
+
+
+def test_the_demo_instance_stores_events_through_the_pooled_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    opened = _connects(monkeypatch)
+    instance = persistent_instance(tmp_path / "home")
+    assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
+    assert Path(instance.event_log_storage._base_dir) == (tmp_path / "home" / "history" / "runs").resolve()
+    result = dg.materialize([widgets], instance=instance, raise_on_error=False)
+    run_id = result.run_id
+    # dozens of events (20 check results, planned events, step events), each several statements:
+    # one connection per database, kept open
+    assert len(instance.all_logs(run_id)) > 40
+    # (Dagster's own class opens one per statement: hundreds here)
+    assert sorted(set(opened)) == sorted(["index", run_id])
+    assert opened.count("index") <= 2 and opened.count(run_id) <= 2, opened
+    checks = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey("widgets"), "rule_7"), limit=5)
+    assert [c.status.value for c in checks] == ["FAILED"]
+    instance.dispose()
+
+
+def test_what_it_stores_is_what_dagsters_own_class_reads(tmp_path: Path) -> None:
+    """Same files, same schema: Dagster's default storage on the same folder reads every event back."""
+    instance = persistent_instance(tmp_path / "home")
+    run_id = dg.materialize([widgets], instance=instance, raise_on_error=False).run_id
+    ours = [(e.dagster_event_type, e.step_key, e.message) for e in instance.all_logs(run_id)]
+    instance.dispose()
+    theirs_storage = SqliteEventLogStorage(str(tmp_path / "home" / "history" / "runs"))
+    theirs = [(e.dagster_event_type, e.step_key, e.message) for e in theirs_storage.get_logs_for_run(run_id)]
+    theirs_storage.dispose()
+    assert ours == theirs and len(ours) > 40
+
+
+def test_each_commit_still_changes_the_run_database_so_a_watcher_sees_it(tmp_path: Path) -> None:
+    """The UI's live view of a run watches the run's .db file: events written through open connections
+    must still reach that file at each write (Dagster's WAL is checkpointed) and wake the watcher."""
+    instance = persistent_instance(tmp_path / "home")
+    run_id = dg.materialize([widgets], instance=instance, raise_on_error=False).run_id
+    watcher = SqliteEventLogStorage(str(tmp_path / "home" / "history" / "runs"))
+    seen: list[str] = []
+    arrived = threading.Event()
+
+    def callback(entry: object, cursor: str) -> None:
+        event = getattr(entry, "dagster_event", None)
+        seen.append(str(getattr(event, "message", None) or getattr(entry, "user_message", "")))
+        if "hello from the test" in seen[-1]:
+            arrived.set()
+
+    count = len(instance.all_logs(run_id))
+    watcher.watch(run_id, None, callback)
+    try:
+        time.sleep(0.2)  # let the observer thread start watching (it reads from the start, so nothing is missed)
+        instance.report_engine_event("hello from the test", instance.get_run_by_id(run_id))
+        assert arrived.wait(timeout=60), f"the watcher saw {len(seen)} of {count + 1} events, not the new one"
+    finally:
+        watcher.dispose()
+        instance.dispose()
+
+
+def test_least_recently_used_databases_are_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(event_log, "MAX_OPEN_DATABASES", 3)
+    storage = PooledSqliteEventLogStorage(str(tmp_path / "runs"))
+    for shard in ["a", "b", "c", "d", "a"]:
+        with storage.run_connection(shard) as conn:
+            conn.execute(sa.text("select 1"))
+    assert [shard for _pid, shard in storage._engines] == ["c", "d", "a"]
+    storage.wipe()
+    assert storage._engines == {} or [s for _p, s in storage._engines] == ["index"]
+    assert not (tmp_path / "runs" / "a.db").exists()
+    storage.dispose()
+    assert storage._engines == {}
