@@ -82,11 +82,12 @@ class Mesh:
         lake = Lake.from_settings(settings)
         return Mesh(settings, lake, self.contracts, _catalog(settings, lake, self.contracts))
 
-    def session(self, pins: dict[str, int] | None = None) -> MeshSession:
+    def session(self, pins: dict[str, int] | None = None, products: Iterable[str] | None = None) -> MeshSession:
+        """A read-only DuckDB session over the products (``products``: only those, and any pinned)."""
         from datamesh.duckdb_engine import MeshSession
 
         return MeshSession(self.catalog, pins=pins, memory_limit=self.settings.duckdb_memory_limit,
-                           threads=self.settings.duckdb_threads)
+                           threads=self.settings.duckdb_threads, products=products)
 
     def publish(self, product_id: str, data: pa.Table | Iterable[pa.Table | pa.RecordBatch], *,
                 inputs: dict[str, int] | None = None, metadata: dict[str, Any] | None = None,

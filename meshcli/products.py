@@ -148,7 +148,10 @@ def query(
         client = TrinoClient.from_settings(mesh.settings)
         columns, rows = client.query(pin_trino_sql(sql, pins, mesh.contracts, client.catalog))
     else:
-        with mesh.session(pins=pins) as session:
+        from datamesh.duckdb_engine import referenced_products
+
+        # Only the products the query names are opened and verified (all of them when it cannot tell).
+        with mesh.session(pins=pins, products=referenced_products(sql, mesh.contracts)) as session:
             rel = session.sql(sql)
             columns = rel.columns
             rows = rel.fetchmany(limit + 1) if resolve_format(fmt) is OutputFormat.TABLE else rel.fetchall()
@@ -326,7 +329,7 @@ def slo(
     n = runs or DEFAULT_RUNS
     budget = None if runs else DEFAULT_BUDGET_S
     skipped: list[str] = []
-    with mesh.session() as session:
+    with mesh.session(products=[c.id for c in contracts] if contracts else None) as session:
         if contracts:
             results = [r for c in contracts for r in measure(session, c, trino=trino, engines=engines, runs=n,
                                                               budget_s=budget)]

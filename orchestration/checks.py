@@ -48,8 +48,8 @@ def build_query_latency_checks(contracts: list[Contract], name: str) -> dg.Asset
 
     Give it the products of one asset step (the loader groups them so): the op
     waits for nothing else, so a failed step elsewhere skips no product's check.
-    It opens the mesh and one read-only DuckDB session (which registers every
-    product's view and verifies its files) for all of them, instead of a step,
+    It opens the mesh and one read-only DuckDB session (which registers the
+    selected products' views and verifies their files) for all of them, instead of a step,
     a mesh and a session per product. A product that cannot be measured gets a
     failed check of its own; the others are still timed. A run that
     materializes only some products runs only their checks.
@@ -73,7 +73,7 @@ def build_query_latency_checks(contracts: list[Contract], name: str) -> dg.Asset
         platform = mesh.mesh()
         trino = TrinoClient.from_settings(platform.settings) if platform.settings.trino_host else None
         selected = [key for key in by_key if key in context.selected_asset_check_keys]
-        with platform.session() as session:
+        with platform.session(products=[by_key[key].id for key in selected]) as session:
             for key in selected:
                 contract = by_key[key]
                 try:

@@ -205,3 +205,74 @@ def test_views_use_verified_scans(mesh, monkeypatch: pytest.MonkeyPatch) -> None
     with mesh.session() as s:
         assert s.sql("select count(*) from widgets__v1").fetchone() == (5,)
     assert sorted(seen) == ["widget_orders", "widgets", "widgets"]
+
+
+# -- sessions over some products ------------------------------------------------------------------------
+
+
+def test_a_session_over_some_products_opens_and_verifies_only_those(mesh, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    _publish_both(mesh)
+    mesh.publish("widgets", widgets_table(6))
+    seen: list[str] = []
+    original = mesh.catalog.verified_scan
+    monkeypatch.setattr(mesh.catalog, "verified_scan", lambda m: seen.append(m.product) or original(m))
+    with mesh.session(products=["widget_orders"]) as s:
+        assert s.views == {"widget_orders": 1} and s.missing == []
+        assert s.sql("select count(*) from shop.widget_orders").fetchone() == (2,)
+        with pytest.raises(QueryError):
+            s.sql("select count(*) from shop.widgets").fetchall()
+        assert s.sql("select count(*) from widgets__v1").fetchone() == (5,)  # a pin is still opened on demand
+    assert seen == ["widget_orders", "widgets"]
+    with mesh.session(pins={"widgets": 1}, products=[]) as s:  # a pinned product is always opened
+        assert s.views == {"widgets": 1}
+
+
+def test_a_broken_product_a_query_names_still_raises_its_own_error(mesh) -> None:  # noqa: ANN001
+    from datamesh.duckdb_engine import referenced_products
+
+    _publish_both(mesh)
+    _tamper_file(mesh)
+    sql = "select count(*) from widgets"
+    with mesh.session(products=referenced_products(sql, mesh.contracts)) as s:
+        assert set(s.broken) == {"widgets"}
+        with pytest.raises(TamperedError, match="part-00000.parquet"):
+            s.sql(sql).fetchall()
+    with mesh.session(products=referenced_products("select count(*) from widget_orders", mesh.contracts)) as s:
+        assert s.broken == {} and s.sql("select count(*) from widget_orders").fetchone() == (2,)
+
+
+@pytest.mark.parametrize(("sql", "expected"), [
+    ("select * from widgets", {"widgets"}),
+    ("select * from shop.widgets w join shop.widget_orders o using (widget_id)", {"widgets", "widget_orders"}),
+    ("select count(*) from widgets__v2", {"widgets"}),
+    ("with w as (select * from widget_orders) select * from w", {"widget_orders"}),
+    ("select * from (select widget_id from widgets) where widget_id in (select widget_id from widget_orders)",
+     {"widgets", "widget_orders"}),
+    ("select 1", set()),
+    ("", set()),
+    ("select 'it''s', '); drop view widgets; --' from widgets", {"widgets"}),  # quotes stay inside the literal
+    ("describe widgets", {"widgets"}),
+    ("summarize shop.widget_orders", {"widget_orders"}),
+    # None: the session opens every product
+    ("select * from not_a_product", None),       # its error suggests the products' names
+    ("select * from other.widgets", None),       # not the product's domain
+    ("selec * from widgets", None),              # not parsed: the query fails as usual
+    ("show tables", None),                       # lists the views
+    ("select * from duckdb_views()", None),
+    ("select * from information_schema.tables", None),
+    ("pragma show_tables", None),
+])
+def test_referenced_products(mesh, sql: str, expected: set[str] | None) -> None:  # noqa: ANN001
+    from datamesh.duckdb_engine import referenced_products
+
+    assert referenced_products(sql, mesh.contracts) == expected
+
+
+def test_show_tables_through_mesh_query_still_lists_every_product(mesh) -> None:  # noqa: ANN001
+    from datamesh.duckdb_engine import referenced_products
+
+    _publish_both(mesh)
+    sql = "show tables"
+    with mesh.session(products=referenced_products(sql, mesh.contracts)) as s:
+        names = {row[0] for row in s.sql(sql).fetchall()}
+    assert {"widgets", "widget_orders"} <= names
