@@ -24,7 +24,7 @@ from datamesh.errors import (
     VersionNotFoundError,
 )
 from datamesh.names import quote_ident, sql_string
-from datamesh.sql_guard import ensure_read_only, lock_down
+from datamesh.sql_guard import _parser_connection, ensure_read_only, lock_down
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -170,8 +170,8 @@ def referenced_products(sql: str, contracts: ContractRegistry) -> set[str] | Non
     error then suggests the products' names, as before).
     """
     try:
-        with duckdb.connect() as con:  # a literal, not a bound parameter: binding one imports pandas (0.5 s)
-            row = con.execute(f"SELECT json_serialize_sql({sql_string(sql)})").fetchone()
+        # The locked-down parser connection; a literal, not a bound parameter: binding one imports pandas (0.5 s).
+        row = _parser_connection().execute(f"SELECT json_serialize_sql({sql_string(sql)})").fetchone()
         tree = json.loads(row[0]) if row else None
     except (duckdb.Error, ValueError, TypeError):
         return None

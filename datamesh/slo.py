@@ -15,11 +15,13 @@ Each probe runs once to warm up (extensions, metadata and file caches), then
 ``runs`` times (default 7), or fewer under a time ``budget`` (the Dagster
 check and ``mesh slo`` without ``--runs`` give 2 s): once a probe has taken
 the budget, warm-up included, and has at least :data:`MIN_RUNS` (3) timed
-runs, it stops if its verdict is settled, i.e. a run already missed the target
-(the p95 of fewer than 20 runs is the slowest, so more runs cannot undo a
-miss) or every run took at most half the target. A product whose scan takes
-seconds then costs a few scans, not eight; a fast probe or one near its
-target still gets every run. :func:`time.perf_counter` is read around the query
+runs, it stops if a run already missed the target (the p95 of fewer than 20
+runs is the slowest, so more runs cannot undo a miss) or if every run took at
+most half the target. The second is a judgement, not a certainty: a later run
+could have taken twice as long, and a probe at half its target is the one
+whose remaining runs are least likely to matter. A product whose scan takes
+seconds then costs a few scans, not eight; a fast probe, one near its target
+and any asked for 20 runs or more still get every run. :func:`time.perf_counter` is read around the query
 only (sending it through the engine and fetching every row), never around the
 session set-up or the key pick. DuckDB runs it in a :class:`MeshSession` (what
 ``mesh query`` and Python readers use); Trino, when a :class:`TrinoClient` is
@@ -158,7 +160,8 @@ def _timed(run: Callable[[], list[tuple[Any, ...]]], runs: int, warmup: int, bud
            target_ms: float | None = None) -> tuple[tuple[float, ...], list[tuple[Any, ...]]]:
     """Timed runs of ``run`` after ``warmup`` untimed ones. With a budget it stops early, after at
     least ``min(MIN_RUNS, runs)`` timed runs, once the probe (warm-up included) has taken ``budget_s``
-    and its verdict against ``target_ms`` is settled (see the module; no target: settled)."""
+    and its verdict against ``target_ms`` is settled (see the module; no target: settled). ``runs`` of 20 or
+    more are all run: their p95 is no longer the slowest run, so one slow run does not settle a miss."""
     rows: list[tuple[Any, ...]] = []
     began = time.perf_counter()
     for _ in range(warmup):
@@ -168,14 +171,15 @@ def _timed(run: Callable[[], list[tuple[Any, ...]]], runs: int, warmup: int, bud
         started = time.perf_counter()
         rows = run()
         samples.append((time.perf_counter() - started) * 1000.0)
-        if budget_s is not None and len(samples) >= min(MIN_RUNS, runs) and \
+        if budget_s is not None and runs < 20 and len(samples) >= min(MIN_RUNS, runs) and \
                 time.perf_counter() - began >= budget_s and _settled(samples, target_ms):
             break
     return tuple(samples), rows
 
 
 def _settled(samples: Sequence[float], target_ms: float | None) -> bool:
-    """More runs cannot change the verdict much: one missed (p95 is the slowest), or all took at most half."""
+    """Stop: a run missed (with under 20 runs the p95 is the slowest: a miss is final), or all took at most
+    half the target (a judgement: the runs left are the least likely to matter); no target: always."""
     slowest = max(samples)
     return target_ms is None or slowest > target_ms or slowest <= target_ms / 2
 

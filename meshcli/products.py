@@ -308,8 +308,9 @@ def slo(
 
     Two probes over the latest version: a scan reading every column and a
     lookup of one row by primary key. Each runs once to warm up, then 7
-    times; a probe that has taken 2 s stops after 3 when its verdict is
-    settled (a run missed the target, or all took at most half of it).
+    times; a probe that has taken 2 s stops after 3 when a run missed the
+    target (final: with under 20 runs the p95 is the slowest) or all took
+    at most half of it (a judgement: later runs could be slower).
     --runs N times every probe exactly N times. p50 and p95 are nearest-rank
     (with under 20 runs the p95 is the slowest). A target is met when the
     p95 of each probe is at most it.

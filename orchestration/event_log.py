@@ -9,7 +9,7 @@ them asset-check results: one per contract rule); replaying one demo run's
 0017). This subclass keeps one engine (with its pooled connection) per
 database instead, so a statement reuses the open connection; everything else
 is Dagster's: the same files and schema, the same WAL journal and
-``synchronous`` setting, the same per-process lock around each use. Closing
+``synchronous`` setting, the same per-process lock around each use (re-entrant here). Closing
 Dagster's last connection to a run's database checkpointed its write-ahead log
 into the ``.db`` file, which is what the UI's live view of a run watches, so
 each write to a run's database here ends with that checkpoint (the cross-run
@@ -22,6 +22,7 @@ this instance's ``history/runs`` folder, written by :func:`orchestration.instanc
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +45,9 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         # Set before Dagster's __init__, which may already connect (a new index database).
         self._engines: OrderedDict[tuple[int, str], Engine] = OrderedDict()
         super().__init__(base_dir, inst_data)
+        # Re-entrant, so that wipe() can hold it while Dagster's wipe deletes the run databases and
+        # empties the index through _connect: no thread caches an engine on a file about to go.
+        self._db_lock = threading.RLock()
 
     @classmethod
     def from_config_value(cls, inst_data: Any, config_value: Any) -> PooledSqliteEventLogStorage:  # noqa: ANN401
@@ -90,9 +94,10 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def wipe(self) -> None:
         with self._db_lock:
             self._close_all()  # before the run databases' files are deleted
-        super().wipe()
+            super().wipe()
+            self._close_all()
 
     def dispose(self) -> None:
+        super().dispose()  # stops the watchers first: none of them opens an engine after this
         with self._db_lock:
             self._close_all()
-        super().dispose()
