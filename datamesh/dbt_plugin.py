@@ -15,8 +15,9 @@ Configured in ``sql/profiles.yml``::
       - module: datamesh.dbt_plugin
         alias: mesh
 
-The run context file is ``$DBT_TARGET_PATH/mesh_context.json`` (``target/``
-when dbt runs with its default target path), found at run time rather than
+The run context file is ``mesh_context.json`` in this invocation's target
+folder (dbt's ``--target-path`` or ``$DBT_TARGET_PATH``; ``target/`` when dbt
+runs with its default), found at run time rather than
 rendered into the profile: a profile that named each run's folder would differ
 on every run, and dbt re-parses the whole project when its profile changes.
 A ``context_file`` in the plugin's ``config`` overrides the location.
@@ -57,9 +58,23 @@ STAGING_ENV = "MESH_DBT_STAGING_DIR"
 STAGING_DEFAULT = "target/mesh_staging"
 
 
-def context_file(plugin_config: dict[str, Any]) -> str:
-    """Where this dbt invocation's run context is: the plugin config's ``context_file``, else dbt's target folder."""
-    return str(plugin_config.get("context_file") or Path(os.environ.get("DBT_TARGET_PATH") or "target") / CONTEXT_FILE)
+def context_file(plugin_config: dict[str, Any], target_path: str | None = None) -> str:
+    """Where this dbt invocation's run context is: the plugin config's ``context_file``, else dbt's target folder
+    (``target_path``, else ``$DBT_TARGET_PATH``, else ``target``)."""
+    folder = target_path or os.environ.get("DBT_TARGET_PATH") or "target"
+    return str(plugin_config.get("context_file") or Path(folder) / CONTEXT_FILE)
+
+
+def invocation_target_path() -> str | None:
+    """The target folder of the dbt invocation now running (its ``--target-path`` or ``$DBT_TARGET_PATH``).
+
+    Read from dbt's flags, not the environment: a dbt run inside an orchestrator's
+    own process (decision 0042) has its target folder as a flag only.
+    """
+    from dbt.flags import get_flags
+
+    value = getattr(get_flags(), "TARGET_PATH", None)
+    return str(value) if value else None
 
 
 def read_context(path: str | None) -> dict[str, str]:
@@ -78,7 +93,7 @@ def read_context(path: str | None) -> dict[str, str]:
 class Plugin(BasePlugin):
     def initialize(self, plugin_config: dict[str, Any]) -> None:
         try:
-            settings = build_settings(**read_context(context_file(plugin_config)))
+            settings = build_settings(**read_context(context_file(plugin_config, invocation_target_path())))
             self.mesh = Mesh.from_settings(settings)
         except PlatformError as exc:
             raise RuntimeError(f"mesh dbt plugin: {exc}") from None

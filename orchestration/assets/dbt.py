@@ -190,8 +190,8 @@ def build_dbt_assets(contracts: ContractRegistry) -> dg.AssetsDefinition:
                 dagster_dbt_translator=MeshDbtTranslator(contracts), name="dbt_models")
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, mesh: MeshResource):
         """Build staging, intermediate and mart models; marts publish through the mesh plugin."""
-        # The dbt subprocess gets this run's settings (lake, contracts, actor, run id) in a context
-        # file inside its own target folder: nothing travels through this process's environment.
+        # dbt (run in this process, decision 0042) gets this run's settings (lake, contracts, actor, run id)
+        # in a context file inside its own target folder: nothing travels through the environment.
         target = Path(dbt_project.project_dir) / "target" / f"run-{context.run_id}"
         target.mkdir(parents=True, exist_ok=True)
         settings = mesh.settings(run_id=context.run_id)
@@ -201,7 +201,7 @@ def build_dbt_assets(contracts: ContractRegistry) -> dg.AssetsDefinition:
         }))
         invocation = dbt.cli(["build"], context=context, target_path=target, raise_on_error=False)
         # The events wait for the build's end (dbt's log still streams to the compute log): only then
-        # does dbt release its DuckDB working file, where the views' column types are to be read. A
+        # has dbt closed its DuckDB working file, where the views' column types are to be read. A
         # failed build still records what it built and every check result before the step fails.
         events = list(invocation.stream())
         keep_partial_parse(target)

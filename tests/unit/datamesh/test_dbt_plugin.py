@@ -46,3 +46,13 @@ def test_the_context_file_is_in_dbts_target_folder_not_in_the_profile(monkeypatc
     assert context_file({}) == str(Path("target") / CONTEXT_FILE)
     profile = (DBT_PROJECT_DIR / "profiles.yml").read_text()
     assert "env_var('DBT_TARGET_PATH'" not in profile
+
+
+def test_the_invocations_own_target_folder_comes_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """dbt run inside the orchestrator's process has its target folder as a flag only (decision 0042):
+    that folder wins over a $DBT_TARGET_PATH the process happens to have; the plugin config still wins over both."""
+    from datamesh.dbt_plugin import context_file
+
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "stale"))
+    assert context_file({}, str(tmp_path / "run-2")) == str(tmp_path / "run-2" / CONTEXT_FILE)
+    assert context_file({"context_file": "/elsewhere/c.json"}, str(tmp_path / "run-2")) == "/elsewhere/c.json"
