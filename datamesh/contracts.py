@@ -9,6 +9,7 @@ one (``apiVersion``, ``kind``, ``id``, ``version``, ``status``, ``domain``,
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
@@ -800,12 +801,23 @@ def parse_contract(raw: Any, path: Path) -> Contract:
 
 
 def load_contract(path: Path | str) -> Contract:
-    """Load and validate one contract file."""
+    """Load and validate one contract file.
+
+    The file is read every time; its parse is kept per (path, exact text), so a
+    process that opens the mesh again and again (every Dagster step does) parses
+    an unchanged contract once. Any change to the text parses it again; an
+    invalid contract is never kept. Contracts are frozen, so sharing one is safe.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ContractError(f"Contract file {path} does not exist.") from None
+    return _parsed(path, text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(path: Path, text: str) -> Contract:
     try:
         raw = yaml.load(text, Loader=_FAST_LOADER)  # noqa: S506 (a safe loader: libyaml's SafeLoader)
     except yaml.YAMLError:

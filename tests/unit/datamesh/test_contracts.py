@@ -284,3 +284,24 @@ def test_query_latency_target_in_milliseconds(tmp_path: Path, sla: str, target_m
 
 def test_every_repository_contract_has_a_query_latency_target() -> None:
     assert all(c.query_latency_ms is not None for c in ContractRegistry.from_dir(CONTRACTS_DIR))
+
+
+def test_a_changed_contract_is_parsed_again_and_a_broken_one_is_never_kept(tmp_path: Path) -> None:
+    """The parse is kept per (path, exact text): an edit, even one keeping size and mtime, is seen at once."""
+    import os
+
+    path = write(tmp_path, WIDGETS_CONTRACT)
+    first = load_contract(path)
+    assert load_contract(path) is first  # unchanged text: the kept parse
+    stat = path.stat()
+    edited = WIDGETS_CONTRACT.replace("name: Widgets", "name: Gadgets", 1)
+    assert len(edited) == len(WIDGETS_CONTRACT)
+    path.write_text(edited)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size, same mtime
+    assert load_contract(path).name == "Gadgets"
+    path.write_text(WIDGETS_CONTRACT.replace("kind: DataProduct", "kind: Table", 1))
+    for _ in range(2):
+        with pytest.raises(ContractError, match="kind"):
+            load_contract(path)
+    path.write_text(WIDGETS_CONTRACT)
+    assert load_contract(path) == first

@@ -135,3 +135,29 @@ def test_a_home_with_any_characters_round_trips(tmp_path: Path) -> None:
     instance.dispose()
     again = persistent_instance(home)  # not rewritten: it names this folder
     again.dispose()
+
+
+def test_has_table_asks_the_open_index_and_remembers_only_present_tables(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dagster asks before every asset-check event whether the index has the checks table; the answer
+    comes through the open engine (no new connection), a present table is remembered, an absent one is asked again."""
+    instance = persistent_instance(tmp_path / "home")
+    storage = instance.event_log_storage
+    assert isinstance(storage, PooledSqliteEventLogStorage)
+    assert storage.has_table("asset_check_executions") and storage.supports_asset_checks
+    opened = _connects(monkeypatch)
+    dagster_engines: list[str] = []
+    import dagster._core.storage.event_log.sqlite.sqlite_event_log as dagster_sqlite
+
+    real = dagster_sqlite.create_engine
+    monkeypatch.setattr(dagster_sqlite, "create_engine", lambda *a, **k: dagster_engines.append("x") or real(*a, **k))
+    for _ in range(50):
+        assert storage.supports_asset_checks
+    assert opened == [] and dagster_engines == []
+    assert not storage.has_table("mesh_not_yet")
+    with storage.index_connection() as conn:
+        conn.execute(sa.text("CREATE TABLE mesh_not_yet (x INTEGER)"))
+    assert storage.has_table("mesh_not_yet")  # the absent answer was not kept
+    storage.wipe()  # empties the index (its tables stay), deletes the run databases
+    assert storage.has_table("asset_check_executions") and not storage.has_table("mesh_never")
+    instance.dispose()
