@@ -97,7 +97,7 @@ class MeshDbtCliResource(DbtCliResource):
         from dagster_dbt.dagster_dbt_translator import validate_opt_translator
         from dagster_dbt.dbt_manifest import validate_manifest
 
-        from orchestration.dbt_in_process import InProcessDbt, dbt_flags
+        from orchestration.dbt_in_process import InProcessDbt, console_level, dbt_flags, shown_levels
 
         translator = validate_opt_translator(dagster_dbt_translator) or DagsterDbtTranslator()
         cleaned_args, runtime_selects, runtime_excludes = extract_runtime_selection_from_args(args)
@@ -111,11 +111,13 @@ class MeshDbtCliResource(DbtCliResource):
         keep_parse_of(project_dir, target)
         profile_args = [*(["--profile", self.profile] if self.profile else []),
                         *(["--target", self.target] if self.target else [])]
-        dbt_args = [*self.global_config_flags, *cleaned_args, *profile_args, *params.selection_args,
-                    *dbt_flags(target_path=target, project_dir=project_dir, profiles_dir=self.profiles_dir,
-                               indirect_selection=params.indirect_selection)]
+        caller_args = [*self.global_config_flags, *cleaned_args, *profile_args, *params.selection_args]
+        dbt_args = [*caller_args, *dbt_flags(caller_args, target_path=target, project_dir=project_dir,
+                                             profiles_dir=self.profiles_dir,
+                                             indirect_selection=params.indirect_selection)]
         return DbtCliInvocation(
-            process=InProcessDbt(dbt_args, cwd=project_dir),  # type: ignore[arg-type] (Popen's interface)
+            process=InProcessDbt(dbt_args, cwd=project_dir,  # type: ignore[arg-type] (Popen's interface)
+                                 levels=shown_levels(console_level(caller_args))),
             manifest=params.manifest, dagster_dbt_translator=params.dagster_dbt_translator,
             project_dir=project_dir, target_path=target, raise_on_error=raise_on_error,
             cli_version=self._cli_version, project=params.dbt_project, context=context, adapter=None)

@@ -10,27 +10,31 @@ import orjson
 import pytest
 import yaml
 
-from orchestration.dbt_in_process import ERROR, FAILURE, SUCCESS, InProcessDbt
+from orchestration.dbt_in_process import ERROR, FAILURE, SUCCESS, InProcessDbt, console_level, dbt_flags, shown_levels
+from tests.unit.orchestration import recording_dbt_plugin
 
 DEADLINE_S = 300  # a generous bound on one tiny dbt build on a busy machine, not a timing
 
 
-def _project(root: Path, models: dict[str, str]) -> Path:
-    """A one-profile dbt-duckdb project whose DuckDB file is a path relative to the project folder."""
+def _project(root: Path, models: dict[str, str], *, plugin: bool = False) -> Path:
+    """A one-profile dbt-duckdb project whose DuckDB file is a path relative to the project folder
+    (with ``plugin``, the recording plugin: it notes every start of dbt-duckdb's environment)."""
     project = root / "project"
     (project / "models").mkdir(parents=True)
     (project / "dbt_project.yml").write_text(yaml.safe_dump({
         "name": "tiny", "version": "1.0.0", "profile": "tiny", "model-paths": ["models"],
         "models": {"tiny": {"+materialized": "table"}}}))
-    (project / "profiles.yml").write_text(yaml.safe_dump({"tiny": {"target": "t", "outputs": {"t": {
-        "type": "duckdb", "path": "relative.duckdb", "threads": 1}}}}))
+    output: dict = {"type": "duckdb", "path": "relative.duckdb", "threads": 1}
+    if plugin:
+        output["plugins"] = [{"module": recording_dbt_plugin.__name__, "alias": "rec", "config": {"k": "v"}}]
+    (project / "profiles.yml").write_text(yaml.safe_dump({"tiny": {"target": "t", "outputs": {"t": output}}}))
     for name, sql in models.items():
         (project / "models" / f"{name}.sql").write_text(sql)
     return project
 
 
-def _build(project: Path, *extra: str) -> tuple[InProcessDbt, list[dict]]:
-    target = project / "target" / "run"
+def _build(project: Path, *extra: str, run: str = "run") -> tuple[InProcessDbt, list[dict]]:
+    target = project / "target" / run
     process = InProcessDbt(["build", "--project-dir", str(project), "--profiles-dir", str(project),
                             "--target-path", str(target), "--log-path", str(target), "--log-level", "none",
                             "--no-send-anonymous-usage-stats", *extra], cwd=project)
@@ -63,17 +67,16 @@ def test_a_build_streams_dbts_json_events_and_releases_its_database(tmp_path: Pa
 
 
 def test_each_build_opens_its_own_duckdb_environment(tmp_path: Path) -> None:
-    """A second build in the same process starts dbt-duckdb (and its plugins, which read the run's context)
-    afresh: it sees the model the first build did not have."""
-    project = _project(tmp_path, {"one": "select 1 as x"})
-    assert _build(project)[0].returncode == SUCCESS
-    (project / "models" / "two.sql").write_text("select x + 1 as y from {{ ref('one') }}")
-    process, events = _build(project)
-    assert process.returncode == SUCCESS, events
-    import duckdb
-
-    with duckdb.connect(str(project / "relative.duckdb"), read_only=True) as conn:
-        assert conn.sql("select y from main.two").fetchall() == [(2,)]
+    """dbt-duckdb keeps its environment (and its plugins) for the life of a process and reuses it for the
+    same profile: each in-process build starts its own, so the plugin starts again and sees that build's
+    target folder (where the orchestrator put that run's context)."""
+    recording_dbt_plugin.STARTS.clear()
+    project = _project(tmp_path, {"one": "select 1 as x"}, plugin=True)
+    assert _build(project, run="run-1")[0].returncode == SUCCESS
+    assert _build(project, run="run-2")[0].returncode == SUCCESS
+    assert [s["target_path"] for s in recording_dbt_plugin.STARTS] == [
+        str(project / "target" / "run-1"), str(project / "target" / "run-2")]
+    assert all(s["config"] == {"k": "v"} for s in recording_dbt_plugin.STARTS)
 
 
 def test_a_failing_model_is_a_failed_build_with_its_error(tmp_path: Path) -> None:
@@ -101,20 +104,87 @@ def test_secret_values_are_scrubbed_as_dbts_own_loggers_do(tmp_path: Path, monke
     assert "s3cr3t-value-42" not in text and "token is *****" in text
 
 
-def test_an_interrupt_stops_the_build_before_it_writes(tmp_path: Path) -> None:
-    """dagster-dbt forwards a run's termination as SIGINT: dbt stops at its next event, as on ^C."""
-    project = _project(tmp_path, {"one": "select 1 as x"})
+def test_an_interrupt_stops_a_running_query_and_the_build(tmp_path: Path) -> None:
+    """dagster-dbt forwards a run's termination as SIGINT while a node runs: its query is cancelled, dbt
+    stops (no later node runs), the thread ends, and this process's folder is its own again."""
+    project = _project(tmp_path, {
+        "slow": "select sum(i * i % 7) as s from range(100000000000) t(i)",  # minutes of work
+        "after": "select * from {{ ref('slow') }}"})
     target = project / "target" / "run"
+    before = os.getcwd()
     process = InProcessDbt(["build", "--project-dir", str(project), "--profiles-dir", str(project),
-                            "--target-path", str(target), "--log-level", "none"], cwd=project)
+                            "--target-path", str(target), "--log-level", "none", "--threads", "1"], cwd=project)
+    seen: list[dict] = []
+    for line in process.stdout:
+        event = orjson.loads(line)
+        seen.append(event)
+        if event["info"]["name"] == "LogStartLine" and "slow" in event["info"]["msg"]:
+            process.send_signal(signal.SIGINT)
+    assert process.wait(DEADLINE_S) != SUCCESS
+    assert os.getcwd() == before
+    names = [e["info"]["name"] for e in seen]
+    assert "LogStartLine" in names, names
+    assert not any(e["info"]["name"] == "LogModelResult" and "after" in e["info"]["msg"] and
+                   e["data"].get("status") == "success" for e in seen)
+    import duckdb
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    assert DuckDBConnectionManager._ENV is None
+    with duckdb.connect(str(project / "relative.duckdb"), read_only=True) as conn:
+        assert conn.sql("select count(*) from information_schema.tables where table_name in ('slow', 'after')"
+                        ).fetchone() == (0,)
+    # The next build in this process is not held up by the stopped one.
+    (project / "models" / "slow.sql").write_text("select 1 as s")
+    assert _build(project, run="again")[0].returncode == SUCCESS
+
+
+def test_wait_with_a_timeout_raises_as_popens_does(tmp_path: Path) -> None:
+    import subprocess
+
+    project = _project(tmp_path, {"slow": "select sum(i * i % 7) as s from range(100000000000) t(i)"})
+    process = InProcessDbt(["build", "--project-dir", str(project), "--profiles-dir", str(project),
+                            "--target-path", str(project / "target" / "run"), "--log-level", "none"], cwd=project)
+    with pytest.raises(subprocess.TimeoutExpired):
+        process.wait(0.01)
     process.send_signal(signal.SIGINT)
     list(process.stdout)
-    assert process.wait(DEADLINE_S) == ERROR
-    import duckdb
+    assert process.wait(DEADLINE_S) != SUCCESS
 
-    if (project / "relative.duckdb").exists():
-        with duckdb.connect(str(project / "relative.duckdb"), read_only=True) as conn:
-            assert conn.sql("select count(*) from information_schema.tables where table_name = 'one'").fetchone() == (0,)
+
+def test_the_callers_own_flags_win_and_a_subcommand_gets_only_flags_it_has(tmp_path: Path) -> None:
+    """As dagster-dbt's DBT_* variables lost to a caller's flags, the flags that replace them do; `dbt deps`
+    has no --target-path. The console is always off, after any --log-level of the caller's."""
+    common = {"target_path": tmp_path / "t", "project_dir": tmp_path, "profiles_dir": str(tmp_path),
+              "indirect_selection": "empty"}
+    build = dbt_flags(["build", "--indirect-selection", "cautious", "--target-path", "mine"], **common)
+    assert "--indirect-selection" not in build and "--target-path" not in build
+    assert build[build.index("--log-path") + 1] == str(tmp_path / "t") and build[-2:] == ["--log-level", "none"]
+    assert dbt_flags(["build", "--send-anonymous-usage-stats"], **common).count("--no-send-anonymous-usage-stats") == 0
+    deps = dbt_flags(["deps"], **common)
+    assert "--target-path" not in deps and "--project-dir" in deps and deps[-2:] == ["--log-level", "none"]
+
+
+@pytest.mark.parametrize(("args", "env", "level"), [
+    (["build"], None, "info"), (["--debug", "build"], None, "debug"), (["build", "-q"], None, "error"),
+    (["build", "--log-level", "warn"], None, "warn"), (["build", "--log-level=debug"], None, "debug"),
+    (["build"], "warn", "warn"), (["build"], "nonsense", "info")])
+def test_the_events_passed_on_are_those_dbts_console_would_print(monkeypatch: pytest.MonkeyPatch, args: list[str],
+                                                                 env: str | None, level: str) -> None:
+    if env is None:
+        monkeypatch.delenv("DBT_LOG_LEVEL", raising=False)
+    else:
+        monkeypatch.setenv("DBT_LOG_LEVEL", env)
+    assert console_level(args) == level
+    assert "error" in shown_levels(level) and ("debug" in shown_levels(level)) == (level == "debug")
+
+
+def test_a_usage_error_is_one_scrubbed_error_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DBT_ENV_SECRET_FLAG", "s3cr3t-flag-77")
+    project = _project(tmp_path, {"one": "select 1 as x"})
+    process, events = _build(project, "--s3cr3t-flag-77")
+    assert process.returncode == ERROR
+    errors = [e["info"]["msg"] for e in events if e["info"]["level"] == "error"]
+    assert len(errors) == 1 and "*****" in errors[0] and "s3cr3t-flag-77" not in errors[0], errors
 
 
 def test_the_platforms_resource_runs_its_own_dbt_in_process_and_another_as_a_subprocess(tmp_path: Path) -> None:
