@@ -9,9 +9,9 @@ p95 target of **each** probe, over the product's latest version:
 * ``lookup``: ``SELECT *`` of one row by its primary key (every key column
   when the key is composite). The key value is picked before timing: the key
   of the version's middle keyed row in file order (not the median in key
-  order: sorting every key took 14 s and 3.8 GB at 67 M rows), so it is not the
-  first or the last row of the version. A product without a ``primaryKey``, or
-  without rows, has no lookup.
+  order: sorting every key took 14 s and 3.8 GB at 67 M rows), so with more
+  than two rows it is neither the version's first row nor its last. A product
+  without a ``primaryKey``, or without rows, has no lookup.
 
 Each probe runs once to warm up (extensions, metadata and file caches), then
 ``runs`` times (default 7), or fewer under a time ``budget`` (the Dagster

@@ -65,7 +65,7 @@ def console_level(args: Sequence[str]) -> str:
     ``--log-level X`` (or ``--log-level=X``), else ``$DBT_LOG_LEVEL``, else info."""
     level = os.environ.get("DBT_LOG_LEVEL", "info").lower()
     for i, arg in enumerate(args):
-        if arg in ("--log-level",) and i + 1 < len(args):
+        if arg == "--log-level" and i + 1 < len(args):
             level = args[i + 1].lower()
         elif arg.startswith("--log-level="):
             level = arg.split("=", 1)[1].lower()
@@ -175,9 +175,11 @@ class InProcessDbt:
         self._secrets = env_secrets()  # DBT_ENV_SECRET_* values, as dbt's own loggers scrub them
 
         def forward(msg: Any) -> None:  # noqa: ANN401 (dbt's EventMsg)
-            if self._cancelled.is_set() and not self._interrupted and threading.current_thread() is self._thread:
-                self._interrupted = True  # once: dbt's own clean-up after it fires events too
-                raise KeyboardInterrupt
+            if self._cancelled.is_set() and threading.current_thread() is self._thread:
+                with self._signal_lock:  # once, shared with send_signal: dbt's own clean-up fires events too
+                    raise_now, self._interrupted = not self._interrupted, True
+                if raise_now:
+                    raise KeyboardInterrupt
             if msg.info.level == "error":
                 self._errors_seen = True
             if msg.info.level in self._levels or msg.info.level == "error":

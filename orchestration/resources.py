@@ -126,12 +126,21 @@ class MeshDbtCliResource(DbtCliResource):
         return None
 
 
+PARTIAL_PARSE = "partial_parse.msgpack"
+
+
+def project_parse_file(project_dir: Path) -> Path:
+    """The project's own parse, the one every run starts from: in dbt's target folder (``$DBT_TARGET_PATH``,
+    else ``target``, relative to the project), where dagster-dbt looks for it too."""
+    shared = Path(os.environ.get("DBT_TARGET_PATH") or "target")
+    return (shared if shared.is_absolute() else project_dir / shared) / PARTIAL_PARSE
+
+
 def keep_parse_of(project_dir: Path, target: Path) -> None:
     """Start the run from the project's last parse, as dagster-dbt does before its subprocess: the
-    project's ``partial_parse.msgpack`` into the run's target folder (dbt checks that it still fits)."""
-    shared = Path(os.environ.get("DBT_TARGET_PATH") or "target")
-    source = (shared if shared.is_absolute() else project_dir / shared) / "partial_parse.msgpack"
-    destination = target / "partial_parse.msgpack"
+    project's parse (:func:`project_parse_file`) into the run's target folder (dbt checks that it still fits)."""
+    source = project_parse_file(project_dir)
+    destination = target / PARTIAL_PARSE
     if source.is_file() and not destination.exists():
         target.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, destination)

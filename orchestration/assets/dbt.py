@@ -19,7 +19,7 @@ from datamesh.paths import DBT_PROJECT_DIR
 from datamesh.settings import Settings
 from datamesh.tables import CATALOG_NAME as TABLE_CATALOG
 from orchestration.products import STORAGE_KIND, asset_key, description, owners, table_schema
-from orchestration.resources import MeshResource, dbt_project
+from orchestration.resources import PARTIAL_PARSE, MeshResource, dbt_project, project_parse_file
 
 
 class MeshDbtTranslator(DagsterDbtTranslator):
@@ -166,17 +166,18 @@ def with_column_types(event: Any, types: Mapping[str, list[tuple[str, str]]], ma
 def keep_partial_parse(run_target: Path) -> None:
     """Make this run's parse the one the next run starts from.
 
-    dagster-dbt copies ``target/partial_parse.msgpack`` into each run's own
-    target folder, and dbt writes its new parse there. When the parse the
+    The run started from a copy of the project's parse (``target/partial_parse.msgpack``,
+    :func:`~orchestration.resources.project_parse_file`) in its own target
+    folder, and dbt writes its new parse there. When the parse the
     project folder holds was made under another profile (``MESH_DBT_DUCKDB_PATH``
     differs, say), every later run would parse the whole project again: the
     newest parse goes back, atomically (dbt itself checks that it still fits
     the project and the profile before using it).
     """
-    fresh = run_target / "partial_parse.msgpack"
+    fresh = run_target / PARTIAL_PARSE
     if not fresh.is_file():
         return
-    shared = Path(dbt_project.project_dir) / "target" / fresh.name
+    shared = project_parse_file(Path(dbt_project.project_dir))
     staged = shared.with_name(f".{fresh.name}.{os.getpid()}")
     try:
         shutil.copyfile(fresh, staged)

@@ -26,3 +26,19 @@ def test_a_run_that_did_not_parse_leaves_the_project_alone(tmp_path: Path, monke
     (tmp_path / "target" / "partial_parse.msgpack").write_bytes(b"kept")
     dbt_asset.keep_partial_parse(tmp_path / "target" / "run-2")
     assert (tmp_path / "target" / "partial_parse.msgpack").read_bytes() == b"kept"
+
+
+def test_the_parse_goes_back_where_the_next_run_takes_it_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both ends of the cache name one file: with $DBT_TARGET_PATH set, the run's parse goes back there and the
+    next run's target folder starts from it (before, it went back to target/ while runs read $DBT_TARGET_PATH)."""
+    from orchestration.resources import keep_parse_of
+
+    monkeypatch.setattr(dbt_asset, "dbt_project", SimpleNamespace(project_dir=str(tmp_path / "project")))
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "shared"))
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "run-1").mkdir()
+    (tmp_path / "run-1" / "partial_parse.msgpack").write_bytes(b"run 1's parse")
+    dbt_asset.keep_partial_parse(tmp_path / "run-1")
+    keep_parse_of(tmp_path / "project", tmp_path / "run-2")
+    assert (tmp_path / "run-2" / "partial_parse.msgpack").read_bytes() == b"run 1's parse"
+    assert not (tmp_path / "project").exists()
