@@ -209,3 +209,64 @@ def test_repair_in_a_copied_lake_writes_nothing_into_the_original(mesh, tmp_path
     except StorageError:
         pass  # refusing is fine; writing into the original is not
     assert lake_bytes(mesh.lake) == before
+
+
+# -- reading the embedded catalog without SQLAlchemy ---------------------------------------------------
+
+
+def test_a_read_loads_the_same_table_as_pyiceberg_without_importing_its_sql_catalog(mesh) -> None:  # noqa: ANN001
+    import subprocess
+    import sys
+
+    mesh.publish("widgets", widgets_table(3))
+    mesh.publish("widgets", widgets_table(4))
+    raw = mesh.catalog.tables.catalog.load_table(("shop", "widgets"))
+    script = (
+        "import sys\n"
+        "from datamesh.platform import Mesh\n"
+        "from datamesh.settings import Settings\n"
+        f"mesh = Mesh.from_settings(Settings(lake_url={mesh.settings.lake_url!r}, "
+        f"contracts_dir={str(mesh.settings.contracts_dir)!r}))\n"
+        "m = mesh.catalog.manifest('widgets')\n"
+        "print(m.version, m.metadata_location, mesh.session().sql('select count(*) from widgets').fetchone()[0])\n"
+        "print(sorted(n for n in sys.modules if n.startswith(('sqlalchemy', 'pyiceberg.catalog.sql', 'fsspec', 'requests'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0] == f"2 {raw.metadata_location} 4"
+    assert out[1] == "[]"
+
+
+def test_a_table_read_without_the_sql_catalog_commits_through_it(mesh) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(3))
+    fresh = Mesh.from_settings(mesh.settings)
+    table = fresh.catalog.tables.load(fresh.contract("widgets"))
+    assert fresh.catalog.tables._catalog is None  # read without opening it
+    fresh.publish("widgets", widgets_table(5))
+    assert fresh.catalog.manifest("widgets").version == 2 and fresh.catalog.manifest("widgets", 1).row_count == 3
+    raw = mesh.catalog.tables.catalog.load_table(("shop", "widgets"))
+    assert raw.metadata_location == fresh.catalog.manifest("widgets").metadata_location != table.metadata_location
+
+
+def test_a_catalog_row_that_is_not_a_table_is_not_read_as_one(mesh) -> None:  # noqa: ANN001
+    import sqlite3
+    from contextlib import closing
+
+    mesh.publish("widgets", widgets_table(3))
+    with closing(sqlite3.connect(mesh.lake.path(tables_module.SQLITE_CATALOG))) as db:
+        db.execute("update iceberg_tables set iceberg_type = 'VIEW' where table_name = 'widgets'")
+        db.commit()
+    fresh = Mesh.from_settings(mesh.settings)
+    assert fresh.catalog.tables.load(fresh.contract("widgets")) is None
+    assert fresh.catalog.versions("widgets") == []
+
+
+def test_an_embedded_catalog_that_is_not_sqlite_is_a_clear_error(mesh) -> None:  # noqa: ANN001
+    mesh.publish("widgets", widgets_table(3))
+    db = Path(mesh.lake.path(tables_module.SQLITE_CATALOG))
+    before = lake_bytes(mesh.lake)
+    db.write_bytes(b"not a database, " * 100)
+    fresh = Mesh.from_settings(mesh.settings)
+    with pytest.raises(StorageError, match=r"Cannot read the embedded Iceberg catalog .*iceberg\.db"):
+        fresh.catalog.manifest("widgets")
+    assert db.read_bytes() == b"not a database, " * 100  # read-only: nothing written
+    assert set(lake_bytes(mesh.lake)) == set(before)
