@@ -179,9 +179,13 @@ class FakeClock:
     (1.0, 500.0, 2.0, 7, 3),         # slow and missed: more runs cannot undo the miss
     (1.0, None, 2.0, 7, 3),          # slow, no target
     (1.0, 1500.0, 2.0, 7, 7),        # near its target (over half, within it): every run
-    (0.001, 500.0, 2.0, 7, 7),       # fast: the budget is never reached
+    (0.001, None, 2.0, 7, 7),        # fast, no target: the budget is never reached
+    (0.06, 500.0, 2.0, 7, 7),        # fast but over a tenth of its target: the budget is never reached
+    (0.04, 500.0, 2.0, 7, 3),        # every run within a tenth of its target: settled at 3, budget or not
+    (0.04, 500.0, None, 7, 7),       # ... but only under a budget (`mesh slo --runs N` runs N)
+    (0.04, 500.0, 2.0, 20, 20),      # ... and never for 20 runs or more
     (1.0, 5000.0, 2.0, 2, 2),        # fewer runs asked than MIN_RUNS
-    (0.3, 5000.0, 2.0, 7, 6),        # the budget runs out on the 6th run (1 warm-up + 6 = 2.1 s)
+    (0.3, 2000.0, 2.0, 7, 6),        # the budget runs out on the 6th run (1 warm-up + 6 = 2.1 s)
     (1.0, 500.0, 2.0, 20, 20),       # 20 runs or more: the p95 is not the slowest run, every run is made
 ])
 def test_a_slow_probe_with_a_settled_verdict_stops_at_the_budget(
@@ -209,12 +213,16 @@ def test_a_miss_after_the_budget_stops_the_probe_at_once(monkeypatch: pytest.Mon
     assert LatencyResult("p", 1, Engine.DUCKDB, Probe.SCAN, 1500.0, samples, 1).verdict is Verdict.MISSED
 
 
-def test_the_checks_budget_keeps_every_run_of_a_fast_product(latency_mesh) -> None:  # noqa: ANN001
-    from datamesh.slo import DEFAULT_BUDGET_S, DEFAULT_RUNS
+def test_the_checks_budget_stops_a_product_far_inside_its_target_at_min_runs(latency_mesh) -> None:  # noqa: ANN001
+    from datamesh.slo import DEFAULT_BUDGET_S, DEFAULT_RUNS, MIN_RUNS
 
+    contract = latency_mesh.contract("widget_orders")
     with latency_mesh.session() as s:
-        results = measure(s, latency_mesh.contract("widget_orders"), budget_s=DEFAULT_BUDGET_S)
-    assert {r.runs for r in results} == {DEFAULT_RUNS}
+        results = measure(s, contract, budget_s=DEFAULT_BUDGET_S)
+        exact = measure(s, contract, runs=DEFAULT_RUNS)
+    assert all(max(r.samples_ms) <= contract.query_latency_ms / 10 for r in results)  # ms-scale probes, a 1 s+ target
+    assert {r.runs for r in results} == {MIN_RUNS} and all(r.verdict is Verdict.MET for r in results)
+    assert {r.runs for r in exact} == {DEFAULT_RUNS}  # without a budget, every run asked for
 
 
 def test_the_lookup_key_is_the_middle_row_in_file_order_not_a_sort_of_every_key(latency_mesh) -> None:  # noqa: ANN001
