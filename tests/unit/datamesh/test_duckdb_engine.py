@@ -276,3 +276,84 @@ def test_show_tables_through_mesh_query_still_lists_every_product(mesh) -> None:
     with mesh.session(products=referenced_products(sql, mesh.contracts)) as s:
         names = {row[0] for row in s.sql(sql).fetchall()}
     assert {"widgets", "widget_orders"} <= names
+
+
+# -- extensions: signatures checked once per process and file -----------------------------------------------
+
+
+@pytest.fixture()
+def copied_extensions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Path], list[str]]:
+    """Copies of the avro and iceberg wheels' files that connect() loads, and the databases that checked a signature."""
+    import shutil
+
+    import datamesh.duckdb_engine as engine
+
+    real_path, real_connect = engine.extension_path, engine.duckdb.connect
+    copies = {}
+    for name in ("avro", "iceberg"):
+        copies[name] = tmp_path / f"{name}.duckdb_extension"
+        shutil.copyfile(real_path(name), copies[name])
+    checked: list[str] = []
+
+    def connect(database: str = ":memory:", config: dict[str, Any] | None = None, **kw: Any) -> Any:  # noqa: ANN401
+        if not (config or {}).get("allow_unsigned_extensions"):
+            checked.append(database)
+        return real_connect(database, config=config or {}, **kw)
+
+    monkeypatch.setattr(engine, "_SIGNATURE_CHECKED", set())
+    monkeypatch.setattr(engine, "extension_path", lambda name: copies[name])
+    monkeypatch.setattr(engine.duckdb, "connect", connect)
+    return copies, checked
+
+
+def _loaded(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {r[0] for r in con.execute("select extension_name from duckdb_extensions() where loaded").fetchall()}
+
+
+def test_an_extensions_signature_is_checked_once_per_process(copied_extensions) -> None:  # noqa: ANN001
+    from datamesh.duckdb_engine import connect
+
+    _, checked = copied_extensions
+    first, second, third = (connect(iceberg=True) for _ in range(3))
+    assert len(checked) == 1  # one signature-checking database, for all three
+    assert all({"avro", "iceberg"} <= _loaded(con) for con in (first, second, third))
+
+
+def test_a_changed_extension_file_is_checked_again(copied_extensions) -> None:  # noqa: ANN001
+    from datamesh.duckdb_engine import connect
+
+    copies, checked = copied_extensions
+    connect(iceberg=True)
+    os.utime(copies["iceberg"], ns=(1, 1))  # same bytes, another file identity
+    assert {"iceberg"} <= _loaded(connect(iceberg=True)) and len(checked) == 2
+
+
+def test_a_tampered_extension_is_refused_before_any_connection_loads_it(copied_extensions) -> None:  # noqa: ANN001
+    from datamesh.duckdb_engine import connect
+    from datamesh.errors import StorageError
+
+    copies, checked = copied_extensions
+    connect(iceberg=True)
+    data = bytearray(copies["iceberg"].read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte: code that DuckDB did not sign
+    tampered = copies["iceberg"].with_suffix(".new")
+    tampered.write_bytes(bytes(data))
+    os.replace(tampered, copies["iceberg"])  # a new file: the loaded one stays mapped as it was (never write in place)
+    with pytest.raises(StorageError, match=r"iceberg\.duckdb_extension does not load with its signature checked"):
+        connect(iceberg=True)
+    assert len(checked) == 2
+
+
+def test_a_locked_session_loads_no_extension_file(mesh, tmp_path: Path) -> None:  # noqa: ANN001
+    """Sessions may load unsigned files (once checked): after the lock-down, no LOAD of any file works."""
+    mesh.publish("widgets", widgets_table(3))
+    fake = Path(mesh.lake.path("products")) / "fake.duckdb_extension"
+    fake.write_bytes(b"\0" * 4096)
+    with mesh.session() as session:
+        con = session._con
+        assert con.execute("select current_setting('allow_unsigned_extensions')").fetchone()[0]
+        for path in (fake, tmp_path / "elsewhere.duckdb_extension"):
+            with pytest.raises(duckdb.PermissionException, match="Loading external extensions is disabled"):
+                con.execute(f"LOAD '{path}'")
+        with pytest.raises(ReadOnlyError):
+            session.sql(f"LOAD '{fake}'")
