@@ -12,8 +12,8 @@ import json
 import os
 import re
 import threading
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
