@@ -132,7 +132,7 @@ def connect(lake: Lake | None = None, *, memory_limit: str = "3GB", threads: int
     """A new in-memory DuckDB connection able to read the lake's files (and its tables, with ``iceberg``).
 
     Extensions (iceberg and avro here, httpfs on S3) load from their wheels
-    with their signatures checked once per process (:func:`load_extension`);
+    with their signatures checked once per process (:func:`load_extensions`);
     no other extension can load once a session is locked down
     (:func:`~datamesh.sql_guard.lock_down`), and a query that names LOAD is
     refused before it runs.

@@ -33,9 +33,13 @@ def local_path(location: str) -> str:
     return os.path.abspath(path)
 
 
-class LocalInputFile(InputFile):
+class _LocalFile:
+    """What a local input and output file share: the path of the location, its size, whether it exists."""
+
+    location: str
+
     def __init__(self, location: str) -> None:
-        super().__init__(location=location)
+        super().__init__(location=location)  # type: ignore[call-arg]
         self._path = local_path(location)
 
     def __len__(self) -> int:
@@ -44,21 +48,13 @@ class LocalInputFile(InputFile):
     def exists(self) -> bool:
         return os.path.lexists(self._path)
 
+
+class LocalInputFile(_LocalFile, InputFile):
     def open(self, seekable: bool = True) -> InputStream:
         return open(self._path, "rb")  # noqa: SIM115 (the caller closes the stream)
 
 
-class LocalOutputFile(OutputFile):
-    def __init__(self, location: str) -> None:
-        super().__init__(location=location)
-        self._path = local_path(location)
-
-    def __len__(self) -> int:
-        return os.path.getsize(self._path)
-
-    def exists(self) -> bool:
-        return os.path.lexists(self._path)
-
+class LocalOutputFile(_LocalFile, OutputFile):
     def to_input_file(self) -> LocalInputFile:
         return LocalInputFile(self.location)
 

@@ -257,7 +257,8 @@ class TableStore:
         if self._no_catalog_yet():
             return None
         try:
-            table = self._read_embedded(contract) if self._embedded_path() else \
+            embedded = self._embedded_path()
+            table = self._read_embedded(contract, embedded) if embedded else \
                 self.catalog.load_table(self.identifier(contract))
         except (NoSuchTableError, NoSuchNamespaceError):
             return None
@@ -294,7 +295,7 @@ class TableStore:
             return None
         return self._uri[len("sqlite:///"):] or None
 
-    def _read_embedded(self, contract: Contract) -> Table:
+    def _read_embedded(self, contract: Contract, path: str) -> Table:
         """Load a table from the embedded SQLite catalog with the standard library, read-only.
 
         The same row pyiceberg's ``SqlCatalog.load_table`` selects, read without
@@ -313,8 +314,6 @@ class TableStore:
         from pyiceberg.serializers import FromInputFile
         from pyiceberg.table import Table
 
-        path = self._embedded_path()
-        assert path is not None
         try:
             with closing(sqlite3.connect(f"file:{pathname2url(path)}?mode=ro", uri=True, timeout=5)) as db:
                 columns = {row[1] for row in db.execute("PRAGMA table_info(iceberg_tables)")}
