@@ -415,7 +415,8 @@ class TableStore:
             tx.set_properties(**changed)
         uris = [self.uri_of(p) for p in lake_paths]
         new_files = _data_files(tx.table_metadata, uris, table.io, contract)
-        with tx.update_snapshot(snapshot_properties=properties).overwrite() as overwrite:
+        with _without_delete_only_manifests(tx.update_snapshot(snapshot_properties=properties).overwrite()) \
+                as overwrite:
             if head is not None:
                 for data_file in self.live_files(table, head.snapshot_id):
                     overwrite.delete_data_file(data_file)
@@ -539,6 +540,27 @@ class TableStore:
                     f"{manifest.manifest_path}, outside its metadata/ folder; it was changed outside the platform."
                 )
         return manifests
+
+
+def _without_delete_only_manifests(producer: Any) -> Any:
+    """``producer`` (pyiceberg's overwrite) leaving out the parent's manifests that hold no live file.
+
+    pyiceberg 0.12 carries every earlier snapshot's manifest of DELETED entries
+    forward into each new snapshot, so a table's manifest list grew by one per
+    publish and every read of a snapshot (verify, retention, the next commit)
+    opened all of them: after 25 versions, 26 manifests to find one file. A
+    manifest with no added or existing file contributes nothing to the new
+    snapshot (its deletions belong to the snapshot that added it, which keeps
+    listing it), and Iceberg's Java planner skips such manifests too. So each
+    snapshot now lists its own added and deleted manifests only (decision 0045).
+    """
+    carried = producer._existing_manifests
+
+    def live_manifests() -> list[Any]:
+        return [m for m in carried() if m.has_added_files() or m.has_existing_files()]
+
+    producer._existing_manifests = live_manifests
+    return producer
 
 
 def _remove_tags(manage: Any, table: Table, versions: Iterable[int]) -> list[str]:

@@ -70,6 +70,30 @@ def test_a_publish_is_one_tagged_overwrite_snapshot_naming_its_record(mesh) -> N
         assert files == set(mesh.catalog.file_paths(m))
 
 
+def test_each_snapshot_lists_only_its_own_manifests_however_many_versions(mesh) -> None:  # noqa: ANN001
+    """pyiceberg carried every earlier snapshot's manifest of deleted entries forward: the list grew by one per
+    publish and every read opened them all. Now each snapshot lists its added and its deleted manifest only,
+    and every retained version (the widgets keep 3) still reads exactly its own rows, in pyiceberg and DuckDB."""
+    from datamesh.duckdb_engine import connect
+
+    for n in range(1, 8):
+        mesh.publish("widgets", widgets_table(n, start=100 * n))
+    table = iceberg_table(mesh)
+    head = table.metadata.current_snapshot()
+    listed = head.manifests(io=table.io)
+    assert len(listed) == 2, [(m.added_files_count, m.existing_files_count, m.deleted_files_count) for m in listed]
+    assert {m.added_snapshot_id for m in listed} == {head.snapshot_id}
+    assert sorted((m.added_files_count, m.deleted_files_count) for m in listed) == [(0, 1), (1, 0)]
+    con = connect(iceberg=True)
+    for version in (5, 6, 7):
+        m = mesh.catalog.manifest("widgets", version)
+        assert len(table.metadata.snapshot_by_id(m.snapshot_id).manifests(io=table.io)) == 2
+        ids = con.execute(f"select widget_id from {mesh.catalog.verified_scan(m)} order by 1").fetchall()
+        assert [i for (i,) in ids] == list(range(100 * version, 101 * version))
+        scanned = table.scan(snapshot_id=m.snapshot_id).to_arrow()
+        assert sorted(scanned.column("widget_id").to_pylist()) == list(range(100 * version, 101 * version))
+
+
 # -- the commit point ---------------------------------------------------------------------------
 
 
