@@ -10,6 +10,9 @@ machines are noisy. Sections:
 * ``trino``     — analyst queries: Trino vs DuckDB on the same files (needs ``pipeline`` on S3)
 * ``trino-small`` — Trino's fixed cost on small analyst queries (count, group-by, lookup, a join) at
   ``--customers``: p50/p95 with the stack's settings vs dynamic filtering on (decision 0014)
+* ``history``   — a product's publish cost as its history grows: a 2,000-row ``customers`` published
+  ``--history-versions`` times (default 40) in a fresh lake; the median per block of 10 versions, and the
+  last block over the first (flat is 1.0: each snapshot lists only its own manifests, decision 0045)
 * ``ml``        — training time per candidate; batch scoring vs a bare ``predict_proba``
 * ``ui``        — the Dagster UI: code-location import, ``mesh ui`` start-up, a one-step UI run with one
   process per run vs one per step (on the pipeline's lake, or a small demo lake)
@@ -47,7 +50,7 @@ import pyarrow.parquet as pq
 
 from datamesh.paths import PROJECT_ROOT
 
-SECTIONS = ("pipeline", "publish", "s3", "trino", "trino-small", "ml", "scoring", "tpch", "ui", "versus", "cli")
+SECTIONS = ("pipeline", "publish", "history", "s3", "trino", "trino-small", "ml", "scoring", "tpch", "ui", "versus", "cli")
 
 
 def say(message: str) -> None:
@@ -110,6 +113,25 @@ def bench_publish(mesh_factory: Callable[[str], Any], root: str, n: int, repeats
     result.update(rows=n, mb=round(table.nbytes / 2**20, 1), lake=mesh.lake.url,
                   rows_per_s_ours=round(n / result["ours_s"]), rows_per_s_bare=round(n / result["baseline_s"]))
     return result
+
+
+def bench_history(root: str, versions: int) -> dict[str, Any]:
+    """Publish the same small table ``versions`` times; the median seconds per block of 10 versions."""
+    table = customers_like_table(2_000)
+    mesh = local_mesh(root)
+    seconds = []
+    for _ in range(versions):
+        t0 = time.perf_counter()
+        mesh.publish("customers", table)
+        seconds.append(time.perf_counter() - t0)
+    blocks = {f"{a + 1}-{min(a + 10, versions)}": round(statistics.median(seconds[a:a + 10]) * 1000, 1)
+              for a in range(0, versions, 10)}
+    first, last = next(iter(blocks.values())), list(blocks.values())[-1]
+    t0 = time.perf_counter()
+    local_mesh(root).catalog.manifest("customers")
+    return {"rows": 2_000, "versions": versions, "keep": mesh.contract("customers").retention_versions,
+            "median_ms_per_block": blocks, "last_over_first": round(last / first, 2),
+            "head_read_in_a_new_mesh_ms": round((time.perf_counter() - t0) * 1000, 1)}
 
 
 def local_mesh(root: str) -> Any:
@@ -452,6 +474,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--publish-rows", type=int, default=1_000_000, help="rows for the publish ratio")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions per ratio (median)")
     parser.add_argument("--profile", default="fast", help="model zoo profile for the ml section (fast|full)")
+    parser.add_argument("--history-versions", type=int, default=40,
+                        help="history section: how many versions to publish (default 40)")
     parser.add_argument("--source-lake", default=None,
                         help="trino section: copy products from this local lake instead of re-running the pipeline")
     parser.add_argument("--tpch-sf", type=float, default=1.0,
@@ -474,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
             report["pipeline"] = bench_pipeline(args.customers, lake)
         elif section == "publish":
             report["publish_local"] = bench_publish(local_mesh, str(work / "publish"), args.publish_rows, args.repeats)
+        elif section == "history":
+            report["history"] = bench_history(str(work / "history"), args.history_versions)
         elif section == "s3":
             report["publish_s3"] = bench_s3(args.publish_rows, args.repeats)
         elif section == "trino":
