@@ -551,13 +551,22 @@ def _without_delete_only_manifests(producer: Any) -> Any:
     opened all of them: after 25 versions, 26 manifests to find one file. A
     manifest with no added or existing file contributes nothing to the new
     snapshot (its deletions belong to the snapshot that added it, which keeps
-    listing it), and Iceberg's Java planner skips such manifests too. So each
-    snapshot now lists its own added and deleted manifests only (decision 0045).
+    listing it). Iceberg's Java writer keeps the same manifests only (live data
+    files, or written by this commit), as pyiceberg's own fast append does
+    (decision 0045).
     """
-    carried = producer._existing_manifests
+    from pyiceberg.table.update.snapshot import _OverwriteFiles
+
+    carried = getattr(producer, "_existing_manifests", None)
+    if not isinstance(producer, _OverwriteFiles) or carried is None:
+        raise StorageError(
+            f"pyiceberg's overwrite is now {type(producer).__name__} without the `_existing_manifests` step the "
+            "platform relies on (decision 0045): this pyiceberg is not the pinned one. Run `make install`."
+        )
 
     def live_manifests() -> list[Any]:
-        return [m for m in carried() if m.has_added_files() or m.has_existing_files()]
+        return [m for m in carried() if m.has_added_files() or m.has_existing_files()
+                or m.added_snapshot_id == producer._snapshot_id]
 
     producer._existing_manifests = live_manifests
     return producer

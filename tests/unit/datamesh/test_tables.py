@@ -94,6 +94,81 @@ def test_each_snapshot_lists_only_its_own_manifests_however_many_versions(mesh) 
         assert sorted(scanned.column("widget_id").to_pylist()) == list(range(100 * version, 101 * version))
 
 
+def test_a_publish_after_a_repaired_foreign_write_lists_only_its_own_manifests(mesh) -> None:  # noqa: ANN001
+    """An engine appended to the table, repair pointed main back at v2; the next publish replaces v2's files."""
+    from tests.unit.datamesh.damaged_files import foreign_insert
+
+    for n in (3, 4):
+        mesh.publish("widgets", widgets_table(n, start=10 * n))
+    foreign_insert(mesh)
+    repair(mesh.catalog, "widgets")
+    m = mesh.publish("widgets", widgets_table(5, start=50))
+    table = iceberg_table(mesh)
+    assert m.version == 3 and len(table.metadata.snapshot_by_id(m.snapshot_id).manifests(io=table.io)) == 2
+    with mesh.session() as s:
+        assert s.sql("select min(widget_id), count(*) from widgets").fetchone() == (50, 5)
+        assert s.sql("select min(widget_id), count(*) from widgets__v2").fetchone() == (40, 4)
+
+
+def test_the_commit_keeps_every_parent_manifest_with_a_live_file() -> None:
+    """The filter itself, on pyiceberg's overwrite: manifests with added or existing files, unknown counts, or
+    written by this very commit stay; only manifests holding nothing but deletions go."""
+    from types import SimpleNamespace
+
+    from pyiceberg.table.update.snapshot import _OverwriteFiles
+
+    def manifest(name: str, added: int | None, existing: int | None, deleted: int, by: int = 1) -> Any:
+        return SimpleNamespace(name=name, added_files_count=added, existing_files_count=existing,
+                               deleted_files_count=deleted, added_snapshot_id=by,
+                               has_added_files=lambda: added is None or added > 0,
+                               has_existing_files=lambda: existing is None or existing > 0)
+
+    parents = [manifest("added", 1, 0, 0), manifest("existing", 0, 3, 0), manifest("deletes", 0, 0, 1),
+               manifest("unknown", None, None, 1), manifest("mine", 0, 0, 1, by=99), manifest("old deletes", 0, 0, 4)]
+    producer = _OverwriteFiles.__new__(_OverwriteFiles)
+    producer._snapshot_id = 99
+    producer._existing_manifests = lambda: parents
+    kept = tables_module._without_delete_only_manifests(producer)._existing_manifests()
+    assert [m.name for m in kept] == ["added", "existing", "unknown", "mine"]
+
+
+def test_a_producer_without_the_step_it_wraps_is_a_clear_error() -> None:
+    with pytest.raises(StorageError, match="decision 0045.*make install"):
+        tables_module._without_delete_only_manifests(object())
+
+
+def test_a_table_written_before_the_fix_sheds_its_carried_manifests(mesh, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """Versions written the old way (every deletion manifest carried forward), then the new way; retention with
+    no grace: the carried manifests go once no retained snapshot lists them, nothing still listed is removed,
+    and every retained version reads and verifies."""
+    from datamesh.publish import apply_retention_rule
+    from datamesh.verify import verify
+
+    with monkeypatch.context() as m:
+        m.setattr(tables_module, "_without_delete_only_manifests", lambda producer: producer)
+        for n in range(1, 5):
+            mesh.publish("widgets", widgets_table(n))
+    table = iceberg_table(mesh)
+    carried = {f.manifest_path for f in table.metadata.current_snapshot().manifests(io=table.io)}
+    assert len(carried) == 4  # the old way: v4 listed its file and the deletions of v1, v2 and v3
+    for n in range(5, 8):
+        mesh.publish("widgets", widgets_table(n))
+    apply_retention_rule(mesh.catalog, mesh.contract("widgets"), keep=2, orphan_grace_seconds=0)
+    table = iceberg_table(mesh)
+    assert sorted(mesh.catalog.versions("widgets")) == [6, 7]
+    listed = set()
+    for snapshot in table.metadata.snapshots:
+        listed |= {f.manifest_path for f in snapshot.manifests(io=table.io)}
+    assert all(len(s.manifests(io=table.io)) == 2 for s in table.metadata.snapshots)
+    for uri in mesh.catalog.tables.referenced_metadata(table):
+        assert Path(mesh.catalog.tables.path_of(uri)).exists(), uri
+    assert not [p for p in carried - listed if Path(mesh.catalog.tables.path_of(p)).exists()]
+    with mesh.session() as s:
+        assert s.sql("select count(*) from widgets__v6").fetchone() == (6,)
+        assert s.sql("select count(*) from widgets__v7").fetchone() == (7,)
+    assert verify(mesh.catalog).ok
+
+
 # -- the commit point ---------------------------------------------------------------------------
 
 
