@@ -14,11 +14,12 @@ import pytest
 import datamesh.tables as tables_module
 from datamesh.errors import ConflictError, PublishError, StorageError
 from datamesh.platform import Mesh
+from datamesh.publish import apply_retention_rule
 from datamesh.settings import Settings
-from datamesh.verify import repair
+from datamesh.verify import repair, verify
 from tests.conftest import WIDGETS_CONTRACT, widgets_table
 from tests.integrity import lake_bytes, lake_fingerprint
-from tests.unit.datamesh.damaged_files import iceberg_table, record_path, snapshot_of
+from tests.unit.datamesh.damaged_files import foreign_insert, iceberg_table, record_path, snapshot_of
 
 
 def _mesh_with_contract(mesh: Any, contracts_dir: Path, text: str) -> Mesh:
@@ -70,6 +71,12 @@ def test_a_publish_is_one_tagged_overwrite_snapshot_naming_its_record(mesh) -> N
         assert files == set(mesh.catalog.file_paths(m))
 
 
+def _manifests(table: Any, snapshot_id: int | None = None) -> list[Any]:
+    """The manifests a snapshot lists (default: the table's head)."""
+    snapshot = table.metadata.current_snapshot() if snapshot_id is None else table.metadata.snapshot_by_id(snapshot_id)
+    return snapshot.manifests(io=table.io)
+
+
 def test_each_snapshot_lists_only_its_own_manifests_however_many_versions(mesh) -> None:  # noqa: ANN001
     """pyiceberg carried every earlier snapshot's manifest of deleted entries forward: the list grew by one per
     publish and every read opened them all. Now each snapshot lists its added and its deleted manifest only,
@@ -80,14 +87,14 @@ def test_each_snapshot_lists_only_its_own_manifests_however_many_versions(mesh) 
         mesh.publish("widgets", widgets_table(n, start=100 * n))
     table = iceberg_table(mesh)
     head = table.metadata.current_snapshot()
-    listed = head.manifests(io=table.io)
+    listed = _manifests(table)
     assert len(listed) == 2, [(m.added_files_count, m.existing_files_count, m.deleted_files_count) for m in listed]
     assert {m.added_snapshot_id for m in listed} == {head.snapshot_id}
     assert sorted((m.added_files_count, m.deleted_files_count) for m in listed) == [(0, 1), (1, 0)]
     con = connect(iceberg=True)
     for version in (5, 6, 7):
         m = mesh.catalog.manifest("widgets", version)
-        assert len(table.metadata.snapshot_by_id(m.snapshot_id).manifests(io=table.io)) == 2
+        assert len(_manifests(table, m.snapshot_id)) == 2
         ids = con.execute(f"select widget_id from {mesh.catalog.verified_scan(m)} order by 1").fetchall()
         assert [i for (i,) in ids] == list(range(100 * version, 101 * version))
         scanned = table.scan(snapshot_id=m.snapshot_id).to_arrow()
@@ -96,15 +103,13 @@ def test_each_snapshot_lists_only_its_own_manifests_however_many_versions(mesh) 
 
 def test_a_publish_after_a_repaired_foreign_write_lists_only_its_own_manifests(mesh) -> None:  # noqa: ANN001
     """An engine appended to the table, repair pointed main back at v2; the next publish replaces v2's files."""
-    from tests.unit.datamesh.damaged_files import foreign_insert
-
     for n in (3, 4):
         mesh.publish("widgets", widgets_table(n, start=10 * n))
     foreign_insert(mesh)
     repair(mesh.catalog, "widgets")
     m = mesh.publish("widgets", widgets_table(5, start=50))
     table = iceberg_table(mesh)
-    assert m.version == 3 and len(table.metadata.snapshot_by_id(m.snapshot_id).manifests(io=table.io)) == 2
+    assert m.version == 3 and len(_manifests(table, m.snapshot_id)) == 2
     with mesh.session() as s:
         assert s.sql("select min(widget_id), count(*) from widgets").fetchone() == (50, 5)
         assert s.sql("select min(widget_id), count(*) from widgets__v2").fetchone() == (40, 4)
@@ -141,25 +146,21 @@ def test_a_table_written_before_the_fix_sheds_its_carried_manifests(mesh, monkey
     """Versions written the old way (every deletion manifest carried forward), then the new way; retention with
     no grace: the carried manifests go once no retained snapshot lists them, nothing still listed is removed,
     and every retained version reads and verifies."""
-    from datamesh.publish import apply_retention_rule
-    from datamesh.verify import verify
-
     with monkeypatch.context() as m:
         m.setattr(tables_module, "_without_delete_only_manifests", lambda producer: producer)
         for n in range(1, 5):
             mesh.publish("widgets", widgets_table(n))
     table = iceberg_table(mesh)
-    carried = {f.manifest_path for f in table.metadata.current_snapshot().manifests(io=table.io)}
+    carried = {f.manifest_path for f in _manifests(table)}
     assert len(carried) == 4  # the old way: v4 listed its file and the deletions of v1, v2 and v3
     for n in range(5, 8):
         mesh.publish("widgets", widgets_table(n))
     apply_retention_rule(mesh.catalog, mesh.contract("widgets"), keep=2, orphan_grace_seconds=0)
     table = iceberg_table(mesh)
     assert sorted(mesh.catalog.versions("widgets")) == [6, 7]
-    listed = set()
-    for snapshot in table.metadata.snapshots:
-        listed |= {f.manifest_path for f in snapshot.manifests(io=table.io)}
-    assert all(len(s.manifests(io=table.io)) == 2 for s in table.metadata.snapshots)
+    per_snapshot = [_manifests(table, s.snapshot_id) for s in table.metadata.snapshots]
+    assert all(len(listed) == 2 for listed in per_snapshot)
+    listed = {f.manifest_path for manifests in per_snapshot for f in manifests}
     for uri in mesh.catalog.tables.referenced_metadata(table):
         assert Path(mesh.catalog.tables.path_of(uri)).exists(), uri
     assert not [p for p in carried - listed if Path(mesh.catalog.tables.path_of(p)).exists()]
