@@ -21,6 +21,10 @@ read back (manifest, card, pointer) is validated; a corrupt file raises
 :class:`RegistryError` naming it and what to do.
 
 Loading a model unpickles it: only point the registry at storage you trust.
+A process keeps the few models it last stored or loaded in memory, keyed by
+where they live and the checksum their manifest records (decision 0046): a
+version stored and then scored in one run is unpickled never, and a manifest
+that changes is a miss. Models handed out are shared: treat them as read-only.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import dataclasses
 import hashlib
 import io
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +55,44 @@ MANIFEST_FORMAT = 1
 _MANIFEST = "manifest.json"
 _CHAMPION = "champion.json"
 _PNG = ".png"
+_MODEL = "model.joblib"
+
+
+class _ModelCache:
+    """The models this process last stored or loaded, least recently used out first.
+
+    A key is the version's place in the lake (endpoint, directory, run id) and
+    the SHA-256 its manifest records for ``model.joblib``: committed versions
+    are write-once, and a manifest rewritten to name other bytes names another
+    checksum, so it misses and those bytes are read and verified as before.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._models: OrderedDict[tuple[str | None, str, str, str], Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str | None, str, str, str]) -> Any | None:
+        with self._lock:
+            model = self._models.get(key)
+            if model is not None:
+                self._models.move_to_end(key)
+            return model
+
+    def put(self, key: tuple[str | None, str, str, str], model: Any) -> None:
+        with self._lock:
+            self._models[key] = model
+            self._models.move_to_end(key)
+            while len(self._models) > self.size:
+                self._models.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._models.clear()
+
+
+# Two champions (churn and revenue) and a challenger fit; each holds a fitted pipeline, tens of MiB at demo scale.
+MODEL_CACHE = _ModelCache(size=3)
 
 
 class _Record(BaseModel):
@@ -180,7 +224,7 @@ class ModelRegistry:
             joblib.dump(model, buffer, compress=("lz4", 3))
         except Exception as exc:
             raise RegistryError(f"Model '{name}': the model cannot be pickled ({type(exc).__name__}: {exc}).") from exc
-        put("model.joblib", buffer.getvalue())
+        put(_MODEL, buffer.getvalue())
         for plot, data in (plots or {}).items():
             put(f"plots/{keys[plot]}", data)
         card = _with_plots(card, list(keys.values()))
@@ -205,6 +249,7 @@ class ModelRegistry:
                 f"this run's files stay unreferenced under {version_dir}/{run_id}. Register again to get "
                 "the next version."
             ) from None
+        MODEL_CACHE.put(self._cache_key(version_dir, run_id, files[_MODEL]["sha256"]), model)
         return ModelVersion(name, version, version_dir, run_id, created_at, card, files)
 
     def promote(self, name: str, version: int, *, reason: str = "") -> ModelVersion:
@@ -252,12 +297,24 @@ class ModelRegistry:
         )
 
     def load(self, name: str, version: int) -> Any:
-        """Unpickle the model of ``version`` (checksum verified)."""
+        """The model of ``version``: unpickled (checksum verified), or this process's copy of the
+        same bytes (the manifest's checksum is the key). Shared: do not modify it."""
         version_dir, manifest = self._manifest(name, version)
-        data = self._read_file(version_dir, manifest, "model.joblib")
+        entry = manifest.files.get(_MODEL)
+        key = self._cache_key(version_dir, manifest.run_id, entry.sha256) if entry is not None else None
+        model = MODEL_CACHE.get(key) if key is not None else None
+        if model is not None:
+            return model
+        data = self._read_file(version_dir, manifest, _MODEL)
         import joblib
 
-        return joblib.load(io.BytesIO(data))
+        model = joblib.load(io.BytesIO(data))
+        if key is not None:
+            MODEL_CACHE.put(key, model)
+        return model
+
+    def _cache_key(self, version_dir: str, run_id: str, sha256: str) -> tuple[str | None, str, str, str]:
+        return (self.lake.s3.endpoint_url if self.lake.s3 else None, version_dir, run_id, sha256)
 
     def read_plot(self, name: str, version: int, plot: str) -> bytes:
         """The PNG bytes of a stored plot."""

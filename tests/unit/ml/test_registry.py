@@ -14,7 +14,7 @@ from datamesh.errors import ConflictError, PlatformError
 from datamesh.provenance import RUN_ID_PATTERN
 from datamesh.storage import Lake
 from ml.errors import MLError, RegistryError
-from ml.registry import ModelRegistry
+from ml.registry import MODEL_CACHE, ModelRegistry
 
 from .test_champion import card
 
@@ -86,11 +86,56 @@ def test_champion_pointer(registry: ModelRegistry, model: LogisticRegression, tm
         registry.promote("churn", 5)
 
 
+@pytest.fixture(autouse=True)
+def _cold_model_cache() -> None:
+    MODEL_CACHE.clear()
+
+
 def test_corrupt_model_file_is_detected(registry: ModelRegistry, model: LogisticRegression, tmp_path: Path) -> None:
     mv = registry.register("churn", model, card(0.8))
     (tmp_path / "models/churn/versions/1" / mv.run_id / "model.joblib").write_bytes(b"garbage")
+    # This process keeps the model it stored, whatever the file now holds: it never reads the garbage.
+    assert registry.load("churn", 1) is model
+    MODEL_CACHE.clear()  # another process: it reads the file, and refuses it
     with pytest.raises(RegistryError, match="does not match its checksum"):
         registry.load("churn", 1)
+
+
+def test_a_stored_model_is_loaded_without_reading_it_again(registry: ModelRegistry, model: LogisticRegression,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    registry.register("churn", model, card(0.8))
+    MODEL_CACHE.clear()
+    reads: list[str] = []
+    real = registry.lake.read_bytes
+    monkeypatch.setattr(registry.lake, "read_bytes", lambda path: reads.append(path) or real(path))
+    first = registry.load("churn", 1)
+    assert sum(p.endswith("model.joblib") for p in reads) == 1
+    assert registry.load("churn", 1) is first and ModelRegistry(registry.lake).load("churn", 1) is first
+    assert sum(p.endswith("model.joblib") for p in reads) == 1  # the manifest is read each time, the model once
+
+
+def test_a_rewritten_manifest_misses_the_cache(registry: ModelRegistry, model: LogisticRegression,
+                                               tmp_path: Path) -> None:
+    """A manifest rewritten to name other bytes (with their checksum) is not served the old model."""
+    other = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), [1, 1, 0, 0])
+    registry.register("churn", model, card(0.8))
+    registry.register("churn", other, card(0.7))
+    v1, v2 = (tmp_path / f"models/churn/versions/{n}/manifest.json" for n in (1, 2))
+    doctored = json.loads(v1.read_text())
+    second = json.loads(v2.read_text())
+    (tmp_path / "models/churn/versions/1" / doctored["run_id"]).joinpath("model.joblib").write_bytes(
+        (tmp_path / "models/churn/versions/2" / second["run_id"] / "model.joblib").read_bytes())
+    doctored["files"]["model.joblib"] |= {k: second["files"]["model.joblib"][k] for k in ("sha256", "bytes")}
+    v1.write_text(json.dumps(doctored))
+    loaded = registry.load("churn", 1)
+    assert loaded is not model  # the manifest's checksum changed: read from the lake, not the cache
+    assert np.allclose(loaded.predict_proba([[0.0]]), other.predict_proba([[0.0]]))
+
+
+def test_the_cache_is_bounded(registry: ModelRegistry, model: LogisticRegression) -> None:
+    for _ in range(MODEL_CACHE.size + 2):
+        registry.register("churn", model, card(0.8))
+    assert len(MODEL_CACHE._models) == MODEL_CACHE.size
 
 
 @pytest.mark.parametrize("name", ["Churn", "churn-model", "1churn", "", "a" * 64])
