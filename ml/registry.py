@@ -302,15 +302,13 @@ class ModelRegistry:
         version_dir, manifest = self._manifest(name, version)
         entry = manifest.files.get(_MODEL)
         key = self._cache_key(version_dir, manifest.run_id, entry.sha256) if entry is not None else None
-        model = MODEL_CACHE.get(key) if key is not None else None
-        if model is not None:
+        if key is not None and (model := MODEL_CACHE.get(key)) is not None:
             return model
-        data = self._read_file(version_dir, manifest, _MODEL)
+        data = self._read_file(version_dir, manifest, _MODEL)  # raises when the manifest lists no model
         import joblib
 
         model = joblib.load(io.BytesIO(data))
-        if key is not None:
-            MODEL_CACHE.put(key, model)
+        MODEL_CACHE.put(self._cache_key(version_dir, manifest.run_id, manifest.files[_MODEL].sha256), model)
         return model
 
     def _cache_key(self, version_dir: str, run_id: str, sha256: str) -> tuple[str | None, str, str, str]:
