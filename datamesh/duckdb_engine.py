@@ -60,27 +60,99 @@ def httpfs_extension_path() -> Path:
     return extension_path("httpfs")
 
 
-#: (path, device, inode, size, mtime_ns) of extension files whose signature DuckDB checked in this process.
-_SIGNATURE_CHECKED: set[tuple[str, int, int, int, int]] = set()
+#: (path, device, inode, size, mtime_ns, ctime_ns) of extension files whose signature DuckDB checked.
+_SIGNATURE_CHECKED: set[tuple[str, int, int, int, int, int]] = set()
 _SIGNATURE_LOCK = threading.Lock()
+#: Where the identities of checked extension files are remembered between processes.
+SIGNATURE_RECORD = "duckdb-extensions-checked.json"
+_MAX_RECORD_BYTES = 64 * 1024
 
 
-def _file_identity(path: Path) -> tuple[str, int, int, int, int]:
+def _file_identity(path: Path) -> tuple[str, int, int, int, int, int]:
+    """What changes whenever a file's bytes can have: a rewrite, a replacement, a restored mtime (ctime moves)."""
     st = os.stat(path)
-    return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def cache_dir() -> Path:
+    """This user's cache folder for the platform: ``MESH_CACHE_DIR``, else ``$XDG_CACHE_HOME/datamesh``."""
+    explicit = os.environ.get("MESH_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "datamesh"
+
+
+def _private(path: Path) -> bool:
+    """Whether only this user can have written ``path`` (owned by them, not writable by group or others)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022 and not os.path.islink(path)
+
+
+def _recorded_identities() -> set[tuple[str, int, int, int, int, int]]:
+    """Identities a process of this user checked before (none when the record is missing, foreign or unreadable)."""
+    folder = cache_dir()
+    record = folder / SIGNATURE_RECORD
+    if not (_private(folder) and _private(record)):
+        return set()
+    try:
+        with open(record, "rb") as fh:
+            data = json.loads(fh.read(_MAX_RECORD_BYTES + 1)[:_MAX_RECORD_BYTES])
+        if data.get("duckdb") != duckdb.__version__:
+            return set()
+        return {(str(e[0]), *map(int, e[1:6])) for e in data["checked"] if len(e) == 6}  # type: ignore[misc]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return set()
+
+
+def _still(identity: tuple[str, int, int, int, int, int]) -> bool:
+    """Whether a recorded file is still there unchanged (records of replaced files are dropped)."""
+    try:
+        return _file_identity(Path(identity[0])) == identity
+    except OSError:
+        return False
+
+
+def _remember(identities: set[tuple[str, int, int, int, int, int]]) -> None:
+    """Add checked identities to this user's record (best effort: a cache that cannot be written is skipped)."""
+    import tempfile
+
+    folder = cache_dir()
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not _private(folder):
+            return
+        entries = sorted(identities | {e for e in _recorded_identities() if _still(e)})[:64]
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".ext-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"duckdb": duckdb.__version__, "checked": [list(e) for e in entries]}, fh)
+            os.replace(tmp, folder / SIGNATURE_RECORD)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError:
+        return
 
 
 def load_extensions(con: duckdb.DuckDBPyConnection, names: Sequence[str]) -> None:
-    """LOAD extensions from their wheels, in order; their signatures checked by DuckDB once per process and file.
+    """LOAD extensions from their wheels, in order; their signatures checked by DuckDB once per file.
 
     DuckDB checks a signed extension's signature on every LOAD, in every new
-    database: it hashes the whole file (48 MiB for iceberg), 0.2 s and 0.4 s
-    of CPU per connection, and every mesh session is a new database. A
-    connection opened with ``allow_unsigned_extensions`` (:func:`connect`)
-    loads files only once a connection of DuckDB's default, signature-checking
-    configuration has loaded the same unchanged files (same device, inode,
-    size and modification time) in this process; a changed file is checked
-    again. A connection without that option (dbt-duckdb's) is checked by
+    database: it hashes the whole file (48 MiB for iceberg), 0.3 s of every
+    CLI call, and every mesh session is a new database. A connection opened
+    with ``allow_unsigned_extensions`` (:func:`connect`) loads files only
+    once a connection of DuckDB's default, signature-checking configuration
+    has loaded the same unchanged files (same device, inode, size,
+    modification and change time) in this process, or in an earlier process
+    of this user that recorded them in its private cache folder
+    (:func:`cache_dir`, a record only trusted when this user owns it and no
+    one else can write it). A changed file is checked again: rewriting or
+    replacing a file moves its change time, which no one but root can set
+    back. A connection without that option (dbt-duckdb's) is checked by
     DuckDB itself, as before.
     """
     paths = [extension_path(name) for name in names]
@@ -88,6 +160,8 @@ def load_extensions(con: duckdb.DuckDBPyConnection, names: Sequence[str]) -> Non
     if unsigned_allowed:
         identities = [_file_identity(path) for path in paths]
         with _SIGNATURE_LOCK:
+            if not _SIGNATURE_CHECKED.issuperset(identities):
+                _SIGNATURE_CHECKED.update(set(identities) & _recorded_identities())
             if not _SIGNATURE_CHECKED.issuperset(identities):
                 checker = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
                                                               "autoload_known_extensions": False})
@@ -106,6 +180,7 @@ def load_extensions(con: duckdb.DuckDBPyConnection, names: Sequence[str]) -> Non
                     raise StorageError(f"A DuckDB extension file ({', '.join(map(str, paths))}) changed while it was "
                                        "being loaded; reinstall the extensions (`make install`) and try again.")
                 _SIGNATURE_CHECKED.update(identities)
+                _remember(set(identities))
     for path in paths:
         con.execute(f"LOAD {sql_string(str(path))}")
 

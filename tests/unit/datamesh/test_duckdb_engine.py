@@ -301,6 +301,7 @@ def copied_extensions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[
         return real_connect(database, config=config or {}, **kw)
 
     monkeypatch.setattr(engine, "_SIGNATURE_CHECKED", set())
+    monkeypatch.setenv("MESH_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(engine, "extension_path", lambda name: copies[name])
     monkeypatch.setattr(engine.duckdb, "connect", connect)
     return copies, checked
@@ -342,6 +343,85 @@ def test_a_tampered_extension_is_refused_before_any_connection_loads_it(copied_e
     with pytest.raises(StorageError, match=r"iceberg\.duckdb_extension does not load with its signature checked"):
         connect(iceberg=True)
     assert len(checked) == 2
+
+
+def _new_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget what this process checked, as a new process would (the user's record stays)."""
+    import datamesh.duckdb_engine as engine
+
+    monkeypatch.setattr(engine, "_SIGNATURE_CHECKED", set())
+
+
+def test_a_later_process_trusts_the_users_record_of_a_checked_file(copied_extensions, monkeypatch) -> None:  # noqa: ANN001
+    from datamesh.duckdb_engine import SIGNATURE_RECORD, cache_dir, connect
+
+    _, checked = copied_extensions
+    connect(iceberg=True)
+    record = cache_dir() / SIGNATURE_RECORD
+    assert record.stat().st_mode & 0o077 == 0  # private to the user
+    _new_process(monkeypatch)
+    assert {"avro", "iceberg"} <= _loaded(connect(iceberg=True))
+    assert len(checked) == 1  # the second process did not check the signatures again
+
+
+def test_a_file_changed_in_place_with_its_mtime_restored_is_checked_again(copied_extensions, monkeypatch) -> None:  # noqa: ANN001
+    """Same path, inode, size and mtime, other bytes: the change time moved, so the record does not cover it."""
+    import datamesh.duckdb_engine as engine
+    from datamesh.errors import StorageError
+
+    copies, checked = copied_extensions
+    fresh = copies["iceberg"].with_name("unloaded.duckdb_extension")
+    fresh.write_bytes(copies["iceberg"].read_bytes())  # never loaded by this process: safe to write in place
+    monkeypatch.setattr(engine, "extension_path", lambda name: copies["avro"] if name == "avro" else fresh)
+    engine._remember({engine._file_identity(copies["avro"]), engine._file_identity(fresh)})  # as if checked
+    before = os.stat(fresh)
+    with open(fresh, "r+b") as fh:
+        fh.seek(before.st_size // 2)
+        byte = fh.read(1)
+        fh.seek(before.st_size // 2)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    os.utime(fresh, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(fresh)
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
+    _new_process(monkeypatch)
+    with pytest.raises(StorageError, match=r"unloaded\.duckdb_extension does not load with its signature checked"):
+        connect_iceberg()
+    assert len(checked) == 1
+
+
+def connect_iceberg() -> duckdb.DuckDBPyConnection:
+    from datamesh.duckdb_engine import connect
+
+    return connect(iceberg=True)
+
+
+@pytest.mark.parametrize("loose", ["folder", "record"])
+def test_a_record_others_can_write_is_ignored(copied_extensions, monkeypatch, loose: str) -> None:  # noqa: ANN001
+    from datamesh.duckdb_engine import SIGNATURE_RECORD, cache_dir
+
+    _, checked = copied_extensions
+    connect_iceberg()
+    target = cache_dir() if loose == "folder" else cache_dir() / SIGNATURE_RECORD
+    target.chmod(0o777 if loose == "folder" else 0o666)
+    _new_process(monkeypatch)
+    assert {"avro", "iceberg"} <= _loaded(connect_iceberg())
+    assert len(checked) == 2  # checked again: the record could have been written by someone else
+
+
+@pytest.mark.parametrize("content", [b"{not json", b'{"duckdb": "0.0.1", "checked": []}', b"[]",
+                                     b'{"duckdb": "1", "checked": [["x", "y"]]}', b"\0" * 70000])
+def test_a_damaged_record_only_costs_a_check(copied_extensions, monkeypatch, content: bytes) -> None:  # noqa: ANN001
+    from datamesh.duckdb_engine import SIGNATURE_RECORD, cache_dir
+
+    _, checked = copied_extensions
+    connect_iceberg()
+    (cache_dir() / SIGNATURE_RECORD).write_bytes(content)
+    _new_process(monkeypatch)
+    assert {"avro", "iceberg"} <= _loaded(connect_iceberg())
+    assert len(checked) == 2
+    _new_process(monkeypatch)
+    connect_iceberg()
+    assert len(checked) == 2  # the check rewrote a valid record
 
 
 def test_a_locked_session_loads_no_extension_file(mesh, tmp_path: Path) -> None:  # noqa: ANN001
