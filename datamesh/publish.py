@@ -50,6 +50,7 @@ from datamesh.tables import (
     PROP_ROWS,
     PROP_RUN_ID,
     PROP_VERSION,
+    TableFiles,
     TableState,
 )
 from datamesh.user_files import read_user_file
@@ -454,10 +455,11 @@ def versions_to_keep(contract: Contract, keep: int | None = None) -> int:
 def apply_retention_rule(catalog: Catalog, contract: Contract, *, keep: int, orphan_grace_seconds: float = 3600) -> list[int]:
     """Expire all but the newest ``keep`` versions, then remove the files nothing references any more.
 
-    Every retained record is read and validated first and every path to
-    delete is checked to lie inside this product's own prefix; on any
-    problem the rule refuses (BrokenProductError / StorageError) before
-    changing anything. The versions' tags are removed and their snapshots
+    The record of every version to remove is read and validated first (a
+    retained version's run is its snapshot's, and nothing it references is
+    deleted) and every path to delete is checked to lie inside this
+    product's own prefix; on any problem the rule refuses
+    (BrokenProductError / StorageError) before changing anything. The versions' tags are removed and their snapshots
     expired in one catalog commit (so they stop being resolvable), then their
     data and records are deleted. Staged data, records and Iceberg metadata
     files nothing references are removed once older than
@@ -479,11 +481,12 @@ def apply_retention_rule(catalog: Catalog, contract: Contract, *, keep: int, orp
             and len(state.table.metadata.snapshots) <= len(versions)):
         return []  # nothing to remove and no orphans: skip reading records (cheap on S3)
     latest = catalog.latest_version(contract.id)
-    # Plan: read (and so validate) every record before changing anything.
-    manifests = {v: catalog.manifest(contract.id, v) for v in versions}
     doomed = [v for v in versions[:-keep] if v != latest]
-    live_runs = {m.run_id for v, m in manifests.items() if v not in doomed}
-    doomed_runs = {manifests[v].run_id for v in doomed} - live_runs
+    # Plan: read (and so validate) the record of every version to remove before changing anything. A
+    # retained version's run is its snapshot's (which a valid record repeats); nothing of it is deleted.
+    doomed_manifests = [catalog.manifest(contract.id, v) for v in doomed]
+    live_runs = {str(state.versions[v].summary.get(PROP_RUN_ID)) for v in versions if v not in doomed}
+    doomed_runs = {m.run_id for m in doomed_manifests} - live_runs
     now = time.time()
 
     def orphaned(run_id: str, mtime_ns: int | None) -> bool:
@@ -504,7 +507,8 @@ def apply_retention_rule(catalog: Catalog, contract: Contract, *, keep: int, orp
     # Decide what to delete from the table as it is now: a publish that committed while this
     # retention ran (or a run shared by a retained version) keeps its files.
     table = catalog.tables.load(contract)
-    referenced = _referenced_runs(catalog, table)
+    files = catalog.tables.table_files(table) if table is not None else None
+    referenced = _referenced_runs(catalog, table, files)
     deletes = [(paths.run_dir(run), paths.data, True) for run in sorted(doomed_runs - referenced)]
     deletes += [(paths.record(run), paths.records, False) for run in sorted(doomed_runs - referenced)]
     deletes += [(info.path, paths.data, True) for info in run_dirs
@@ -520,20 +524,20 @@ def apply_retention_rule(catalog: Catalog, contract: Contract, *, keep: int, orp
             lake.delete_dir_within(path, prefix)
         else:
             lake.delete_file_within(path, prefix)
-    _remove_unreferenced_files(catalog, contract, table, now - orphan_grace_seconds)
+    _remove_unreferenced_files(catalog, contract, table, files, now - orphan_grace_seconds)
     return doomed
 
 
-def _referenced_runs(catalog: Catalog, table: Any) -> set[str]:
+def _referenced_runs(catalog: Catalog, table: Any, files: TableFiles | None) -> set[str]:
     """Run ids whose directory or record any snapshot of ``table`` still needs."""
-    if table is None:
+    if table is None or files is None:
         return set()
     data = catalog.tables.path_of(table.metadata.location.rstrip("/")) + "/data/"
     runs = set()
     for snapshot in table.metadata.snapshots:
         if snapshot.summary is not None and snapshot.summary.get(PROP_RUN_ID):
             runs.add(snapshot.summary.get(PROP_RUN_ID))
-        for data_file in catalog.tables.live_files(table, snapshot.snapshot_id):
+        for data_file in files.live[snapshot.snapshot_id]:
             path = catalog.tables.path_of(data_file.file_path) or ""
             if path.startswith(data) and "/" in path[len(data):]:
                 runs.add(path[len(data):].split("/", 1)[0])
@@ -545,20 +549,21 @@ def _newest_mtime_ns(lake: Any, directory: str) -> int | None:
     return max(times) if times else None
 
 
-def _remove_unreferenced_files(catalog: Catalog, contract: Contract, table: Any, older_than: float) -> None:
+def _remove_unreferenced_files(catalog: Catalog, contract: Contract, table: Any, files: TableFiles | None,
+                               older_than: float) -> None:
     """Delete Iceberg metadata files (manifests, manifest lists, old JSON) and loose data files nothing needs.
 
     Loose data files are those another engine wrote directly into ``data/``
     (a foreign INSERT that repair rolled back); run directories are handled
     by the orphan sweep above.
     """
-    if table is None:
+    if table is None or files is None:
         return
     paths = catalog.paths_for(contract)
     tables = catalog.tables
-    keep = {tables.path_of(uri) for uri in tables.referenced_metadata(table)}
-    for snapshot in table.metadata.snapshots:
-        keep |= {tables.path_of(f.file_path) for f in tables.live_files(table, snapshot.snapshot_id)}
+    keep = {tables.path_of(uri) for uri in files.metadata}
+    for live in files.live.values():
+        keep |= {tables.path_of(f.file_path) for f in live}
     loose = [i for i in catalog.lake.list_dir(paths.data) if i.type == pafs.FileType.File]
     for info, prefix in [*((i, paths.metadata) for i in catalog.lake.list_files(paths.metadata)),
                          *((i, paths.data) for i in loose)]:

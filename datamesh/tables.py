@@ -101,6 +101,16 @@ class TableState:
 
 
 @dataclass(frozen=True)
+class TableFiles:
+    """What a table's metadata references now (:meth:`TableStore.table_files`)."""
+
+    #: snapshot id → the data and delete files it reads.
+    live: dict[int, list[DataFile]]
+    #: URIs of every metadata file still needed: JSON files, manifest lists, manifests.
+    metadata: set[str]
+
+
+@dataclass(frozen=True)
 class DataFileInfo:
     uri: str
     records: int
@@ -180,6 +190,8 @@ class TableStore:
         self._uri = uri or f"sqlite:///{lake.path(SQLITE_CATALOG)}"
         self._catalog: SqlCatalog | None = None
         self._lock = threading.Lock()
+        #: table location → what :meth:`table_files` read of it last time (manifest lists, manifests' entries).
+        self._swept: dict[str, tuple[dict[str, list[Any]], dict[tuple[str, int], list[DataFile]]]] = {}
 
     # -- locations --------------------------------------------------------------------
 
@@ -408,13 +420,15 @@ class TableStore:
             raise self._conflict(contract, version)
         tx = table.transaction()
         evolve_schema(tx, contract)
-        mapping = tx.table_metadata.schema().name_mapping.model_dump_json()
+        # Each read of tx.table_metadata replays the transaction's updates on a deep copy: read it once.
+        metadata = tx.table_metadata
+        mapping = metadata.schema().name_mapping.model_dump_json()
         wanted = {**_table_properties(contract), NAME_MAPPING: mapping, PROP_LAST_VERSION: str(version)}
-        changed = {k: v for k, v in wanted.items() if tx.table_metadata.properties.get(k) != v}
+        changed = {k: v for k, v in wanted.items() if metadata.properties.get(k) != v}
         if changed:
             tx.set_properties(**changed)
         uris = [self.uri_of(p) for p in lake_paths]
-        new_files = _data_files(tx.table_metadata, uris, table.io, contract)
+        new_files = _data_files(metadata, uris, table.io, contract)
         with _without_delete_only_manifests(tx.update_snapshot(snapshot_properties=properties).overwrite()) \
                 as overwrite:
             if head is not None:
@@ -437,22 +451,67 @@ class TableStore:
             "Re-run the publish to create the next version."
         )
 
-    def live_files(self, table: Table, snapshot_id: int) -> list[DataFile]:
-        """The data and delete files a snapshot reads (deleted manifest entries excluded)."""
+    def live_files(self, table: Table, snapshot_id: int,
+                   entries_of: dict[tuple[str, int], list[DataFile]] | None = None,
+                   lists: dict[str, list[Any]] | None = None) -> list[DataFile]:
+        """The data and delete files a snapshot reads (deleted manifest entries excluded).
+
+        ``entries_of`` ((manifest path, length) → its live files) lets one
+        caller read a manifest that several snapshots share once: a manifest
+        file's entries do not depend on which snapshot lists it. ``lists``
+        (manifest list → its manifests) does the same for manifest lists.
+        """
         snapshot = table.metadata.snapshot_by_id(snapshot_id)
         if snapshot is None:
             return []
         files = []
-        for manifest in self._manifests(table, snapshot):
-            try:
-                entries = manifest.fetch_manifest_entry(io=table.io, discard_deleted=True)
-            except (OSError, ValueError) as exc:
-                raise BrokenProductError(
-                    f"Iceberg table at {table.metadata.location}: manifest {manifest.manifest_path} cannot be read "
-                    f"({type(exc).__name__}: {str(exc)[:200]}). Run `mesh verify` and `mesh repair` on the product."
-                ) from None
-            files += [entry.data_file for entry in entries]
+        for manifest in self._manifests(table, snapshot, lists):
+            key = (manifest.manifest_path, int(manifest.manifest_length))
+            known = entries_of.get(key) if entries_of is not None else None
+            if known is None:
+                try:
+                    entries = manifest.fetch_manifest_entry(io=table.io, discard_deleted=True)
+                except (OSError, ValueError) as exc:
+                    raise BrokenProductError(
+                        f"Iceberg table at {table.metadata.location}: manifest {manifest.manifest_path} cannot be "
+                        f"read ({type(exc).__name__}: {str(exc)[:200]}). Run `mesh verify` and `mesh repair` on the "
+                        "product."
+                    ) from None
+                known = [entry.data_file for entry in entries]
+                if entries_of is not None:
+                    entries_of[key] = known
+            files += known
         return files
+
+    def table_files(self, table: Table) -> TableFiles:
+        """Every snapshot's live files and every metadata file of ``table`` now, for retention's deletes.
+
+        Each manifest list and manifest is read once, and not again by the
+        next call for the same table in this process: Iceberg never rewrites
+        one (their names are unique; a manifest is also keyed by the length
+        its list records), and a stale answer could only keep a file or
+        delete one inside this product's own folder that no genuine snapshot
+        reads. Readers never use these (they read what they verify).
+        """
+        location = table.metadata.location
+        old_lists, old_entries = self._swept.get(location, ({}, {}))
+        lists: dict[str, list[Any]] = {}
+        entries_of: dict[tuple[str, int], list[DataFile]] = {}
+        metadata = table.metadata
+        files = {}
+        for s in metadata.snapshots:
+            if s.manifest_list in old_lists:
+                lists[s.manifest_list] = old_lists[s.manifest_list]
+            for manifest in self._manifests(table, s, lists):
+                key = (manifest.manifest_path, int(manifest.manifest_length))
+                if key in old_entries:
+                    entries_of[key] = old_entries[key]
+            files[s.snapshot_id] = self.live_files(table, s.snapshot_id, entries_of, lists)
+        self._swept[location] = (lists, entries_of)  # only what the table references now
+        referenced = {table.metadata_location, *(entry.metadata_file for entry in metadata.metadata_log),
+                      *(s.manifest_list for s in metadata.snapshots if s.manifest_list),
+                      *(path for path, _ in entries_of)}
+        return TableFiles(files, referenced)
 
     def file_infos(self, table: Table, snapshot_id: int) -> list[DataFileInfo]:
         return [DataFileInfo(f.file_path, int(f.record_count), int(f.file_size_in_bytes),
@@ -473,8 +532,9 @@ class TableStore:
             return set()
         tx = table.transaction()
         tags = _remove_tags(ManageSnapshots(tx), table, versions)
-        protected = {ref.snapshot_id for ref in tx.table_metadata.refs.values()}
-        doomed = {s.snapshot_id for s in tx.table_metadata.snapshots} - protected
+        metadata = tx.table_metadata  # a replayed deep copy per read: read once
+        protected = {ref.snapshot_id for ref in metadata.refs.values()}
+        doomed = {s.snapshot_id for s in metadata.snapshots} - protected
         if doomed:
             ExpireSnapshots(tx).by_ids(sorted(doomed)).commit()
         if not tags and not doomed:
@@ -511,21 +571,17 @@ class TableStore:
         if table is not None:
             _remove_tags(table.manage_snapshots(), table, versions)
 
-    def referenced_metadata(self, table: Table) -> set[str]:
-        """Every metadata file (JSON, manifest lists, manifests) the table's current metadata still needs."""
-        metadata = table.metadata
-        keep = {table.metadata_location, *(entry.metadata_file for entry in metadata.metadata_log)}
-        for snapshot in metadata.snapshots:
-            if snapshot.manifest_list:
-                keep.add(snapshot.manifest_list)
-            for manifest in self._manifests(table, snapshot):
-                keep.add(manifest.manifest_path)
-        return keep
+    def _manifests(self, table: Table, snapshot: Any, lists: dict[str, list[Any]] | None = None) -> list[Any]:
+        """A snapshot's manifests, refused (BrokenProductError) if unreadable or outside the table's metadata/ folder.
 
-    def _manifests(self, table: Table, snapshot: Any) -> list[Any]:
-        """A snapshot's manifests, refused (BrokenProductError) if unreadable or outside the table's metadata/ folder."""
+        ``lists`` (manifest list → its manifests) is read first and filled.
+        """
         try:
-            manifests = snapshot.manifests(io=table.io)
+            manifests = lists.get(snapshot.manifest_list) if lists is not None else None
+            if manifests is None:
+                manifests = list(snapshot.manifests(io=table.io))
+                if lists is not None:
+                    lists[snapshot.manifest_list] = manifests
         except (OSError, ValueError) as exc:
             raise BrokenProductError(
                 f"Iceberg table at {table.metadata.location}: snapshot {snapshot.snapshot_id}'s manifest list "

@@ -259,18 +259,18 @@ def test_retention_keeps_a_publish_that_commits_while_it_plans(mesh, monkeypatch
     run_dir = Path(p.catalog.paths("widgets").run_dir(run_id))
     for part in run_dir.iterdir():
         _age(part)  # only the table's own references protect this run, not its files' age
-    # Process R: retention; P commits while R reads the records.
+    # Process R: retention; P commits while R plans (after R read the table).
     r = _again(mesh)
-    original = r.catalog.manifest
+    original = r.catalog.latest_version
     committed: list[int] = []
 
-    def manifest(*args: Any, **kwargs: Any) -> Any:
+    def latest_version(*args: Any, **kwargs: Any) -> Any:
         if not committed:
             committed.append(pub.commit(apply_retention=False).version)
             _age(Path(p.catalog.paths("widgets").record(run_id)))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(r.catalog, "manifest", manifest)
+    monkeypatch.setattr(r.catalog, "latest_version", latest_version)
     apply_retention_rule(r.catalog, r.contract("widgets"), keep=3)
     assert committed == [3]  # the race happened: P committed v3 after R had read the table
 

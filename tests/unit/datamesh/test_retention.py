@@ -17,7 +17,7 @@ from datamesh.errors import BrokenProductError, PublishError, StorageError, Vers
 from datamesh.publish import Publisher, apply_retention_rule
 from datamesh.verify import repair, verify
 from tests.conftest import widgets_table
-from tests.integrity import lake_fingerprint
+from tests.integrity import lake_bytes, lake_fingerprint
 from tests.unit.datamesh.damaged_files import (
     edit_record,
     foreign_insert,
@@ -87,6 +87,27 @@ def test_tampered_record_makes_retention_refuse(mesh, target: str, forged: bool)
     assert "'widgets'" in message and "mesh repair widgets" in message
     assert ("not a plain" if forged else "changed after the commit") in message, message
     assert lake_fingerprint(mesh) == before  # nothing of any product, nor of the lake, was deleted
+
+
+@pytest.mark.parametrize("target", list(RETAINED_RECORD_ATTACKS))
+def test_a_tampered_retained_record_deletes_nothing_it_or_another_product_needs(mesh, target: str) -> None:  # noqa: ANN001
+    """Only the records of versions to remove are read first: a tampered kept record steers no delete."""
+    _two_products(mesh)
+    kept = mesh.catalog.versions("widgets")[1]
+    edit_record(mesh, kept, RETAINED_RECORD_ATTACKS[target](mesh))
+    paths = mesh.catalog.paths("widgets")
+    kept_run = iceberg_table(mesh).metadata.snapshot_by_id(snapshot_of(mesh, kept)).summary.get("mesh.run-id")
+    kept_files = data_files_of(mesh, snapshot_of(mesh, kept))
+    outside = {k: v for k, v in lake_bytes(mesh.lake).items() if not k.startswith(("_catalog/", "products/shop/widgets/"))}
+    invoices = Path(mesh.lake.path("products", "billing", "invoices", "part-00000.parquet"))
+    assert apply_retention_rule(mesh.catalog, mesh.contract("widgets"), keep=2, orphan_grace_seconds=0) == [1]
+    assert mesh.catalog.versions("widgets") == [2, 3]
+    assert all(Path(p).exists() for p in kept_files) and Path(paths.record(kept_run)).exists()
+    assert {k: v for k, v in lake_bytes(mesh.lake).items() if not k.startswith(("_catalog/", "products/shop/widgets/"))} == outside
+    assert invoices.read_bytes() == b"invoices"
+    with pytest.raises(BrokenProductError, match="changed after the commit"):
+        mesh.catalog.manifest("widgets", kept)  # still reported, for `mesh repair`
+    assert mesh.catalog.manifest("widgets").version == 3
 
 
 def test_retention_refuses_unsafe_paths_even_past_validation(mesh, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
@@ -182,7 +203,7 @@ def test_orphan_sweep_removes_whatever_nothing_references(mesh) -> None:  # noqa
     assert not stray_run.exists() and not stray_record.exists() and not stray_metadata.exists()
     assert not expired_list.exists()  # the expired snapshot's manifest list was unreferenced
     table = iceberg_table(mesh)
-    for uri in mesh.catalog.tables.referenced_metadata(table):
+    for uri in mesh.catalog.tables.table_files(table).metadata:
         assert Path(mesh.catalog.tables.path_of(uri)).exists(), uri
     with mesh.session() as s:  # every retained version still reads
         assert s.sql("select count(*) from widgets").fetchone() == (5,)

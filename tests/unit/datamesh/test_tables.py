@@ -161,13 +161,63 @@ def test_a_table_written_before_the_fix_sheds_its_carried_manifests(mesh, monkey
     per_snapshot = [_manifests(table, s.snapshot_id) for s in table.metadata.snapshots]
     assert all(len(listed) == 2 for listed in per_snapshot)
     listed = {f.manifest_path for manifests in per_snapshot for f in manifests}
-    for uri in mesh.catalog.tables.referenced_metadata(table):
+    for uri in mesh.catalog.tables.table_files(table).metadata:
         assert Path(mesh.catalog.tables.path_of(uri)).exists(), uri
     assert not [p for p in carried - listed if Path(mesh.catalog.tables.path_of(p)).exists()]
     with mesh.session() as s:
         assert s.sql("select count(*) from widgets__v6").fetchone() == (6,)
         assert s.sql("select count(*) from widgets__v7").fetchone() == (7,)
     assert verify(mesh.catalog).ok
+
+
+def test_retention_reads_each_manifest_once_per_process_and_keeps_no_expired_one(mesh, monkeypatch) -> None:  # noqa: ANN001
+    """table_files remembers what the table references now; the next sweep reads only what is new."""
+    from pyiceberg.manifest import ManifestFile
+    from pyiceberg.table.snapshots import Snapshot
+
+    store = tables_module.TableStore(mesh.lake)  # a process that has read nothing yet
+    for n in range(1, 5):
+        mesh.publish("widgets", widgets_table(n))
+    reads: list[str] = []
+    real_entries, real_lists = ManifestFile.fetch_manifest_entry, Snapshot.manifests
+    monkeypatch.setattr(ManifestFile, "fetch_manifest_entry",
+                        lambda self, *a, **k: reads.append(self.manifest_path) or real_entries(self, *a, **k))
+    monkeypatch.setattr(Snapshot, "manifests", lambda self, *a, **k: reads.append(self.manifest_list) or
+                        real_lists(self, *a, **k))
+    cold = store.table_files(iceberg_table(mesh))
+    assert len(reads) == len(cold.metadata) - 1 - len(iceberg_table(mesh).metadata.metadata_log)  # all but JSON
+    mesh.publish("widgets", widgets_table(5))
+    table = iceberg_table(mesh)
+    reads.clear()
+    new = table.metadata.current_snapshot()
+    warm = store.table_files(table)
+    assert set(reads) == {new.manifest_list, *(m.manifest_path for m in real_lists(new, io=table.io))}
+    fresh = tables_module.TableStore(mesh.lake).table_files(table)  # a cold store reads every file: same answer
+    assert warm.metadata == fresh.metadata
+    assert {k: [f.file_path for f in v] for k, v in warm.live.items()} == \
+        {k: [f.file_path for f in v] for k, v in fresh.live.items()}
+    store = mesh.catalog.tables
+    apply_retention_rule(mesh.catalog, mesh.contract("widgets"), keep=1, orphan_grace_seconds=0)
+    lists, entries = store._swept[table.metadata.location]
+    listed = {s.manifest_list for s in iceberg_table(mesh).metadata.snapshots}
+    assert set(lists) == listed  # expired snapshots' lists are forgotten with them
+    assert {path for path, _ in entries} <= {m.manifest_path for m in real_lists(
+        iceberg_table(mesh).metadata.current_snapshot(), io=table.io)}
+    assert all(Path(store.path_of(uri)).exists() for uri in store.table_files(iceberg_table(mesh)).metadata)
+
+
+def test_a_manifest_of_another_length_is_read_again(mesh) -> None:  # noqa: ANN001
+    store = mesh.catalog.tables
+    mesh.publish("widgets", widgets_table(3))
+    table = iceberg_table(mesh)
+    store.table_files(table)
+    lists, entries = store._swept[table.metadata.location]
+    (path, length), files = next(iter(entries.items()))
+    entries.clear()
+    entries[(path, length + 1)] = []  # what a same-named manifest of another size would have left
+    again = store.table_files(table)
+    assert [f.file_path for f in again.live[table.metadata.current_snapshot().snapshot_id]] == \
+        [f.file_path for f in files]
 
 
 # -- the commit point ---------------------------------------------------------------------------
