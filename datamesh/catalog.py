@@ -300,6 +300,22 @@ class Catalog:
         cached = self._records.get(key)
         if cached is not None:
             return cached
+        run_id, raw, path = self.record_bytes(contract, ref)
+        manifest = self.parse_manifest(contract, ref.version, raw, path)
+        if manifest.run_id != run_id:
+            raise self._broken(contract, where, f"names run {run_id!r} but its record says {manifest.run_id!r}")
+        problems = self._snapshot_problems(state, ref, manifest)
+        if problems:
+            raise self._broken(contract, where, "does not match its record: " + "; ".join(problems))
+        manifest = manifest.model_copy(update={"snapshot_id": ref.snapshot_id,
+                                               "metadata_location": state.metadata_location})
+        self._records[key] = manifest
+        return manifest
+
+    def record_bytes(self, contract: Contract, ref: SnapshotRef) -> tuple[str, bytes, str]:
+        """The run id a tagged snapshot names and its record's bytes and path, checked against the
+        snapshot's hash of them (BrokenProductError); not parsed, nor compared with the snapshot's files."""
+        where = f"{self._table_name(contract)} version {ref.version} (snapshot {ref.snapshot_id})"
         run_id = ref.summary.get(PROP_RUN_ID)
         problem = run_id_problem(run_id)
         if problem:
@@ -313,16 +329,7 @@ class Catalog:
         if hashlib.sha256(raw).hexdigest() != ref.summary.get(PROP_RECORD_SHA256):
             raise self._broken(contract, where, f"has a record {self.lake.uri(path)} that was changed after "
                                                 "the commit (its SHA-256 differs from the snapshot's)")
-        manifest = self.parse_manifest(contract, ref.version, raw, path)
-        if manifest.run_id != run_id:
-            raise self._broken(contract, where, f"names run {run_id!r} but its record says {manifest.run_id!r}")
-        problems = self._snapshot_problems(state, ref, manifest)
-        if problems:
-            raise self._broken(contract, where, "does not match its record: " + "; ".join(problems))
-        manifest = manifest.model_copy(update={"snapshot_id": ref.snapshot_id,
-                                               "metadata_location": state.metadata_location})
-        self._records[key] = manifest
-        return manifest
+        return run_id, raw, path
 
     def _snapshot_problems(self, state: TableState, ref: SnapshotRef, manifest: Manifest) -> list[str]:
         files = self.tables.file_infos(state.table, ref.snapshot_id)

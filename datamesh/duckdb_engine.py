@@ -74,27 +74,40 @@ def _file_identity(path: Path) -> tuple[str, int, int, int, int, int]:
     return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def cache_dir() -> Path:
-    """This user's cache folder for the platform: ``MESH_CACHE_DIR``, else ``$XDG_CACHE_HOME/datamesh``."""
+def cache_dir() -> Path | None:
+    """This user's cache folder for the platform: ``MESH_CACHE_DIR``, else ``$XDG_CACHE_HOME/datamesh``
+    (None when neither is set and the user has no home directory, or the folder is not an absolute path)."""
     explicit = os.environ.get("MESH_CACHE_DIR")
     if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "datamesh"
+        folder = Path(explicit)
+    else:
+        try:
+            folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "datamesh"
+        except (RuntimeError, KeyError, OSError):  # no HOME and no passwd entry (a container's arbitrary uid)
+            return None
+    return folder if folder.is_absolute() else None
 
 
 def _private(path: Path) -> bool:
     """Whether only this user can have written ``path`` (owned by them, not writable by group or others)."""
     try:
         st = os.lstat(path)
-    except OSError:
+    except (OSError, ValueError):
         return False
-    return st.st_uid == os.geteuid() and not st.st_mode & 0o022 and not os.path.islink(path)
+    geteuid = getattr(os, "geteuid", None)
+    return (geteuid is not None and st.st_uid == geteuid() and not st.st_mode & 0o022
+            and not os.path.islink(path))
 
 
 def _recorded_identities() -> set[tuple[str, int, int, int, int, int]]:
-    """Identities a process of this user checked before (none when the record is missing, foreign or unreadable)."""
+    """Identities a process of this user checked before (none when the record is missing, foreign or unreadable).
+
+    The record is a cache: whatever is wrong with it (damaged, absurd numbers, too deep to parse) only
+    means the files are checked again.
+    """
     folder = cache_dir()
+    if folder is None:
+        return set()
     record = folder / SIGNATURE_RECORD
     if not (_private(folder) and _private(record)):
         return set()
@@ -104,7 +117,7 @@ def _recorded_identities() -> set[tuple[str, int, int, int, int, int]]:
         if data.get("duckdb") != duckdb.__version__:
             return set()
         return {(str(e[0]), *map(int, e[1:6])) for e in data["checked"] if len(e) == 6}  # type: ignore[misc]
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+    except Exception:  # noqa: BLE001 - a cache: any damage means "check again"
         return set()
 
 
@@ -112,7 +125,7 @@ def _still(identity: tuple[str, int, int, int, int, int]) -> bool:
     """Whether a recorded file is still there unchanged (records of replaced files are dropped)."""
     try:
         return _file_identity(Path(identity[0])) == identity
-    except OSError:
+    except (OSError, ValueError):
         return False
 
 
@@ -121,11 +134,14 @@ def _remember(identities: set[tuple[str, int, int, int, int, int]]) -> None:
     import tempfile
 
     folder = cache_dir()
+    if folder is None:
+        return
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not _private(folder):
             return
-        entries = sorted(identities | {e for e in _recorded_identities() if _still(e)})[:64]
+        older = sorted(e for e in _recorded_identities() - identities if _still(e))
+        entries = [*sorted(identities), *older][:64]  # what was just checked always fits
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".ext-", suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as fh:
@@ -134,7 +150,7 @@ def _remember(identities: set[tuple[str, int, int, int, int, int]]) -> None:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-    except OSError:
+    except (OSError, ValueError):
         return
 
 

@@ -456,8 +456,8 @@ def apply_retention_rule(catalog: Catalog, contract: Contract, *, keep: int, orp
     """Expire all but the newest ``keep`` versions, then remove the files nothing references any more.
 
     The record of every version to remove is read and validated first (a
-    retained version's run is its snapshot's, and nothing it references is
-    deleted) and every path to delete is checked to lie inside this
+    kept version's run id and record hash are checked against its snapshot;
+    nothing it references is deleted) and every path to delete is checked to lie inside this
     product's own prefix; on any problem the rule refuses
     (BrokenProductError / StorageError) before changing anything. The versions' tags are removed and their snapshots
     expired in one catalog commit (so they stop being resolvable), then their
@@ -483,9 +483,10 @@ def apply_retention_rule(catalog: Catalog, contract: Contract, *, keep: int, orp
     latest = catalog.latest_version(contract.id)
     doomed = [v for v in versions[:-keep] if v != latest]
     # Plan: read (and so validate) the record of every version to remove before changing anything. A
-    # retained version's run is its snapshot's (which a valid record repeats); nothing of it is deleted.
+    # kept version's run and record are checked against its snapshot (a forged tag naming no valid run
+    # would leave the real run unprotected); its files are not compared: nothing it reads is deleted.
     doomed_manifests = [catalog.manifest(contract.id, v) for v in doomed]
-    live_runs = {str(state.versions[v].summary.get(PROP_RUN_ID)) for v in versions if v not in doomed}
+    live_runs = {catalog.record_bytes(contract, state.versions[v])[0] for v in versions if v not in doomed}
     doomed_runs = {m.run_id for m in doomed_manifests} - live_runs
     now = time.time()
 

@@ -408,8 +408,17 @@ def test_a_record_others_can_write_is_ignored(copied_extensions, monkeypatch, lo
     assert len(checked) == 2  # checked again: the record could have been written by someone else
 
 
-@pytest.mark.parametrize("content", [b"{not json", b'{"duckdb": "0.0.1", "checked": []}', b"[]",
-                                     b'{"duckdb": "1", "checked": [["x", "y"]]}', b"\0" * 70000])
+_V = duckdb.__version__
+_DAMAGED_RECORDS = {
+    "not_json": b"{not json", "other_duckdb": b'{"duckdb": "0.0.1", "checked": []}', "a_list": b"[]",
+    "short_entry": b'{"duckdb": "%s", "checked": [["x", "y"]]}' % _V.encode(), "nul_bytes": b"\0" * 70000,
+    "huge_number": b'{"duckdb": "%s", "checked": [["/x", 1, 2, 3, 4, 1e400]]}' % _V.encode(),
+    "nul_in_path": b'{"duckdb": "%s", "checked": [["a\\u0000b", 1, 2, 3, 4, 5]]}' % _V.encode(),
+    "too_deep": b"[" * 60000,
+}
+
+
+@pytest.mark.parametrize("content", list(_DAMAGED_RECORDS.values()), ids=list(_DAMAGED_RECORDS))
 def test_a_damaged_record_only_costs_a_check(copied_extensions, monkeypatch, content: bytes) -> None:  # noqa: ANN001
     from datamesh.duckdb_engine import SIGNATURE_RECORD, cache_dir
 
@@ -422,6 +431,43 @@ def test_a_damaged_record_only_costs_a_check(copied_extensions, monkeypatch, con
     _new_process(monkeypatch)
     connect_iceberg()
     assert len(checked) == 2  # the check rewrote a valid record
+
+
+def test_no_home_directory_means_no_record_not_an_error(copied_extensions, monkeypatch) -> None:  # noqa: ANN001
+    """A container's arbitrary uid: no HOME, no passwd entry. Sessions still open; each process checks."""
+    from datamesh.duckdb_engine import cache_dir
+
+    _, checked = copied_extensions
+    for name in ("MESH_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    assert cache_dir() is None
+    assert {"avro", "iceberg"} <= _loaded(connect_iceberg())
+    _new_process(monkeypatch)
+    connect_iceberg()
+    assert len(checked) == 2
+    monkeypatch.setenv("MESH_CACHE_DIR", "relative/cache")  # would depend on the working directory
+    assert cache_dir() is None
+
+
+def test_the_files_just_checked_always_fit_the_record(copied_extensions, monkeypatch) -> None:  # noqa: ANN001
+    import datamesh.duckdb_engine as engine
+
+    copies, checked = copied_extensions
+    others = []
+    for i in range(80):  # many other environments' files, whose paths sort first
+        other = copies["avro"].with_name(f"0-{i:02d}.duckdb_extension")
+        other.write_bytes(b"x")
+        others.append(engine._file_identity(other))
+    engine._remember(set(others))
+    connect_iceberg()
+    _new_process(monkeypatch)
+    connect_iceberg()
+    assert len(checked) == 1
 
 
 def test_a_locked_session_loads_no_extension_file(mesh, tmp_path: Path) -> None:  # noqa: ANN001

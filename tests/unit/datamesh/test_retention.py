@@ -89,24 +89,39 @@ def test_tampered_record_makes_retention_refuse(mesh, target: str, forged: bool)
     assert lake_fingerprint(mesh) == before  # nothing of any product, nor of the lake, was deleted
 
 
+@pytest.mark.parametrize("forged", [True, False], ids=["forged_commit", "edited_record"])
 @pytest.mark.parametrize("target", list(RETAINED_RECORD_ATTACKS))
-def test_a_tampered_retained_record_deletes_nothing_it_or_another_product_needs(mesh, target: str) -> None:  # noqa: ANN001
-    """Only the records of versions to remove are read first: a tampered kept record steers no delete."""
+def test_a_tampered_kept_version_deletes_nothing_it_or_another_product_needs(mesh, target: str, forged: bool) -> None:  # noqa: ANN001
+    """A kept version's run and record hash are checked, not its files: whatever the attack, retention either
+    refuses with nothing changed or removes only the expired version; the kept version's real data stays."""
     _two_products(mesh)
     kept = mesh.catalog.versions("widgets")[1]
-    edit_record(mesh, kept, RETAINED_RECORD_ATTACKS[target](mesh))
     paths = mesh.catalog.paths("widgets")
-    kept_run = iceberg_table(mesh).metadata.snapshot_by_id(snapshot_of(mesh, kept)).summary.get("mesh.run-id")
-    kept_files = data_files_of(mesh, snapshot_of(mesh, kept))
-    outside = {k: v for k, v in lake_bytes(mesh.lake).items() if not k.startswith(("_catalog/", "products/shop/widgets/"))}
-    invoices = Path(mesh.lake.path("products", "billing", "invoices", "part-00000.parquet"))
-    assert apply_retention_rule(mesh.catalog, mesh.contract("widgets"), keep=2, orphan_grace_seconds=0) == [1]
-    assert mesh.catalog.versions("widgets") == [2, 3]
-    assert all(Path(p).exists() for p in kept_files) and Path(paths.record(kept_run)).exists()
-    assert {k: v for k, v in lake_bytes(mesh.lake).items() if not k.startswith(("_catalog/", "products/shop/widgets/"))} == outside
-    assert invoices.read_bytes() == b"invoices"
-    with pytest.raises(BrokenProductError, match="changed after the commit"):
-        mesh.catalog.manifest("widgets", kept)  # still reported, for `mesh repair`
+    real = mesh.catalog.manifest("widgets", kept)
+    real_files = mesh.catalog.file_paths(real)
+    edit = RETAINED_RECORD_ATTACKS[target](mesh)
+    if forged:  # the tag moved to a snapshot consistent with the rewritten record; the real one is untagged
+        forge_version(mesh, kept, edit=edit)
+    else:
+        edit_record(mesh, kept, edit)
+
+    def outside() -> dict[str, str]:
+        return {k: v for k, v in lake_bytes(mesh.lake).items() if not k.startswith(("_catalog/", "products/shop/"))}
+
+    before, others = lake_fingerprint(mesh), outside()
+    try:
+        removed = apply_retention_rule(mesh.catalog, mesh.contract("widgets"), keep=2, orphan_grace_seconds=0)
+    except BrokenProductError as exc:
+        assert "'widgets'" in str(exc) and "mesh repair widgets" in str(exc)
+        assert lake_fingerprint(mesh) == before
+        refused = True
+    else:
+        assert removed == [1] and (forged and target == "other_products_file"), "only a fully consistent forgery"
+        refused = False
+    assert refused or mesh.catalog.versions("widgets") == [2, 3]
+    assert all(Path(p).exists() for p in real_files) and Path(paths.record(real.run_id)).exists()
+    assert Path(paths.run_dir(real.run_id)).is_dir()
+    assert outside() == others  # nothing of another product or domain
     assert mesh.catalog.manifest("widgets").version == 3
 
 
