@@ -456,12 +456,13 @@ def apply_retention_rule(catalog: Catalog, contract: Contract, *, keep: int, orp
     """Expire all but the newest ``keep`` versions, then remove the files nothing references any more.
 
     The record of every version to remove is read and validated first (a
-    kept version's run id and record hash are checked against its snapshot;
-    nothing it references is deleted) and every path to delete is checked to lie inside this
-    product's own prefix; on any problem the rule refuses
-    (BrokenProductError / StorageError) before changing anything. The versions' tags are removed and their snapshots
-    expired in one catalog commit (so they stop being resolvable), then their
-    data and records are deleted. Staged data, records and Iceberg metadata
+    kept version's run id and record hash are checked against its
+    snapshot; nothing it references is deleted) and every path to delete is
+    checked to lie inside this product's own prefix; on any problem the
+    rule refuses (BrokenProductError / StorageError) before changing
+    anything. The versions' tags are removed and their snapshots expired in
+    one catalog commit (so they stop being resolvable), then their data and
+    records are deleted. Staged data, records and Iceberg metadata
     files nothing references are removed once older than
     ``orphan_grace_seconds`` (younger ones may belong to a running publish).
     """

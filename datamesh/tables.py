@@ -466,7 +466,7 @@ class TableStore:
             return []
         files = []
         for manifest in self._manifests(table, snapshot, lists):
-            key = (manifest.manifest_path, int(manifest.manifest_length))
+            key = _manifest_key(manifest)
             known = entries_of.get(key) if entries_of is not None else None
             if known is None:
                 try:
@@ -493,24 +493,16 @@ class TableStore:
         delete one inside this product's own folder that no genuine snapshot
         reads. Readers never use these (they read what they verify).
         """
-        location = table.metadata.location
-        old_lists, old_entries = self._swept.get(location, ({}, {}))
-        lists: dict[str, list[Any]] = {}
-        entries_of: dict[tuple[str, int], list[DataFile]] = {}
         metadata = table.metadata
-        files = {}
-        for s in metadata.snapshots:
-            if s.manifest_list in old_lists:
-                lists[s.manifest_list] = old_lists[s.manifest_list]
-            for manifest in self._manifests(table, s, lists):
-                key = (manifest.manifest_path, int(manifest.manifest_length))
-                if key in old_entries:
-                    entries_of[key] = old_entries[key]
-            files[s.snapshot_id] = self.live_files(table, s.snapshot_id, entries_of, lists)
-        self._swept[location] = (lists, entries_of)  # only what the table references now
+        old_lists, old_entries = self._swept.get(metadata.location, ({}, {}))
+        lists, entries_of = dict(old_lists), dict(old_entries)
+        files = {s.snapshot_id: self.live_files(table, s.snapshot_id, entries_of, lists) for s in metadata.snapshots}
+        # Keep only what the table references now: expired snapshots leave with their files.
+        lists = {s.manifest_list: lists[s.manifest_list] for s in metadata.snapshots}
+        entries_of = {_manifest_key(m): entries_of[_manifest_key(m)] for listed in lists.values() for m in listed}
+        self._swept[metadata.location] = (lists, entries_of)
         referenced = {table.metadata_location, *(entry.metadata_file for entry in metadata.metadata_log),
-                      *(s.manifest_list for s in metadata.snapshots if s.manifest_list),
-                      *(path for path, _ in entries_of)}
+                      *(name for name in lists if name), *(path for path, _ in entries_of)}
         return TableFiles(files, referenced)
 
     def file_infos(self, table: Table, snapshot_id: int) -> list[DataFileInfo]:
@@ -596,6 +588,11 @@ class TableStore:
                     f"{manifest.manifest_path}, outside its metadata/ folder; it was changed outside the platform."
                 )
         return manifests
+
+
+def _manifest_key(manifest: Any) -> tuple[str, int]:
+    """A manifest's entry in a table_files memo: its path and the length its manifest list records."""
+    return (manifest.manifest_path, int(manifest.manifest_length))
 
 
 def _without_delete_only_manifests(producer: Any) -> Any:
