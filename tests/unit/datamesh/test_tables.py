@@ -258,6 +258,36 @@ def test_a_concurrent_commit_is_a_conflict_not_a_retry(mesh, monkeypatch: pytest
     assert after.metadata_location == before.metadata_location and after.versions == before.versions
 
 
+def test_the_commits_transaction_replays_its_updates_once_per_change(mesh, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    import pyiceberg.table as pyiceberg_table
+
+    mesh.publish("widgets", widgets_table(3))
+    table = iceberg_table(mesh)
+    replays: list[int] = []
+    original = pyiceberg_table.update_table_metadata
+    monkeypatch.setattr(pyiceberg_table, "update_table_metadata",
+                        lambda base, updates, *a, **k: replays.append(len(updates)) or original(base, updates, *a, **k))
+    tx = tables_module._transaction(table)
+    plain = table.transaction()
+    first = tx.table_metadata
+    assert tx.table_metadata is first and replays == [0]  # read again, replayed once
+    tx.set_properties(**{"mesh.probe": "1"})
+    plain.set_properties(**{"mesh.probe": "1"})
+    staged = tx.table_metadata
+    assert staged is not first and staged.properties["mesh.probe"] == "1" and "mesh.probe" not in first.properties
+    assert tx.table_metadata is staged and replays == [0, 1]  # one replay per state of the transaction
+    without_clock = {"last_updated_ms"}
+    assert staged.model_dump(exclude=without_clock) == plain.table_metadata.model_dump(exclude=without_clock)
+    # A commit replaces the table's metadata: the next read replays on the new one, not the old.
+    tx.commit_transaction()
+    assert table.properties["mesh.probe"] == "1"
+    after = tables_module._transaction(table).table_metadata
+    assert after.metadata_log and after.metadata_log[-1].metadata_file != first.metadata_log[-1].metadata_file
+    tx2 = tables_module._transaction(table)
+    tx2.remove_properties("mesh.probe")
+    assert "mesh.probe" not in tx2.table_metadata.properties
+
+
 # -- schema evolution ---------------------------------------------------------------------------
 
 MADE_AT = "  - name: made_at\n    type: timestamp\n"
