@@ -39,7 +39,7 @@ from datamesh.contracts import Contract
 from datamesh.duckdb_engine import CHECK_MEMORY_LIMIT, connect
 from datamesh.errors import ConflictError, OwnershipError, PlatformError, PublishError, RegistrationError
 from datamesh.provenance import RUN_ID_TIME_FORMAT, code_version, new_run_id
-from datamesh.quality import RuleResult, check_files, check_schema, enforce, read_footers, run_rules
+from datamesh.quality import RuleResult, check_files, check_schema, enforce, read_footers, run_rules, table_sorted_keys
 from datamesh.tables import (
     PROP_ACTOR,
     PROP_CONTRACT_VERSION,
@@ -65,7 +65,7 @@ def _check_table(contract: Contract, table: pa.Table) -> list[RuleResult]:
     con = connect(threads=1, memory_limit=CHECK_MEMORY_LIMIT)
     try:
         con.register("__mesh_input", table)
-        return run_rules(con, contract, "__mesh_input")
+        return run_rules(con, contract, "__mesh_input", sorted_keys=table_sorted_keys(contract, table))
     finally:
         con.close()
 

@@ -14,13 +14,16 @@ and the rule, never a raw DuckDB traceback.
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from datamesh.contracts import PRODUCT_RELATION, SQL_RULE_HINT, Contract, QualityRule, RuleType, Severity
@@ -163,18 +166,23 @@ def run_rules(
     *,
     files: Sequence[str] = (),
     allowed_paths: Sequence[str] = (),
+    sorted_keys: Iterable[str] = (),
 ) -> list[RuleResult]:
     """Evaluate every contract rule on a relation (a registered table or ``read_parquet(...)``).
 
     ``files`` are the files behind the relation (named in errors);
     ``allowed_paths`` the folders they live in. The connection is locked down
     to those folders before any rule runs, so use a connection of its own.
+    ``sorted_keys`` are columns the caller proved unique without a query
+    (:func:`runs_prove_unique`): their one-column uniqueness rules pass
+    without the grouped aggregate.
     """
     check = _Check(con, contract, files)
     check.run(f"CREATE OR REPLACE TEMP VIEW {PRODUCT_RELATION} AS SELECT * FROM {relation}", (), "reading the data")
     lock_down(con, list(allowed_paths))
     rules = contract.rules()
-    observed: dict[str, float] = {}
+    proven = set(sorted_keys)
+    observed: dict[str, float] = {r.key: 0.0 for r in rules if r.rule is RuleType.UNIQUE and _unique_column(r) in proven}
     params: list[Any] = []
     exprs = []
     for rule in rules:
@@ -351,4 +359,91 @@ def check_files(con: duckdb.DuckDBPyConnection, lake: Lake, contract: Contract, 
     read_footers(lake, contract, paths)
     uris = [lake.uri(p) for p in paths]
     folders = sorted({uri.rsplit("/", 1)[0] + "/" for uri in uris})
-    return run_rules(con, contract, read_parquet_sql(uris), files=uris, allowed_paths=folders)
+    return run_rules(con, contract, read_parquet_sql(uris), files=uris, allowed_paths=folders,
+                     sorted_keys=files_sorted_keys(lake, contract, paths))
+
+
+# -- keys proved unique by their order --------------------------------------------------
+#
+# A unique key checked by DuckDB is a grouped aggregate over every value: 24 s of the 28 s
+# that checking 67 M usage events took (the hash table of 67 M strings spills past the
+# memory limit). Keys are often written in order (an extract by primary key, a sequence,
+# a generator): a run of values each greater than the one before holds no repeat, and runs
+# whose [first, last] ranges do not overlap share none. Proving that reads the key column
+# once (2.7 s on two cores); any doubt (a null, a step down or a tie, a type without an order,
+# a file that does not read) leaves the rule to the aggregate, which also names the problem.
+
+
+def unique_key_columns(contract: Contract) -> list[str]:
+    """Columns of the contract's one-column uniqueness rules (``unique: true``, a one-column primary key)."""
+    return sorted({c for r in contract.rules() if r.rule is RuleType.UNIQUE and (c := _unique_column(r))})
+
+
+def _unique_column(rule: QualityRule) -> str | None:
+    key = rule.columns or ((rule.column,) if rule.column else ())
+    return key[0] if len(key) == 1 else None
+
+
+def strictly_increasing(values: pa.Array) -> tuple[Any, Any] | None:
+    """(first, last) of ``values`` when each is greater than the one before it (so none repeats), else None
+    (a null, a tie or a step down, a type pyarrow does not order; no values: None too)."""
+    if len(values) == 0 or values.null_count:
+        return None
+    try:
+        if len(values) > 1 and not pc.all(pc.greater(values.slice(1), values.slice(0, len(values) - 1))).as_py():
+            return None
+        return values[0].as_py(), values[-1].as_py()
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+
+
+def column_runs(column: pa.ChunkedArray) -> list[tuple[Any, Any] | None]:
+    """:func:`strictly_increasing` of each non-empty chunk (no copy into one array)."""
+    return [strictly_increasing(chunk) for chunk in column.chunks if len(chunk)]
+
+
+def runs_prove_unique(runs: Iterable[tuple[Any, Any] | None]) -> bool:
+    """Strictly increasing runs (:func:`strictly_increasing`) hold no value twice when their ranges are disjoint."""
+    ranges = list(runs)
+    if not ranges or any(r is None for r in ranges):
+        return False
+    try:
+        ordered = sorted(ranges)  # type: ignore[type-var]
+        return all(a[1] < b[0] for a, b in zip(ordered, ordered[1:], strict=False))
+    except TypeError:  # values Python does not order
+        return False
+
+
+def table_sorted_keys(contract: Contract, table: pa.Table) -> list[str]:
+    """The key columns an in-memory table proves unique by their order (see above)."""
+    return [c for c in unique_key_columns(contract) if c in table.column_names
+            and runs_prove_unique(column_runs(table.column(c)))]
+
+
+def files_sorted_keys(lake: Lake, contract: Contract, paths: Sequence[str]) -> list[str]:
+    """The key columns these Parquet files prove unique by their order, each row group (each chunk of it) a run (see above)."""
+    columns = unique_key_columns(contract)
+    if not columns or not paths:
+        return []
+
+    def runs(path: str, column: str) -> list[tuple[Any, Any] | None]:
+        out: list[tuple[Any, Any] | None] = []
+        try:
+            with lake.fs.open_input_file(path) as f:
+                parquet = pq.ParquetFile(f)
+                for group in range(parquet.num_row_groups):
+                    out.extend(column_runs(parquet.read_row_group(group, columns=[column]).column(0)))
+                    if None in out:
+                        break  # not in order: the aggregate decides
+        except (pa.ArrowException, OSError, KeyError):
+            return [None]
+        return out
+
+    proven = []
+    with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as pool:
+        for column in columns:
+            found = [r for rs in pool.map(runs, paths, [column] * len(paths)) for r in rs]
+            # No run at all (no rows): nothing proved; the aggregate of nothing is quick.
+            if runs_prove_unique(found):
+                proven.append(column)
+    return proven

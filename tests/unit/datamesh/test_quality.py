@@ -143,3 +143,90 @@ def test_rules_still_pass_on_good_files(mesh, tmp_path: Path) -> None:  # noqa: 
     manifest = mesh.catalog.manifest("widgets")
     assert manifest.row_count == 7
     assert all(q["passed"] for q in manifest.quality if q["severity"] == "error")
+
+
+# -- keys proved unique by their order (quality.files_sorted_keys / table_sorted_keys) ------
+
+
+def test_increasing_runs_and_their_ranges() -> None:
+    import pyarrow as pa
+
+    from datamesh.quality import column_runs, runs_prove_unique, strictly_increasing
+
+    assert strictly_increasing(pa.array([1, 2, 5])) == (1, 5)
+    assert column_runs(pa.chunked_array([["a", "b"], [], ["c"]], pa.string())) == [("a", "b"), ("c", "c")]
+    assert strictly_increasing(pa.array([7])) == (7, 7)
+    for doubtful in ([1, 1, 2], [3, 2, 4], [1, None, 3], [], [0.0, float("nan"), 1.0]):
+        assert strictly_increasing(pa.array(doubtful, pa.float64() if doubtful else pa.int64())) is None, doubtful
+    assert strictly_increasing(pa.array([-0.0, 0.0])) is None  # equal to DuckDB's GROUP BY: never "increasing"
+    # a dictionary-encoded column is compared by its values, not by its indices
+    assert strictly_increasing(pa.array(["a", "b"]).dictionary_encode()) == ("a", "b")
+    assert strictly_increasing(pa.DictionaryArray.from_arrays(pa.array([0, 1]), pa.array(["b", "a"]))) is None
+    assert strictly_increasing(pa.array([{"a": 1}, {"a": 2}])) is None  # no order: left to the aggregate
+    assert runs_prove_unique([(0, 4), (5, 9), (10, 10)])
+    assert runs_prove_unique([(10, 12), (0, 4)])  # the files' order does not matter
+    assert not runs_prove_unique([(0, 4), (4, 9)])  # a tie across runs
+    assert not runs_prove_unique([(0, 4), (2, 3)])  # overlapping ranges may share a value
+    assert not runs_prove_unique([(0, 4), None])
+    assert not runs_prove_unique([])
+
+
+def _sorted_ids(ids: list[int]):  # noqa: ANN202
+    import pyarrow as pa
+
+    table = widgets_table(len(ids))
+    return table.set_column(0, "widget_id", pa.array(ids, pa.int64()))
+
+
+@pytest.mark.parametrize(
+    ("chunks", "rows_per_file"),
+    [
+        ([[0, 1, 2, 3, 4], [4, 5, 6]], 2_000_000),  # a tie where one row group ends and the next starts
+        ([[0, 1, 2, 3, 4], [2, 7, 8]], 2_000_000),  # each row group in order, their ranges overlapping
+        ([[0, 1, 1, 2]], 2_000_000),  # a tie inside a run
+        ([[0, 1, 2], [2, 3, 4]], 3),  # a tie across two files
+        ([[5, 6, 7], [0, 1, 5]], 3),  # a later file's key repeats an earlier one's
+    ],
+    ids=["tie_across_row_groups", "overlapping_row_groups", "tie_in_a_run", "tie_across_files", "overlapping_files"],
+)
+def test_a_repeated_key_in_sorted_runs_still_fails(mesh, chunks: list[list[int]], rows_per_file: int) -> None:  # noqa: ANN001
+    """Keys in order are proved unique without the grouped aggregate; no arrangement of sorted runs
+    that repeats a key gets through, and nothing is published."""
+    mesh.publish("widgets", widgets_table(4))
+    before = lake_fingerprint(mesh)
+    with pytest.raises(QualityError, match="rule 'widget_id_unique' failed: 1 duplicate values of \\(widget_id\\)"):
+        with Publisher(mesh.catalog, mesh.contract("widgets"), rows_per_file=rows_per_file) as pub:
+            for ids in chunks:
+                pub.write(_sorted_ids(ids))
+            pub.commit()
+    assert lake_fingerprint(mesh) == before
+    with pytest.raises(QualityError, match="widget_id_unique"):  # one in-memory table: the early check's path
+        mesh.publish("widgets", _sorted_ids([i for ids in chunks for i in ids]))
+    assert lake_fingerprint(mesh) == before
+
+
+def test_sorted_files_skip_the_aggregate_and_unsorted_ones_do_not(mesh) -> None:  # noqa: ANN001
+    from datamesh.quality import files_sorted_keys, table_sorted_keys
+
+    contract = mesh.contract("widgets")
+    with Publisher(mesh.catalog, contract, rows_per_file=3) as pub:
+        for ids in ([6, 7, 8], [0, 1, 2], [3, 4]):  # files out of order, each in order
+            pub.write(_sorted_ids(ids))
+        manifest = pub.commit()
+    paths = [mesh.lake.path(f.path) for f in manifest.files]
+    assert len(paths) == 3 and files_sorted_keys(mesh.lake, contract, paths) == ["widget_id"]
+    assert next(q for q in manifest.quality if q["key"] == "widget_id_unique")["passed"]
+    unsorted = mesh.publish("widgets", iter([_sorted_ids([3, 1, 2])]))
+    assert files_sorted_keys(mesh.lake, contract, [mesh.lake.path(f.path) for f in unsorted.files]) == []
+    assert table_sorted_keys(contract, _sorted_ids([1, 5, 9])) == ["widget_id"]
+    assert table_sorted_keys(contract, _sorted_ids([1, 9, 5])) == []
+    # the proof is the caller's: given one, run_rules does not query the key at all
+    con = connect()
+    try:
+        con.register("__mesh_input", _sorted_ids([1, 1]))
+        trusted = run_rules(con, contract, "__mesh_input", sorted_keys=["widget_id"])
+        checked = run_rules(con, contract, "__mesh_input")
+    finally:
+        con.close()
+    assert next(r for r in trusted if r.key == "widget_id_unique").passed
+    assert not next(r for r in checked if r.key == "widget_id_unique").passed
