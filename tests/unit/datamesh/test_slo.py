@@ -179,6 +179,10 @@ class FakeClock:
     (1.0, 500.0, 2.0, 7, 3),         # slow and missed: more runs cannot undo the miss
     (1.0, None, 2.0, 7, 3),          # slow, no target
     (1.0, 1500.0, 2.0, 7, 7),        # near its target (over half, within it): every run
+    (5.0, 6000.0, 2.0, 7, 3),        # ... unless its runs take seconds: 10 budgets spent (1 warm-up + 3 = 20 s)
+    (3.0, 5000.0, 2.0, 7, 6),        # ... the cap reached on the 6th run (1 warm-up + 6 = 21 s)
+    (5.0, 6000.0, None, 7, 7),       # ... only under a budget
+    (5.0, 6000.0, 2.0, 20, 20),      # ... and never for 20 runs or more
     (0.001, None, 2.0, 7, 7),        # fast, no target: the budget is never reached
     (0.06, 500.0, 2.0, 7, 7),        # fast but over a tenth of its target: the budget is never reached
     (0.04, 500.0, 2.0, 7, 3),        # every run within a tenth of its target: settled at 3, budget or not
