@@ -370,8 +370,15 @@ def check_files(con: duckdb.DuckDBPyConnection, lake: Lake, contract: Contract, 
 # memory limit). Keys are often written in order (an extract by primary key, a sequence,
 # a generator): a run of values each greater than the one before holds no repeat, and runs
 # whose [first, last] ranges do not overlap share none. Proving that reads the key column
-# once (2.7 s on two cores); any doubt (a null, a step down or a tie, a type without an order,
-# a file that does not read) leaves the rule to the aggregate, which also names the problem.
+# once (2.7 s on two cores). Every comparison is Arrow's, on the stored values (no Python
+# conversion, which wraps a time past 24 h and cannot hold every date), and only for types
+# whose Arrow order and DuckDB equality agree: integers, decimals, dates, timestamps, text
+# (checked to be valid UTF-8, which the aggregate's scan would otherwise have refused) and
+# bytes. Any doubt (a null, a step down or a tie, another type, a file that does not read)
+# leaves the rule to the aggregate, which also names the problem.
+
+#: Values per run read from a file: bounds the proof's memory whatever a file's row groups are.
+RUN_ROWS = 1 << 20
 
 
 def unique_key_columns(contract: Contract) -> list[str]:
@@ -384,33 +391,54 @@ def _unique_column(rule: QualityRule) -> str | None:
     return key[0] if len(key) == 1 else None
 
 
-def strictly_increasing(values: pa.Array) -> tuple[Any, Any] | None:
+def _ordered_type(kind: pa.DataType) -> bool:
+    """Arrow orders these as DuckDB tells their values apart (not floats: NaN, -0.0; not times: past 24 h)."""
+    return (pa.types.is_integer(kind) or pa.types.is_decimal(kind) or pa.types.is_date32(kind)
+            or pa.types.is_timestamp(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind)
+            or pa.types.is_binary(kind) or pa.types.is_large_binary(kind))
+
+
+#: A run: its first and last values, each a one-value array of the column's type.
+Run = tuple[pa.Array, pa.Array]
+
+
+def strictly_increasing(values: pa.Array) -> Run | None:
     """(first, last) of ``values`` when each is greater than the one before it (so none repeats), else None
-    (a null, a tie or a step down, a type pyarrow does not order; no values: None too)."""
-    if len(values) == 0 or values.null_count:
+    (a null, a tie or a step down, text that is not UTF-8, a type outside :func:`_ordered_type`; no values)."""
+    if len(values) == 0 or values.null_count or not _ordered_type(values.type):
         return None
     try:
-        if len(values) > 1 and not pc.all(pc.greater(values.slice(1), values.slice(0, len(values) - 1))).as_py():
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            values.validate(full=True)  # not UTF-8: the aggregate's scan refuses it, naming the file
+        if len(values) > 1 and not pc.all(pc.greater(values.slice(1), values.slice(0, len(values) - 1)),
+                                          skip_nulls=False).as_py():
             return None
-        return values[0].as_py(), values[-1].as_py()
-    except (pa.ArrowException, TypeError, ValueError):
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
         return None
+    return values.slice(0, 1), values.slice(len(values) - 1, 1)
 
 
-def column_runs(column: pa.ChunkedArray) -> list[tuple[Any, Any] | None]:
+def column_runs(column: pa.ChunkedArray | pa.RecordBatch) -> list[Run | None]:
     """:func:`strictly_increasing` of each non-empty chunk (no copy into one array)."""
-    return [strictly_increasing(chunk) for chunk in column.chunks if len(chunk)]
+    chunks = [column.column(0)] if isinstance(column, pa.RecordBatch) else column.chunks
+    return [strictly_increasing(chunk) for chunk in chunks if len(chunk)]
 
 
-def runs_prove_unique(runs: Iterable[tuple[Any, Any] | None]) -> bool:
-    """Strictly increasing runs (:func:`strictly_increasing`) hold no value twice when their ranges are disjoint."""
+def runs_prove_unique(runs: Iterable[Run | None]) -> bool:
+    """Strictly increasing runs (:func:`strictly_increasing`) hold no value twice when their ranges,
+    ordered by their first values, each end before the next begins (Arrow's comparisons throughout)."""
     ranges = list(runs)
     if not ranges or any(r is None for r in ranges):
         return False
     try:
-        ordered = sorted(ranges)  # type: ignore[type-var]
-        return all(a[1] < b[0] for a, b in zip(ordered, ordered[1:], strict=False))
-    except TypeError:  # values Python does not order
+        firsts = pa.concat_arrays([r[0] for r in ranges if r is not None])
+        lasts = pa.concat_arrays([r[1] for r in ranges if r is not None])
+        if len(firsts) == 1:
+            return True
+        order = pc.sort_indices(firsts)
+        firsts, lasts = firsts.take(order), lasts.take(order)
+        return bool(pc.all(pc.less(lasts.slice(0, len(lasts) - 1), firsts.slice(1)), skip_nulls=False).as_py())
+    except (pa.ArrowException, TypeError, ValueError):
         return False
 
 
@@ -420,27 +448,34 @@ def table_sorted_keys(contract: Contract, table: pa.Table) -> list[str]:
             and runs_prove_unique(column_runs(table.column(c)))]
 
 
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 def files_sorted_keys(lake: Lake, contract: Contract, paths: Sequence[str]) -> list[str]:
-    """The key columns these Parquet files prove unique by their order, each row group (each chunk of it) a run (see above)."""
+    """The key columns these Parquet files prove unique by their order, each batch of at most
+    :data:`RUN_ROWS` values read from a file a run (see above)."""
     columns = unique_key_columns(contract)
     if not columns or not paths:
         return []
 
-    def runs(path: str, column: str) -> list[tuple[Any, Any] | None]:
-        out: list[tuple[Any, Any] | None] = []
+    def runs(path: str, column: str) -> list[Run | None]:
+        out: list[Run | None] = []
         try:
             with lake.fs.open_input_file(path) as f:
-                parquet = pq.ParquetFile(f)
-                for group in range(parquet.num_row_groups):
-                    out.extend(column_runs(parquet.read_row_group(group, columns=[column]).column(0)))
-                    if None in out:
+                for batch in pq.ParquetFile(f).iter_batches(batch_size=RUN_ROWS, columns=[column]):
+                    out.extend(column_runs(batch))
+                    if out and out[-1] is None:
                         break  # not in order: the aggregate decides
-        except (pa.ArrowException, OSError, KeyError):
+        except (pa.ArrowException, OSError, KeyError, ValueError):
             return [None]
         return out
 
     proven = []
-    with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=min(len(paths), _usable_cpus())) as pool:
         for column in columns:
             found = [r for rs in pool.map(runs, paths, [column] * len(paths)) for r in rs]
             # No run at all (no rows): nothing proved; the aggregate of nothing is quick.

@@ -28,7 +28,8 @@ at 50,000 customers every demo probe is that far inside its target, and the
 runs it no longer makes were half the checks' time). A product whose scan takes
 seconds then costs a few scans, not eight. A probe near its target still gets
 every run unless its runs take seconds: once it has taken :data:`CAP_FACTOR`
-(10) budgets it stops after :data:`MIN_RUNS`, settled or not (its verdict then
+(10) budgets, warm-up included, it stops as soon as it has :data:`MIN_RUNS` timed
+runs, settled or not (its verdict then
 rests on fewer runs; each result says how many). Any probe asked for 20 runs or
 more (or timed with ``mesh slo --runs N``) gets every run. :func:`time.perf_counter` is read around the query
 only (sending it through the engine and fetching every row), never around the
@@ -71,7 +72,7 @@ MIN_RUNS = 3
 DEFAULT_BUDGET_S = 2.0
 #: Under a budget, a probe whose every timed run took at most target / FAR_INSIDE stops at MIN_RUNS at once.
 FAR_INSIDE = 10
-#: Under a budget, a probe that has taken CAP_FACTOR times it (warm-up included) stops after MIN_RUNS, settled or not.
+#: Under a budget, a probe that has taken CAP_FACTOR times it (warm-up included) stops once it has MIN_RUNS timed runs.
 CAP_FACTOR = 10
 
 
@@ -219,7 +220,8 @@ def measure(session: MeshSession, contract: Contract, *, trino: TrinoClient | No
 
     ``engines`` defaults to DuckDB, plus Trino when ``trino`` is given. Each probe
     runs ``runs`` times after ``warmup``; with ``budget_s``, a probe whose verdict is
-    settled stops after :data:`MIN_RUNS` timed runs once it has taken that long (see the module). A product
+    settled stops after :data:`MIN_RUNS` timed runs once it has taken that long, and any probe once it has
+    taken :data:`CAP_FACTOR` budgets and has :data:`MIN_RUNS` timed runs (see the module). A product
     with no published version raises VersionNotFoundError; a broken one its own
     error (as any read of it does).
     """

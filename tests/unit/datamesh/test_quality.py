@@ -149,26 +149,68 @@ def test_rules_still_pass_on_good_files(mesh, tmp_path: Path) -> None:  # noqa: 
 
 
 def test_increasing_runs_and_their_ranges() -> None:
+    import datetime as dt
+    from decimal import Decimal
+
     import pyarrow as pa
 
     from datamesh.quality import column_runs, runs_prove_unique, strictly_increasing
 
-    assert strictly_increasing(pa.array([1, 2, 5])) == (1, 5)
-    assert column_runs(pa.chunked_array([["a", "b"], [], ["c"]], pa.string())) == [("a", "b"), ("c", "c")]
-    assert strictly_increasing(pa.array([7])) == (7, 7)
-    for doubtful in ([1, 1, 2], [3, 2, 4], [1, None, 3], [], [0.0, float("nan"), 1.0]):
-        assert strictly_increasing(pa.array(doubtful, pa.float64() if doubtful else pa.int64())) is None, doubtful
-    assert strictly_increasing(pa.array([-0.0, 0.0])) is None  # equal to DuckDB's GROUP BY: never "increasing"
-    # a dictionary-encoded column is compared by its values, not by its indices
-    assert strictly_increasing(pa.array(["a", "b"]).dictionary_encode()) == ("a", "b")
-    assert strictly_increasing(pa.DictionaryArray.from_arrays(pa.array([0, 1]), pa.array(["b", "a"]))) is None
-    assert strictly_increasing(pa.array([{"a": 1}, {"a": 2}])) is None  # no order: left to the aggregate
-    assert runs_prove_unique([(0, 4), (5, 9), (10, 10)])
-    assert runs_prove_unique([(10, 12), (0, 4)])  # the files' order does not matter
-    assert not runs_prove_unique([(0, 4), (4, 9)])  # a tie across runs
-    assert not runs_prove_unique([(0, 4), (2, 3)])  # overlapping ranges may share a value
-    assert not runs_prove_unique([(0, 4), None])
+    def run(values: list, kind: pa.DataType | None = None):  # noqa: ANN001, ANN202
+        return strictly_increasing(pa.array(values, kind))
+
+    first, last = run([1, 2, 5])
+    assert first.to_pylist() == [1] and last.to_pylist() == [5]
+    assert [r[0].to_pylist() + r[1].to_pylist() for r in column_runs(pa.chunked_array([["a", "b"], [], ["c"]]))] \
+        == [["a", "b"], ["c", "c"]]
+    for increasing in ([7], [Decimal("1.10"), Decimal("1.20")], [dt.date(2026, 1, 1), dt.date(2026, 1, 2)],
+                       [b"a", b"b"], ["a", "z", "é"]):  # text in byte (code point) order
+        assert run(increasing) is not None, increasing
+    assert strictly_increasing(pa.array([0, 1], pa.timestamp("us", tz="UTC"))) is not None
+    for doubtful in ([1, 1, 2], [3, 2, 4], [1, None, 3], []):
+        assert run(doubtful, pa.int64()) is None, doubtful
+    # types whose order Arrow and DuckDB may not agree on are left to the aggregate
+    assert run([0.0, 1.0]) is None and run([-0.0, 0.0]) is None and run([0.0, float("nan")]) is None
+    assert strictly_increasing(pa.array([100, 200, 86_400_000_050], pa.time64("us"))) is None  # a time past 24 h
+    assert strictly_increasing(pa.array(["a", "b"]).dictionary_encode()) is None
+    assert run([{"a": 1}, {"a": 2}]) is None and run([False, True]) is None
+    # text that is not UTF-8 (the aggregate's scan would refuse it) and dates Python cannot hold
+    assert strictly_increasing(pa.array([b"a", b"b\xff\xfe", b"c"], pa.binary()).view(pa.string())) is None
+    far = strictly_increasing(pa.array([3_000_000, 3_000_001], pa.date32()))  # year 10183
+    assert far is not None and runs_prove_unique([far])
+    assert runs_prove_unique([strictly_increasing(pa.array([2**60, 2**60 + 1], pa.timestamp("us")))])
+
+    def ranges(*runs: list) -> list:
+        return [run(r, pa.int64()) for r in runs]
+
+    assert runs_prove_unique(ranges([0, 4], [5, 9], [10]))
+    assert runs_prove_unique(ranges([10, 12], [0, 4]))  # the files' order does not matter
+    assert not runs_prove_unique(ranges([0, 4], [4, 9]))  # a tie across runs
+    assert not runs_prove_unique(ranges([0, 4], [2, 3]))  # overlapping ranges may share a value
+    assert not runs_prove_unique(ranges([0, 4], [0, 9]))  # two runs starting at the same value
+    assert not runs_prove_unique([*ranges([0, 4]), None])
     assert not runs_prove_unique([])
+
+
+def test_a_key_that_is_not_utf8_is_refused_though_it_is_in_order(tmp_path: Path, contracts_dir: Path) -> None:
+    """The order proof skips the aggregate's scan of the key; it must not skip the scan's UTF-8 check."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # a string key that only its uniqueness rule reads (not required, no primary key)
+    text = WIDGETS_CONTRACT.replace("  - name: widget_id\n    type: int64\n    required: true",
+                                    "  - name: widget_id\n    type: string").replace("primaryKey: [widget_id]\n", "")
+    assert "type: string\n    unique: true" in text and "primaryKey" not in text
+    (contracts_dir / "shop" / "widgets.yaml").write_text(text)
+    mesh = Mesh.from_settings(Settings(lake_url=str(tmp_path / "lake"), contracts_dir=contracts_dir))
+    table = widgets_table(3)
+    ids = pa.array([b"a", b"b\xff\xfe", b"c"], pa.binary()).view(pa.string())
+    path = tmp_path / "bad-key.parquet"
+    pq.write_table(table.set_column(0, "widget_id", ids), path)
+    before = lake_fingerprint(mesh)
+    with pytest.raises(PublishError, match="not valid UTF-8"):
+        _stage_and_commit(mesh, path)
+    assert lake_fingerprint(mesh) == before
 
 
 def _sorted_ids(ids: list[int]):  # noqa: ANN202
