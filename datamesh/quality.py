@@ -418,10 +418,9 @@ def strictly_increasing(values: pa.Array) -> Run | None:
     return values.slice(0, 1), values.slice(len(values) - 1, 1)
 
 
-def column_runs(column: pa.ChunkedArray | pa.RecordBatch) -> list[Run | None]:
+def column_runs(column: pa.ChunkedArray) -> list[Run | None]:
     """:func:`strictly_increasing` of each non-empty chunk (no copy into one array)."""
-    chunks = [column.column(0)] if isinstance(column, pa.RecordBatch) else column.chunks
-    return [strictly_increasing(chunk) for chunk in chunks if len(chunk)]
+    return [strictly_increasing(chunk) for chunk in column.chunks if len(chunk)]
 
 
 def runs_prove_unique(runs: Iterable[Run | None]) -> bool:
@@ -467,9 +466,10 @@ def files_sorted_keys(lake: Lake, contract: Contract, paths: Sequence[str]) -> l
         try:
             with lake.fs.open_input_file(path) as f:
                 for batch in pq.ParquetFile(f).iter_batches(batch_size=RUN_ROWS, columns=[column]):
-                    out.extend(column_runs(batch))
-                    if out and out[-1] is None:
-                        break  # not in order: the aggregate decides
+                    if len(batch):
+                        out.append(strictly_increasing(batch.column(0)))
+                        if out[-1] is None:
+                            break  # not in order: the aggregate decides
         except (pa.ArrowException, OSError, KeyError, ValueError):
             return [None]
         return out
