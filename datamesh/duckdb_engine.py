@@ -32,7 +32,7 @@ from datamesh.sql_guard import _parser_connection, ensure_read_only, lock_down
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from datamesh.catalog import Catalog
+    from datamesh.catalog import Catalog, Manifest
     from datamesh.contracts import Contract, ContractRegistry
     from datamesh.storage import Lake
 
@@ -418,6 +418,8 @@ class MeshSession:
         self.catalog = catalog
         self._con = connect(catalog.lake, memory_limit=memory_limit, threads=threads, iceberg=True)
         self.views: dict[str, int] = {}
+        #: Product id -> the record of the version its view reads (verified when the view was made).
+        self.manifests: dict[str, Manifest] = {}
         self.missing: list[str] = []
         #: Product id -> why it cannot be read in this session (its views raise this message).
         self.broken: dict[str, str] = {}
@@ -455,6 +457,7 @@ class MeshSession:
                 ))
                 continue
             self.views[contract.id] = manifest.version
+            self.manifests[contract.id] = manifest
         lake = catalog.lake
         lock_down(self._con, [lake.uri(lake.path("products"))])
 

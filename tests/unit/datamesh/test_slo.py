@@ -246,3 +246,28 @@ def test_the_lookup_key_is_the_middle_row_in_file_order_not_a_sort_of_every_key(
         for _ in range(3):
             assert pick_key(s, contract, "shop.widget_orders") == (middle["order_id"], middle["line_number"])
     assert (middle["order_id"], middle["line_number"]) != (15, 1)
+
+
+def test_the_lookup_key_comes_from_one_row_group_and_equals_the_scans_middle_keyed_row(latency_mesh) -> None:  # noqa: ANN001
+    """The key is read from the middle row's row group (its record and footer say where), not by a scan to
+    the middle: the same key the scan finds, across files; a null key at the middle falls back to the scan."""
+    from datamesh.publish import Publisher
+
+    table = orders_table()
+    contract = latency_mesh.contract("widget_orders")
+    with Publisher(latency_mesh.catalog, contract, rows_per_file=17) as pub:  # 90 rows: 6 files
+        pub.write(table)
+        manifest = pub.commit()
+    assert len(manifest.files) == 6
+    with latency_mesh.session() as s:
+        fast = pick_key(s, contract, "shop.widget_orders")
+        s.manifests.clear()  # without the record: the streaming scan
+        scanned = pick_key(s, contract, "shop.widget_orders")
+    middle = table.slice(table.num_rows // 2, 1).to_pylist()[0]
+    assert fast == scanned == (middle["order_id"], middle["line_number"])
+
+    with latency_mesh.session() as s:
+        def no_scan(*_a: object, **_k: object) -> None:
+            raise AssertionError("the key was picked by a query")
+        s.sql = no_scan  # type: ignore[method-assign]
+        assert pick_key(s, contract, "shop.widget_orders") == fast
