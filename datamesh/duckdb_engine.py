@@ -417,7 +417,6 @@ class MeshSession:
                  products: Iterable[str] | None = None) -> None:
         self.catalog = catalog
         self._con = connect(catalog.lake, memory_limit=memory_limit, threads=threads, iceberg=True)
-        self.views: dict[str, int] = {}
         #: Product id -> the record of the version its view reads (verified when the view was made).
         self.manifests: dict[str, Manifest] = {}
         self.missing: list[str] = []
@@ -456,10 +455,14 @@ class MeshSession:
                     f"`mesh repair {contract.id}`."
                 ))
                 continue
-            self.views[contract.id] = manifest.version
             self.manifests[contract.id] = manifest
         lake = catalog.lake
         lock_down(self._con, [lake.uri(lake.path("products"))])
+
+    @property
+    def views(self) -> dict[str, int]:
+        """Product id -> the version its view reads (the products this session can read)."""
+        return {product: manifest.version for product, manifest in self.manifests.items()}
 
     def _create_views(self, contract: Contract, view: str, relation: str) -> None:
         domain = quote_ident(contract.domain)

@@ -189,26 +189,32 @@ def _middle_row_key(catalog: Catalog, contract: Contract, manifest: Manifest) ->
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    index = sum(entry.rows for entry in manifest.files) // 2
-    keys = list(contract.primary_key)
-    for entry, path in zip(manifest.files, catalog.file_paths(manifest), strict=True):
-        if index >= entry.rows:
-            index -= entry.rows
-            continue
-        try:
-            with catalog.lake.fs.open_input_file(path) as f:
-                parquet = pq.ParquetFile(f)
-                for group in range(parquet.metadata.num_row_groups):
-                    rows = parquet.metadata.row_group(group).num_rows
-                    if index >= rows:
-                        index -= rows
-                        continue
-                    row = parquet.read_row_group(group, columns=keys).slice(index, 1)
-                    values = tuple(row.column(k)[0].as_py() for k in keys)
-                    return None if any(v is None for v in values) else values
-        except (pa.ArrowException, OSError, KeyError):
-            return None
+    in_file = _position([entry.rows for entry in manifest.files], sum(entry.rows for entry in manifest.files) // 2)
+    if in_file is None:
         return None
+    file, index = in_file
+    keys = list(contract.primary_key)
+    try:
+        with catalog.lake.fs.open_input_file(catalog.lake.path(manifest.files[file].path)) as f:
+            parquet = pq.ParquetFile(f)
+            meta = parquet.metadata
+            in_group = _position([meta.row_group(g).num_rows for g in range(meta.num_row_groups)], index)
+            if in_group is None:
+                return None
+            group, offset = in_group
+            row = parquet.read_row_group(group, columns=keys).slice(offset, 1)
+            values = tuple(row.column(k)[0].as_py() for k in keys)
+    except (pa.ArrowException, OSError, KeyError):
+        return None
+    return None if any(v is None for v in values) else values
+
+
+def _position(sizes: Sequence[int], index: int) -> tuple[int, int] | None:
+    """(which part, offset in it) of item ``index`` of parts of these sizes laid end to end; None past the end."""
+    for part, size in enumerate(sizes):
+        if index < size:
+            return part, index
+        index -= size
     return None
 
 

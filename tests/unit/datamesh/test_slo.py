@@ -250,7 +250,7 @@ def test_the_lookup_key_is_the_middle_row_in_file_order_not_a_sort_of_every_key(
 
 def test_the_lookup_key_comes_from_one_row_group_and_equals_the_scans_middle_keyed_row(latency_mesh) -> None:  # noqa: ANN001
     """The key is read from the middle row's row group (its record and footer say where), not by a scan to
-    the middle: the same key the scan finds, across files; a null key at the middle falls back to the scan."""
+    the middle: the same key the scan finds, across files."""
     from datamesh.publish import Publisher
 
     table = orders_table()
