@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -233,6 +234,8 @@ def connect(lake: Lake | None = None, *, memory_limit: str = "3GB", threads: int
                                              "allow_unsigned_extensions": loads})
     con.execute(f"SET memory_limit = {sql_string(memory_limit)}")
     con.execute(f"SET temp_directory = {sql_string(str(_spill_dir()))}")
+    # DuckDB's bar for queries over 2 s: on a terminal, never in Dagster compute logs, pipes or files
+    con.execute(f"SET enable_progress_bar = {'true' if _on_terminal() else 'false'}")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     if lake is not None and lake.is_s3:
@@ -240,6 +243,14 @@ def connect(lake: Lake | None = None, *, memory_limit: str = "3GB", threads: int
     if iceberg:
         load_iceberg(con)
     return con
+
+
+def _on_terminal() -> bool:
+    """Standard output is a terminal: DuckDB's progress bar (printed to it for queries over 2 s) is wanted."""
+    try:
+        return sys.stdout is not None and sys.stdout.isatty()
+    except (AttributeError, ValueError):  # replaced by an object without isatty, or closed
+        return False
 
 
 def configure_s3(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:

@@ -483,3 +483,28 @@ def test_a_locked_session_loads_no_extension_file(mesh, tmp_path: Path) -> None:
                 con.execute(f"LOAD '{path}'")
         with pytest.raises(ReadOnlyError):
             session.sql(f"LOAD '{fake}'")
+
+
+class _Terminal:
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("stdout", "bar"), [(_Terminal(True), True), (_Terminal(False), False), (None, False)])
+def test_the_progress_bar_is_drawn_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch, stdout: Any, bar: bool) -> None:
+    """DuckDB's progress bar goes to standard output: on a terminal it helps, in a Dagster compute log, a pipe or a
+    file it is noise (a line per redraw), so a connection made there has it off."""
+    from datamesh import duckdb_engine
+
+    monkeypatch.setattr(duckdb_engine.sys, "stdout", stdout)
+    con = duckdb_engine.connect()
+    assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone() == (bar,)
