@@ -39,7 +39,19 @@ from datamesh.contracts import Contract
 from datamesh.duckdb_engine import CHECK_MEMORY_LIMIT, connect
 from datamesh.errors import ConflictError, OwnershipError, PlatformError, PublishError, RegistrationError
 from datamesh.provenance import RUN_ID_TIME_FORMAT, code_version, new_run_id
-from datamesh.quality import RuleResult, check_files, check_schema, enforce, read_footers, run_rules, table_sorted_keys
+from datamesh.quality import (
+    RuleResult,
+    Run,
+    check_files,
+    check_schema,
+    column_runs,
+    enforce,
+    read_footers,
+    run_rules,
+    runs_prove_unique,
+    table_sorted_keys,
+    unique_key_columns,
+)
 from datamesh.tables import (
     PROP_ACTOR,
     PROP_CONTRACT_VERSION,
@@ -123,6 +135,11 @@ class Publisher:
         self._rows = 0
         self._early_check: Future[list[RuleResult]] | None = None
         self._early_rows = -1
+        # The ordered runs of each one-column unique key, taken from the tables as they are written
+        # (quality.column_runs): the proof the commit's check would otherwise re-read from the files.
+        # None once a file is staged whose values were never in hand (add_file).
+        self._key_runs: dict[str, list[Run | None]] | None = {
+            c: [] for c in unique_key_columns(contract) if c in self.schema.names}
 
     # -- staging ------------------------------------------------------------------------
 
@@ -148,6 +165,9 @@ class Publisher:
         if check_concurrently and self._rows == 0 and self._early_check is None:
             self._early_check = _POOL.submit(_check_table, self.contract, table)
             self._early_rows = table.num_rows
+        if self._key_runs is not None:
+            for column, runs in self._key_runs.items():
+                runs.extend(column_runs(table.column(column)))
         if table.num_rows == 0:
             if self._writer is None and not self._files:
                 self._open_part()
@@ -192,6 +212,7 @@ class Publisher:
     def add_file(self, path: str) -> None:
         """Stage an already written Parquet file by copying it under the run prefix."""
         self._close_part()
+        self._key_runs = None  # its key values are read from the staged files at commit
         target = f"{self.staging_dir}/part-{len(self._files):05d}.parquet"
         digest = hashlib.sha256()
         size = 0
@@ -211,6 +232,12 @@ class Publisher:
         self._rows += rows
 
     # -- commit -------------------------------------------------------------------------
+
+    def _sorted_keys(self) -> list[str] | None:
+        """The key columns the written tables proved unique by their order, or None (not every row was in hand)."""
+        if self._key_runs is None:
+            return None
+        return [column for column, runs in self._key_runs.items() if runs_prove_unique(runs)]
 
     def commit(self, *, apply_retention: bool = True) -> Manifest:
         """Check the staged files against the contract and commit a new version."""
@@ -233,7 +260,7 @@ class Publisher:
         else:
             con = connect(self.lake, memory_limit=CHECK_MEMORY_LIMIT)  # staged Parquet: no Iceberg needed
             try:
-                results = check_files(con, self.lake, self.contract, paths)
+                results = check_files(con, self.lake, self.contract, paths, sorted_keys=self._sorted_keys())
             finally:
                 con.close()
         enforce(self.contract, results)
