@@ -82,6 +82,32 @@ def _check_table(contract: Contract, table: pa.Table) -> list[RuleResult]:
         con.close()
 
 
+def _chunk_offsets(column: pa.ChunkedArray) -> list[tuple[int, pa.Array]]:
+    """Each chunk of ``column`` with the row offset it starts at."""
+    out, offset = [], 0
+    for chunk in column.chunks:
+        out.append((offset, chunk))
+        offset += len(chunk)
+    return out
+
+
+def _first_beyond_precision(chunk: pa.Array) -> int | None:
+    """Index of the first value of a decimal ``chunk`` that does not fit its precision, if one is found."""
+    from decimal import Decimal
+
+    import pyarrow.compute as pc
+
+    kind = chunk.type
+    wide = pa.decimal256(76, kind.scale) if pa.types.is_decimal256(kind) else pa.decimal128(38, kind.scale)
+    try:
+        largest = pa.scalar(Decimal(10 ** kind.precision - 1).scaleb(-kind.scale), wide)
+        beyond = pc.greater(pc.abs(chunk.cast(wide)), largest)
+        index = pc.index(beyond, True).as_py()
+    except (pa.ArrowException, ArithmeticError, ValueError):
+        return None
+    return index if index is not None and index >= 0 else None
+
+
 class Publisher:
     """Stage, check and commit one new version of a product.
 
@@ -162,6 +188,7 @@ class Publisher:
             check_schema(self.contract, table.schema, "the data being published")
             # Same names and types; only column order or nullability flags differ.
             table = table.select(self.schema.names).cast(self.schema)
+        self._check_decimals(table)
         if check_concurrently and self._rows == 0 and self._early_check is None:
             self._early_check = _POOL.submit(_check_table, self.contract, table)
             self._early_rows = table.num_rows
@@ -186,6 +213,27 @@ class Publisher:
             offset += take
             if self._rows_in_file >= self.rows_per_file:
                 self._close_part()
+
+    def _check_decimals(self, table: pa.Table) -> None:
+        """Refuse a decimal beyond its column's precision: Arrow holds one (from a cast that was not checked, or a
+        Parquet file storing decimals as integers) but Parquet would store it cut to the precision's width, a
+        different number, unseen by any check."""
+        for column, field in zip(table.columns, table.schema, strict=True):
+            if not pa.types.is_decimal(field.type):
+                continue
+            for offset, chunk in _chunk_offsets(column):
+                try:
+                    chunk.validate(full=True)
+                except pa.ArrowInvalid as exc:
+                    at = _first_beyond_precision(chunk)
+                    rows = (f"row {self._rows + offset + at + 1:,}" if at is not None
+                            else f"rows {self._rows + offset + 1:,}-{self._rows + offset + len(chunk):,}")
+                    raise PublishError(
+                        f"Product '{self.contract.id}': column '{field.name}' ({field.type}) in {rows} of the data "
+                        f"being published holds a value beyond its precision ({exc}). Nothing was published; the "
+                        "previous version is still served. Fix the value, or widen the column's type in "
+                        f"{self.contract.source_path or 'the contract'} (a breaking change needs a major version)."
+                    ) from None
 
     def _open_part(self) -> None:
         # Each part is encoded into memory (bounded by rows_per_file), then hashed in one

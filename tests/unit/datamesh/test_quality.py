@@ -247,6 +247,69 @@ def test_a_repeated_key_in_sorted_runs_still_fails(mesh, chunks: list[list[int]]
     assert lake_fingerprint(mesh) == before
 
 
+def test_a_run_keeps_two_values_not_its_chunk() -> None:
+    """A publisher keeps a run per written chunk until its commit: a run holding slices would keep every chunk's
+    key column alive (1.2 GB of event ids at 67 M rows)."""
+    import pyarrow as pa
+
+    from datamesh.quality import strictly_increasing
+
+    run = strictly_increasing(pa.array(range(100_000), pa.int64()))
+    assert run is not None and [v.get_total_buffer_size() for v in run] == [8, 8]
+
+
+DECIMAL_KEY_CONTRACT = """
+apiVersion: datamesh/v1
+kind: DataProduct
+id: amounts
+name: Amounts
+domain: shop
+version: 1.0.0
+description:
+  purpose: Codes with a decimal key.
+  grain: One row per code.
+owner:
+  team: shop-team
+  contact: shop@example.com
+columns:
+  - name: code
+    type: decimal(5,0)
+    required: true
+    unique: true
+"""
+
+
+@pytest.mark.parametrize("shape", ["table", "batches", "file"])
+def test_a_decimal_beyond_its_precision_is_refused_not_stored_cut(tmp_path: Path, shape: str) -> None:
+    """Arrow can hold 16777217 as decimal(5,0) (an unchecked cast, a Parquet file storing decimals as integers);
+    Parquet stores it cut to three bytes, as 1. In order in memory, [1, 2, 16777217] would prove the key unique while
+    the file held 1 twice: the publish refuses the value, naming the column and rows, and nothing changes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from datamesh.quality import strictly_increasing
+
+    contracts = tmp_path / "contracts"
+    (contracts / "shop").mkdir(parents=True)
+    (contracts / "shop" / "amounts.yaml").write_text(DECIMAL_KEY_CONTRACT)
+    mesh = Mesh.from_settings(Settings(lake_url=str(tmp_path / "lake"), contracts_dir=contracts))
+    mesh.publish("amounts", pa.table({"code": pa.array([7, 8], pa.decimal128(5, 0))}))
+    before = lake_fingerprint(mesh)
+    codes = pa.array([1, 2, 1 + (1 << 24)], pa.decimal128(38, 0)).cast(pa.decimal128(5, 0), safe=False)
+    table = pa.table({"code": codes})
+    path = tmp_path / "codes.parquet"
+    pq.write_table(table, path, store_decimal_as_integer=True)
+    with pytest.raises(PublishError, match=r"column 'code' \(decimal128\(5, 0\)\) in row 3 of .* beyond its precision"):
+        if shape == "table":
+            mesh.publish("amounts", table)
+        elif shape == "batches":
+            mesh.publish("amounts", iter(table.to_batches(max_chunksize=2)))
+        else:
+            mesh.publish_file("amounts", path)
+    assert lake_fingerprint(mesh) == before
+    assert strictly_increasing(codes) is None  # and a file read back proves nothing with such a value
+
+
 def test_keys_written_in_order_are_proved_from_the_written_tables_not_read_back(
         mesh, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:  # noqa: ANN001
     """Rows written through the publisher were in hand: their key order is proved from those tables (no second
