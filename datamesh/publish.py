@@ -65,7 +65,7 @@ from datamesh.tables import (
     TableFiles,
     TableState,
 )
-from datamesh.user_files import read_user_file
+from datamesh.user_files import first_beyond_precision, read_user_file
 
 log = logging.getLogger(__name__)
 
@@ -89,23 +89,6 @@ def _chunk_offsets(column: pa.ChunkedArray) -> list[tuple[int, pa.Array]]:
         out.append((offset, chunk))
         offset += len(chunk)
     return out
-
-
-def _first_beyond_precision(chunk: pa.Array) -> int | None:
-    """Index of the first value of a decimal ``chunk`` that does not fit its precision, if one is found."""
-    from decimal import Decimal
-
-    import pyarrow.compute as pc
-
-    kind = chunk.type
-    wide = pa.decimal256(76, kind.scale) if pa.types.is_decimal256(kind) else pa.decimal128(38, kind.scale)
-    try:
-        largest = pa.scalar(Decimal(10 ** kind.precision - 1).scaleb(-kind.scale), wide)
-        beyond = pc.greater(pc.abs(chunk.cast(wide)), largest)
-        index = pc.index(beyond, True).as_py()
-    except (pa.ArrowException, ArithmeticError, ValueError):
-        return None
-    return index if index is not None and index >= 0 else None
 
 
 class Publisher:
@@ -225,7 +208,7 @@ class Publisher:
                 try:
                     chunk.validate(full=True)
                 except pa.ArrowInvalid as exc:
-                    at = _first_beyond_precision(chunk)
+                    at = first_beyond_precision(chunk)
                     rows = (f"row {self._rows + offset + at + 1:,}" if at is not None
                             else f"rows {self._rows + offset + 1:,}-{self._rows + offset + len(chunk):,}")
                     raise PublishError(

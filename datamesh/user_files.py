@@ -232,6 +232,7 @@ def _parquet_batches(contract: Contract, path: Path, pf: pq.ParquetFile,
                 ) from None
             batch = _as_product_batch(contract, path, batch, plan, schema, offset + 1)
             check_utf8(contract, path, batch, first_row=offset + 1)
+            check_decimals(contract, path, batch, first_row=offset + 1)
             offset += batch.num_rows
             yield batch
         group_start += rows
@@ -282,6 +283,41 @@ def check_utf8(contract: Contract, path: Path, batch: pa.RecordBatch | pa.Table,
                     "publish again."
                 ) from None
             base += len(chunk)
+
+
+def first_beyond_precision(chunk: pa.Array) -> int | None:
+    """Index of the first value of a decimal ``chunk`` that does not fit its precision, if one is found."""
+    kind = chunk.type
+    wide = pa.decimal256(76, kind.scale) if pa.types.is_decimal256(kind) else pa.decimal128(38, kind.scale)
+    try:
+        with localcontext() as exact:
+            exact.prec = 100  # the default 28 digits would round the largest value of a wider precision
+            largest = pa.scalar(Decimal(10 ** kind.precision - 1).scaleb(-kind.scale), wide)
+        beyond = pc.greater(pc.abs(chunk.cast(wide)), largest)
+        index = pc.index(beyond, True).as_py()
+    except (pa.ArrowException, ArithmeticError, ValueError):
+        return None
+    return index if index is not None and index >= 0 else None
+
+
+def check_decimals(contract: Contract, path: Path, batch: pa.RecordBatch, *, first_row: int = 1) -> None:
+    """Raise naming the column, row and value of the first decimal beyond its column's precision (a file storing
+    decimals as integers can hold one; Parquet would store it cut to the precision's width, another number)."""
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        if not pa.types.is_decimal(column.type):
+            continue
+        try:
+            column.validate(full=True)
+        except pa.ArrowInvalid:
+            index = first_beyond_precision(column)
+            row = f"row {first_row + index}" if index is not None else f"rows {first_row}-{first_row + len(column) - 1}"
+            value = f"value {column[index]} " if index is not None else "a value "
+            raise PublishError(
+                f"Product '{contract.id}': file {path} {row} column {_label(contract, name)}: {value}does not fit "
+                f"{column.type} (the contract's precision). Fix the value, or widen the column's type in "
+                f"{contract.source_path or 'the contract'} (a breaking change needs a major version), and publish "
+                "again. Nothing was published."
+            ) from None
 
 
 def _first_bad_utf8(array: pa.Array) -> tuple[int, str]:

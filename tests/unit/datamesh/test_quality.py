@@ -299,7 +299,9 @@ def test_a_decimal_beyond_its_precision_is_refused_not_stored_cut(tmp_path: Path
     table = pa.table({"code": codes})
     path = tmp_path / "codes.parquet"
     pq.write_table(table, path, store_decimal_as_integer=True)
-    with pytest.raises(PublishError, match=r"column 'code' \(decimal128\(5, 0\)\) in row 3 of .* beyond its precision"):
+    expected = (r"file .*codes.parquet row 3 column 'code': value 16777217 does not fit decimal128\(5, 0\)"
+                if shape == "file" else r"column 'code' \(decimal128\(5, 0\)\) in row 3 of .* beyond its precision")
+    with pytest.raises(PublishError, match=expected):
         if shape == "table":
             mesh.publish("amounts", table)
         elif shape == "batches":
@@ -308,6 +310,21 @@ def test_a_decimal_beyond_its_precision_is_refused_not_stored_cut(tmp_path: Path
             mesh.publish_file("amounts", path)
     assert lake_fingerprint(mesh) == before
     assert strictly_increasing(codes) is None  # and a file read back proves nothing with such a value
+
+
+def test_the_first_decimal_beyond_its_precision_is_found_at_the_edge() -> None:
+    from decimal import Decimal
+
+    import pyarrow as pa
+
+    from datamesh.user_files import first_beyond_precision
+
+    def cut(values: list, precision: int, scale: int = 0) -> pa.Array:  # noqa: ANN001
+        return pa.array(values, pa.decimal128(38, scale)).cast(pa.decimal128(precision, scale), safe=False)
+
+    assert first_beyond_precision(cut([Decimal(10**37 - 1), Decimal(10**37)], 37)) == 1  # 37 digits, then 38
+    assert first_beyond_precision(cut([Decimal(10**37 - 1), Decimal(-(10**37 - 1))], 37)) is None
+    assert first_beyond_precision(cut([Decimal("999.99"), Decimal("-1000.00")], 5, 2)) == 1
 
 
 def test_keys_written_in_order_are_proved_from_the_written_tables_not_read_back(
