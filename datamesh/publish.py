@@ -65,7 +65,7 @@ from datamesh.tables import (
     TableFiles,
     TableState,
 )
-from datamesh.user_files import first_beyond_precision, read_user_file
+from datamesh.user_files import decimal_beyond_precision, read_user_file, rows_text
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +80,6 @@ def _check_table(contract: Contract, table: pa.Table) -> list[RuleResult]:
         return run_rules(con, contract, "__mesh_input", sorted_keys=table_sorted_keys(contract, table))
     finally:
         con.close()
-
-
-def _chunk_offsets(column: pa.ChunkedArray) -> list[tuple[int, pa.Array]]:
-    """Each chunk of ``column`` with the row offset it starts at."""
-    out, offset = [], 0
-    for chunk in column.chunks:
-        out.append((offset, chunk))
-        offset += len(chunk)
-    return out
 
 
 class Publisher:
@@ -201,22 +192,19 @@ class Publisher:
         """Refuse a decimal beyond its column's precision: Arrow holds one (from a cast that was not checked, or a
         Parquet file storing decimals as integers) but Parquet would store it cut to the precision's width, a
         different number, unseen by any check."""
-        for column, field in zip(table.columns, table.schema, strict=True):
-            if not pa.types.is_decimal(field.type):
-                continue
-            for offset, chunk in _chunk_offsets(column):
-                try:
-                    chunk.validate(full=True)
-                except pa.ArrowInvalid as exc:
-                    at = first_beyond_precision(chunk)
-                    rows = (f"row {self._rows + offset + at + 1:,}" if at is not None
-                            else f"rows {self._rows + offset + 1:,}-{self._rows + offset + len(chunk):,}")
-                    raise PublishError(
-                        f"Product '{self.contract.id}': column '{field.name}' ({field.type}) in {rows} of the data "
-                        f"being published holds a value beyond its precision ({exc}). Nothing was published; the "
-                        "previous version is still served. Fix the value, or widen the column's type in "
-                        f"{self.contract.source_path or 'the contract'} (a breaking change needs a major version)."
-                    ) from None
+        found = decimal_beyond_precision(table)
+        if found is None:
+            return
+        name, first, last = found
+        column = table.column(name)
+        value = f"{column[first]}" if first == last else "a value"
+        raise PublishError(
+            f"Product '{self.contract.id}': column '{name}' ({column.type}) in "
+            f"{rows_text(self._rows + first + 1, self._rows + last + 1)} of the data being published holds {value} "
+            "beyond its precision. Nothing was published; the previous version is still served. Fix the value, or "
+            f"widen the column's type in {self.contract.source_path or 'the contract'} (a breaking change needs a "
+            "major version)."
+        )
 
     def _open_part(self) -> None:
         # Each part is encoded into memory (bounded by rows_per_file), then hashed in one

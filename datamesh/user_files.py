@@ -300,24 +300,43 @@ def first_beyond_precision(chunk: pa.Array) -> int | None:
     return index if index is not None and index >= 0 else None
 
 
+def decimal_beyond_precision(data: pa.RecordBatch | pa.Table) -> tuple[str, int, int] | None:
+    """The column and 0-based rows [first, last] of the first decimal beyond its column's precision (first == last
+    when the value itself is found, else the rows of the chunk holding it), or None when every decimal fits."""
+    for name, column in zip(data.schema.names, data.columns, strict=True):
+        if not pa.types.is_decimal(column.type):
+            continue
+        base = 0
+        for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
+            try:
+                chunk.validate(full=True)
+            except pa.ArrowInvalid:
+                index = first_beyond_precision(chunk)
+                return (name, base + index, base + index) if index is not None else (name, base, base + len(chunk) - 1)
+            base += len(chunk)
+    return None
+
+
+def rows_text(first: int, last: int) -> str:
+    """``row N`` or ``rows N-M`` (1-based, as given)."""
+    return f"row {first:,}" if first == last else f"rows {first:,}-{last:,}"
+
+
 def check_decimals(contract: Contract, path: Path, batch: pa.RecordBatch, *, first_row: int = 1) -> None:
     """Raise naming the column, row and value of the first decimal beyond its column's precision (a file storing
     decimals as integers can hold one; Parquet would store it cut to the precision's width, another number)."""
-    for name, column in zip(batch.schema.names, batch.columns, strict=True):
-        if not pa.types.is_decimal(column.type):
-            continue
-        try:
-            column.validate(full=True)
-        except pa.ArrowInvalid:
-            index = first_beyond_precision(column)
-            row = f"row {first_row + index}" if index is not None else f"rows {first_row}-{first_row + len(column) - 1}"
-            value = f"value {column[index]} " if index is not None else "a value "
-            raise PublishError(
-                f"Product '{contract.id}': file {path} {row} column {_label(contract, name)}: {value}does not fit "
-                f"{column.type} (the contract's precision). Fix the value, or widen the column's type in "
-                f"{contract.source_path or 'the contract'} (a breaking change needs a major version), and publish "
-                "again. Nothing was published."
-            ) from None
+    found = decimal_beyond_precision(batch)
+    if found is None:
+        return
+    name, first, last = found
+    column = batch.column(name)
+    value = f"value {column[first]} " if first == last else "a value "
+    raise PublishError(
+        f"Product '{contract.id}': file {path} {rows_text(first_row + first, first_row + last)} column "
+        f"{_label(contract, name)}: {value}does not fit {column.type} (the contract's precision). Fix the value, or "
+        f"widen the column's type in {contract.source_path or 'the contract'} (a breaking change needs a major "
+        "version), and publish again. Nothing was published."
+    )
 
 
 def _first_bad_utf8(array: pa.Array) -> tuple[int, str]:
